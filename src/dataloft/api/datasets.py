@@ -1,0 +1,112 @@
+"""/api/v1/dataset/*: datasets, their files, sync, search and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.files import SYSTEM_FIELDS as FILE_FIELDS
+from dataloft.api.listing import respond, with_meta_filter
+from dataloft.datasets import service
+from dataloft.datasets.schemas import AttachBody, DatasetCreate, DatasetUpdate, DetachBody
+from dataloft.events import service as events
+from dataloft.files import service as files
+from dataloft.models import Dataset, Event, File
+from dataloft.search import service as search
+from dataloft.search.service import SearchBody
+
+router = APIRouter(prefix="/api/v1", tags=["datasets"])
+
+
+@router.post("/dataset/create")
+def create_dataset(session: SessionDep, principal: PrincipalDep,
+                   body: DatasetCreate | None = None) -> dict[str, Any]:
+    return {"id": service.create(session, principal, body or DatasetCreate()).id}
+
+
+@router.get("/dataset/list")
+def list_datasets(request: Request, ctx: CtxDep, session: SessionDep,
+                  principal: PrincipalDep) -> Any:
+    stmt = with_meta_filter(service.listing(principal), Dataset.meta,
+                            {"createdAt": Dataset.created_at, "name": Dataset.name},
+                            list(request.query_params.multi_items()), ctx.dialect)
+    return respond(request, ctx, session, stmt, Dataset.id, service.render)
+
+
+@router.get("/dataset/{dataset_id}/fetch")
+def fetch_dataset(dataset_id: str, session: SessionDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
+    return service.render(service.get(session, principal, dataset_id))
+
+
+@router.post("/dataset/{dataset_id}/update")
+def update_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep,
+                   body: DatasetUpdate | None = None) -> dict[str, Any]:
+    return {"id": service.update(session, principal, dataset_id, body or DatasetUpdate()).id}
+
+
+@router.post("/dataset/{dataset_id}/delete")
+def delete_dataset(dataset_id: str, ctx: CtxDep, session: SessionDep,
+                   principal: PrincipalDep) -> dict[str, Any]:
+    return {"id": service.delete(session, ctx.index, principal, dataset_id).id}
+
+
+@router.get("/dataset/{dataset_id}/file/list")
+def list_dataset_files(dataset_id: str, request: Request, ctx: CtxDep, session: SessionDep,
+                       principal: PrincipalDep) -> Any:
+    service.get(session, principal, dataset_id)
+    stmt = with_meta_filter(service.attached_files(principal, dataset_id), File.meta,
+                            FILE_FIELDS, list(request.query_params.multi_items()), ctx.dialect)
+    return respond(request, ctx, session, stmt, File.id, files.render)
+
+
+@router.post("/dataset/{dataset_id}/file/{file_id}/attach")
+def attach_file(dataset_id: str, file_id: str, session: SessionDep, principal: PrincipalDep,
+                body: AttachBody | None = None) -> dict[str, Any]:
+    service.attach(session, principal, dataset_id, file_id, body or AttachBody())
+    return {"id": file_id}
+
+
+@router.post("/dataset/{dataset_id}/file/{file_id}/detach")
+def detach_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
+                principal: PrincipalDep, body: DetachBody | None = None) -> dict[str, Any]:
+    service.detach(session, ctx.index, principal, dataset_id, file_id, body or DetachBody())
+    return {"id": file_id}
+
+
+@router.post("/dataset/{dataset_id}/file/{file_id}/sync")
+def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
+              principal: PrincipalDep) -> dict[str, Any]:
+    service.request_sync(session, principal, dataset_id, file_id,
+                         ctx.settings.sync_cooldown_seconds)
+    return {"id": file_id}
+
+
+@router.post("/dataset/{dataset_id}/search")
+def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep, session: SessionDep,
+                   principal: PrincipalDep) -> dict[str, Any]:
+    hits = search.search(session, ctx.index, principal, dataset_id, body, ctx.dialect)
+    return {"id": dataset_id, "records": [search.render(r, s) for r, s in hits]}
+
+
+@router.get("/dataset/{dataset_id}/event/list")
+def list_dataset_events(dataset_id: str, request: Request, ctx: CtxDep, session: SessionDep,
+                        principal: PrincipalDep) -> Any:
+    service.get(session, principal, dataset_id)
+    stmt = with_meta_filter(events.listing(principal.org_id, dataset_id), Event.data,
+                            {"type": Event.type, "fileId": Event.file_id},
+                            list(request.query_params.multi_items()), ctx.dialect)
+    return respond(request, ctx, session, stmt, Event.id, events.render)
+
+
+@router.get("/event/list")
+@router.get("/event/log/list")
+def list_events(request: Request, ctx: CtxDep, session: SessionDep,
+                principal: PrincipalDep) -> Any:
+    stmt = with_meta_filter(events.listing(principal.org_id), Event.data,
+                            {"type": Event.type, "fileId": Event.file_id,
+                             "datasetId": Event.dataset_id},
+                            list(request.query_params.multi_items()), ctx.dialect)
+    return respond(request, ctx, session, stmt, Event.id, events.render)

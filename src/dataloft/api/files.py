@@ -1,0 +1,107 @@
+"""/api/v1/file/* (and /api/v1/dataset/file/create, as seed 002 writes it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.listing import respond, with_meta_filter
+from dataloft.datasets import service as datasets
+from dataloft.files import service
+from dataloft.files.schemas import FileCreate, FileUpdate
+from dataloft.files.upload import Uploads
+from dataloft.models import File
+
+router = APIRouter(prefix="/api/v1", tags=["files"])
+
+SYSTEM_FIELDS = {"createdAt": File.created_at, "name": File.name}
+
+
+@router.post("/file/create")
+@router.post("/dataset/file/create")
+def create_file(session: SessionDep, principal: PrincipalDep,
+                body: FileCreate | None = None) -> dict[str, Any]:
+    return {"id": service.create(session, principal, body or FileCreate()).id}
+
+
+@router.get("/file/list")
+def list_files(request: Request, ctx: CtxDep, session: SessionDep,
+               principal: PrincipalDep) -> Any:
+    stmt = with_meta_filter(service.listing(principal), File.meta, SYSTEM_FIELDS,
+                            list(request.query_params.multi_items()), ctx.dialect)
+    return respond(request, ctx, session, stmt, File.id, service.render)
+
+
+@router.get("/file/{file_id}/fetch")
+def fetch_file(file_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    return service.render(service.get(session, principal, file_id))
+
+
+@router.post("/file/{file_id}/update")
+def update_file(file_id: str, session: SessionDep, principal: PrincipalDep,
+                body: FileUpdate | None = None) -> dict[str, Any]:
+    return {"id": service.update(session, principal, file_id, body or FileUpdate()).id}
+
+
+@router.post("/file/{file_id}/delete")
+def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
+                principal: PrincipalDep) -> dict[str, Any]:
+    return {"id": service.delete(session, ctx.index, principal, file_id).id}
+
+
+@router.post("/file/{file_id}/sync")
+def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
+              principal: PrincipalDep) -> dict[str, Any]:
+    datasets.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds)
+    return {"id": file_id}
+
+
+@router.post("/file/{file_id}/upload", openapi_extra={"requestBody": {"content": {
+    "application/json": {"schema": {"type": "object"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}},
+    "*/*": {"schema": {"type": "string", "format": "binary"}}}}})
+async def upload_file(file_id: str, request: Request, ctx: CtxDep,
+                      principal: PrincipalDep) -> dict[str, Any]:
+    return await Uploads(ctx).handle(request, principal, file_id)
+
+
+@router.put("/file/{file_id}/upload/{ticket_id}", include_in_schema=True)
+async def direct_upload(file_id: str, ticket_id: str, request: Request,
+                        ctx: CtxDep) -> dict[str, Any]:
+    """The signed, single-use target of a direct-to-source upload. The URL is the credential."""
+    return await Uploads(ctx).direct_put(request, file_id, ticket_id)
+
+
+@router.get("/file/{file_id}/download")
+def download_file(file_id: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
+    with ctx.db.read() as session:
+        file = service.get(session, principal, file_id)
+        key, name, ctype, size = file.blob_key, file.name, file.content_type, file.size
+    if not key:
+        return Response(status_code=204)
+    safe = (name or file_id).replace('"', "").replace("\r", "").replace("\n", "")
+    ascii_name = safe.encode("ascii", "replace").decode().replace("?", "_")
+    from urllib.parse import quote
+
+    headers = {
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
+                               f"filename*=UTF-8''{quote(safe)}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Length": str(size or 0),
+    }
+    chunks = ctx.blobs.open(key)
+    return StreamingResponse(_iterate(chunks), media_type=ctype or "application/octet-stream",
+                             headers=headers)
+
+
+async def _iterate(chunks: Any) -> Any:
+    while True:
+        chunk = await run_in_threadpool(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk

@@ -1,0 +1,47 @@
+"""The application factory. Settings become a Context inside the lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from dataloft import __version__
+from dataloft.api import datasets, errors, files, records
+from dataloft.api.limits import BodyLimit
+from dataloft.config import Settings
+from dataloft.context import Context, build
+
+
+def create_app(settings: Settings | None = None, *, on_ready: object = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx: Context = await run_in_threadpool(build, settings)
+        app.state.ctx = ctx
+        if callable(on_ready):
+            on_ready(ctx)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(ctx.close)
+
+    app = FastAPI(title="dataloft", version=__version__, lifespan=lifespan,
+                  description="Self-hosted dataset service for AI agents.")
+    errors.install(app)
+    app.add_middleware(BodyLimit)
+    app.include_router(files.router)
+    app.include_router(datasets.router)
+    app.include_router(records.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        ctx: Context = app.state.ctx
+        with ctx.db.read() as session:
+            session.connection().exec_driver_sql("SELECT 1")
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,123 @@
+"""The dataloft command line: serve, migrate, keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dataloft.config import Settings
+
+app = typer.Typer(help="dataloft: a self-hosted dataset service for AI agents.",
+                  no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (DATALOFT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (DATALOFT_PORT).")] = None,
+) -> None:
+    """Migrate, bootstrap on first start, and serve the API."""
+    import uvicorn
+
+    from dataloft.app import create_app
+
+    settings = Settings()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = settings.model_copy(update=overrides)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def announce(ctx: object) -> None:
+        raw = getattr(ctx, "bootstrap_key", None)
+        if raw:
+            console.print("[bold green]dataloft is set up.[/] Your first admin API key "
+                          "(shown once, store it now):")
+            print(f"DATALOFT_API_KEY={raw}", flush=True)
+        console.print(f"Serving on http://{settings.host}:{settings.port} "
+                      f"(data: {settings.data_dir.resolve() if settings.backend == 'sqlite' else settings.database_url.split('@')[-1]})")
+
+    uvicorn.run(create_app(settings, on_ready=announce), host=settings.host, port=settings.port,
+                log_level=settings.log_level, proxy_headers=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations and exit."""
+    from dataloft.kit import migrate as m
+
+    settings = Settings()
+    if settings.backend == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    m.upgrade(settings.sqlalchemy_url)
+    console.print("migrations applied")
+
+
+def _db():  # type: ignore[no-untyped-def]
+    from dataloft.kit import migrate as m
+    from dataloft.kit.db import Database
+
+    settings = Settings()
+    if settings.backend == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    m.upgrade(settings.sqlalchemy_url)
+    return Database(settings.sqlalchemy_url)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    permission: Annotated[list[str] | None, typer.Option(
+        "--permission", "-p", help="Repeatable; default: admin.")] = None,
+) -> None:
+    """Create an API key in the default organisation and print it once."""
+    from dataloft.keys import service
+
+    db = _db()
+    with db.write() as session:
+        service.bootstrap(session)
+        key, raw = service.create_key(session, service.default_org_id(session), name=name,
+                                      permissions=permission or ["admin"])
+        key_id = key.id
+    print(json.dumps({"id": key_id, "key": raw}))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    from dataloft.keys import service
+
+    db = _db()
+    table = Table("id", "org", "name", "prefix", "permissions", "revoked")
+    with db.read() as session:
+        for k in service.list_keys(session):
+            table.add_row(k.id, k.org_id, k.name, k.prefix + "…", ",".join(k.permissions),
+                          "yes" if k.revoked_at else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key by id; requests with it are refused from now on."""
+    from dataloft.errors import DataloftError
+    from dataloft.keys import service
+
+    db = _db()
+    try:
+        with db.write() as session:
+            service.revoke_key(session, key_id)
+    except DataloftError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"revoked {key_id}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,59 @@
+"""Typed settings, read from DATALOFT_* environment variables.
+
+Only the app factory and the CLI read settings; everything else receives plain arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DATALOFT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".dataloft")
+    # Empty means the embedded default: SQLite under data_dir.
+    database_url: str = ""
+    # Empty means the embedded default: a directory under data_dir.
+    blob_url: str = ""
+    # Public base URL used in signed upload URLs; empty means "derive from the request".
+    public_url: str = ""
+    bootstrap_key: str = ""
+
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    url_fetch_allow: str = ""  # comma-separated host:port pairs exempt from SSRF checks
+    url_fetch_timeout: float = 30.0
+    url_fetch_max_redirects: int = 5
+    direct_upload_ttl: int = 3600  # seconds a signed upload URL stays valid
+
+    workers: int = Field(default=2, ge=0)
+    job_lease_seconds: float = 30.0
+    job_max_attempts: int = 3
+    job_poll_seconds: float = 0.2
+    sync_cooldown_seconds: float = 120.0
+
+    log_level: str = "info"
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgres"]:
+        return "postgres" if self.database_url.startswith("postgresql") else "sqlite"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'dataloft.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return (self.data_dir / "blobs").resolve()
+
+    @property
+    def url_fetch_allowlist(self) -> frozenset[str]:
+        return frozenset(p.strip().lower() for p in self.url_fetch_allow.split(",") if p.strip())

@@ -1,0 +1,84 @@
+"""The wired application: settings turned into engines, stores and workers, in one place."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from dataloft.config import Settings
+from dataloft.datasets.service import SYNC_JOB
+from dataloft.ingest.sync import BlobDeleteHandler, SyncHandler
+from dataloft.jobs import queue
+from dataloft.jobs.worker import WorkerConfig, WorkerPool
+from dataloft.keys import service as keys
+from dataloft.kit import migrate
+from dataloft.kit.db import Database
+from dataloft.models import InstanceSecret
+from dataloft.storage.blobs.base import BlobStore
+from dataloft.storage.blobs.local import LocalBlobStore
+from dataloft.storage.index.base import Index
+from dataloft.storage.index.sqlite import SqliteIndex
+
+log = logging.getLogger("dataloft")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    index: Index
+    signing_key: bytes
+    workers: WorkerPool | None = None
+    bootstrap_key: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
+    def notify(self) -> None:
+        if self.workers is not None:
+            self.workers.notify()
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+        self.db.dispose()
+
+
+def _signing_key(db: Database) -> bytes:
+    with db.write() as session:
+        row = session.get(InstanceSecret, "upload_signing_key")
+        if row is None:
+            row = InstanceSecret(name="upload_signing_key", value=secrets.token_hex(32))
+            session.add(row)
+        return bytes.fromhex(row.value)
+
+
+def build(settings: Settings, *, start_workers: bool = True) -> Context:
+    if settings.backend == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.sqlalchemy_url)
+    db = Database(settings.sqlalchemy_url)
+    blobs = LocalBlobStore(settings.blob_dir)
+    index = SqliteIndex()
+    with db.write() as session:
+        raw_key = keys.bootstrap(session, settings.bootstrap_key or None)
+        if settings.backend == "sqlite":
+            # One process owns an embedded deployment: leases left 'running' belong to a
+            # process that died, so make them claimable at once instead of after expiry.
+            queue.expire_leases_of_dead_process(session)
+    ctx = Context(settings=settings, db=db, blobs=blobs, index=index,
+                  signing_key=_signing_key(db), bootstrap_key=raw_key)
+    if start_workers and settings.workers > 0:
+        handlers = {
+            SYNC_JOB: SyncHandler(db, blobs, index),
+            "blob.delete": BlobDeleteHandler(db, blobs),
+        }
+        ctx.workers = WorkerPool(db, handlers, WorkerConfig(
+            threads=settings.workers, lease_seconds=settings.job_lease_seconds,
+            poll_seconds=settings.job_poll_seconds))
+        ctx.workers.start()
+    return ctx

@@ -1,0 +1,48 @@
+"""Wire shapes of datasets and attachments, as @chatbotkit/sdk sends and expects them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataloft.files.schemas import Visibility
+
+# Settings the SDK sends on create/update and expects back on fetch, stored verbatim.
+SETTING_NAMES = (
+    "store", "reranker", "recordMaxTokens", "searchMinScore", "searchMaxRecords",
+    "searchMaxTokens", "matchInstruction", "mismatchInstruction", "separators", "blueprintId",
+)
+
+
+class DatasetCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = Field(default=None, max_length=1024)
+    description: str | None = Field(default=None, max_length=100_000)
+    meta: dict[str, Any] | None = None
+    visibility: Visibility | None = None
+    alias: str | None = Field(default=None, max_length=200)
+    blueprintId: str | None = None
+    store: str | None = Field(default=None, max_length=100)
+    reranker: str | None = Field(default=None, max_length=100)
+    recordMaxTokens: int | None = Field(default=None, ge=16, le=8192)
+    searchMinScore: float | None = None
+    searchMaxRecords: int | None = Field(default=None, ge=1, le=200)
+    searchMaxTokens: int | None = Field(default=None, ge=1)
+    matchInstruction: str | None = Field(default=None, max_length=10_000)
+    mismatchInstruction: str | None = Field(default=None, max_length=10_000)
+    separators: str | None = Field(default=None, max_length=1000)
+
+
+class DatasetUpdate(DatasetCreate):
+    pass
+
+
+class AttachBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["source", "reference"] = "source"
+
+
+class DetachBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    deleteRecords: bool = False

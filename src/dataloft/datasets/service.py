@@ -1,0 +1,184 @@
+"""What happens to datasets and to the files attached to them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from dataloft.datasets.schemas import SETTING_NAMES, AttachBody, DatasetCreate, DetachBody
+from dataloft.errors import Conflict, NotFound, TooManyRequests, not_found
+from dataloft.events import service as events
+from dataloft.files import service as files
+from dataloft.jobs import queue
+from dataloft.kit.ids import new_id, now_ms
+from dataloft.kit.principal import Principal
+from dataloft.models import Attachment, Dataset, File
+from dataloft.records import repository as records
+from dataloft.storage.index.base import Index
+
+SYNC_JOB = "dataset.sync"
+
+
+def _check_alias(session: Session, org_id: str, alias: str | None, dataset_id: str | None) -> None:
+    if alias is None:
+        return
+    clash = session.scalar(select(Dataset.id).where(Dataset.org_id == org_id,
+                                                    Dataset.alias == alias))
+    if clash is not None and clash != dataset_id:
+        raise Conflict(f"alias {alias!r} is already used by another dataset")
+
+
+def _apply(dataset: Dataset, fields: dict[str, Any]) -> None:
+    settings = dict(dataset.settings)
+    for key, value in fields.items():
+        if key in SETTING_NAMES:
+            settings[key] = value
+        elif key == "meta":
+            dataset.meta = value or {}
+        else:
+            setattr(dataset, key, value)
+    dataset.settings = {k: v for k, v in settings.items() if v is not None}
+
+
+def create(session: Session, principal: Principal, body: DatasetCreate) -> Dataset:
+    principal.require("datasets:write")
+    _check_alias(session, principal.org_id, body.alias, None)
+    dataset = Dataset(id=new_id("ds"), org_id=principal.org_id, visibility="private",
+                      meta={}, settings={})
+    _apply(dataset, body.model_dump(exclude_unset=True))
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def get(session: Session, principal: Principal, dataset_id: str) -> Dataset:
+    dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id,
+                                                   Dataset.org_id == principal.org_id))
+    if dataset is None:
+        raise not_found("dataset", dataset_id)
+    return dataset
+
+
+def listing(principal: Principal) -> Select[Any]:
+    return select(Dataset).where(Dataset.org_id == principal.org_id)
+
+
+def update(session: Session, principal: Principal, dataset_id: str,
+           body: DatasetCreate) -> Dataset:
+    principal.require("datasets:write")
+    dataset = get(session, principal, dataset_id)
+    fields = body.model_dump(exclude_unset=True)
+    if "alias" in fields:
+        _check_alias(session, principal.org_id, fields["alias"], dataset.id)
+    _apply(dataset, fields)
+    dataset.updated_at = now_ms()
+    return dataset
+
+
+def delete(session: Session, index: Index, principal: Principal, dataset_id: str) -> Dataset:
+    principal.require("datasets:write")
+    dataset = get(session, principal, dataset_id)
+    records.delete_where(session, index, org_id=dataset.org_id, dataset_id=dataset.id)
+    session.delete(dataset)
+    session.flush()
+    return dataset
+
+
+def render(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "description": dataset.description,
+        "meta": dataset.meta,
+        "visibility": dataset.visibility,
+        "alias": dataset.alias,
+        "store": "default",
+        **dataset.settings,
+        "createdAt": dataset.created_at,
+        "updatedAt": dataset.updated_at,
+    }
+
+
+# --- attachments -----------------------------------------------------------------------------
+
+def attachment(session: Session, dataset_id: str, file_id: str) -> Attachment | None:
+    return session.scalar(select(Attachment).where(Attachment.dataset_id == dataset_id,
+                                                   Attachment.file_id == file_id))
+
+
+def attached_files(principal: Principal, dataset_id: str) -> Select[Any]:
+    return (select(File).join(Attachment, Attachment.file_id == File.id)
+            .where(Attachment.dataset_id == dataset_id, File.org_id == principal.org_id))
+
+
+def attach(session: Session, principal: Principal, dataset_id: str, file_id: str,
+           body: AttachBody) -> Attachment:
+    principal.require("datasets:write")
+    dataset = get(session, principal, dataset_id)
+    file = files.get(session, principal, file_id)
+    link = attachment(session, dataset.id, file.id)
+    if link is None:
+        link = Attachment(id=new_id("att"), org_id=dataset.org_id, dataset_id=dataset.id,
+                          file_id=file.id, type=body.type)
+        session.add(link)
+    else:
+        link.type = body.type
+    session.flush()
+    events.emit(session, dataset.org_id, "file.attached", dataset_id=dataset.id,
+                file_id=file.id, attachmentType=body.type)
+    return link
+
+
+def detach(session: Session, index: Index, principal: Principal, dataset_id: str,
+           file_id: str, body: DetachBody) -> None:
+    principal.require("datasets:write")
+    dataset = get(session, principal, dataset_id)
+    link = attachment(session, dataset.id, file_id)
+    if link is None:
+        raise NotFound(f"file {file_id!r} is not attached to dataset {dataset_id!r}")
+    deleted = 0
+    if body.deleteRecords:
+        deleted = records.delete_where(session, index, org_id=dataset.org_id,
+                                       dataset_id=dataset.id, file_id=file_id)
+    session.delete(link)
+    events.emit(session, dataset.org_id, "file.detached", dataset_id=dataset.id,
+                file_id=file_id, deletedRecords=deleted)
+
+
+def request_sync(session: Session, principal: Principal, dataset_id: str, file_id: str,
+                 cooldown_s: float) -> Attachment:
+    """Queue a sync of one attachment; refused while the last request is under cooldown."""
+    principal.require("datasets:write")
+    dataset = get(session, principal, dataset_id)
+    link = attachment(session, dataset.id, file_id)
+    if link is None:
+        raise NotFound(f"file {file_id!r} is not attached to dataset {dataset_id!r}")
+    now = now_ms()
+    if link.sync_requested_at is not None:
+        wait_ms = link.sync_requested_at + cooldown_s * 1000 - now
+        if wait_ms > 0:
+            retry = str(math.ceil(wait_ms / 1000))
+            raise TooManyRequests(
+                f"this attachment was synced recently; retry in {retry} s",
+                headers={"Retry-After": retry},
+            )
+    link.sync_requested_at = now
+    job = queue.enqueue(session, SYNC_JOB, {"datasetId": dataset.id, "fileId": file_id},
+                        org_id=dataset.org_id, serial_key=f"dataset:{dataset.id}")
+    events.emit(session, dataset.org_id, "sync.queued", dataset_id=dataset.id,
+                file_id=file_id, jobId=job.id)
+    return link
+
+
+def request_file_sync(session: Session, principal: Principal, file_id: str,
+                      cooldown_s: float) -> list[str]:
+    """Sync a file to every dataset it is attached to as a source."""
+    file = files.get(session, principal, file_id)
+    links = session.scalars(select(Attachment).where(Attachment.file_id == file.id,
+                                                     Attachment.type == "source")).all()
+    for link in links:
+        request_sync(session, principal, link.dataset_id, file.id, cooldown_s)
+    return [link.dataset_id for link in links]

@@ -1,0 +1,49 @@
+"""The append-only event log. Events are written in the transaction of what they report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from dataloft.kit.ids import new_id
+from dataloft.models import Event
+
+TYPES = (
+    "file.attached",
+    "file.detached",
+    "sync.queued",
+    "sync.started",
+    "sync.retrying",
+    "sync.completed",
+    "sync.failed",
+)
+
+
+def emit(session: Session, org_id: str, type: str, *, dataset_id: str | None = None,
+         file_id: str | None = None, **data: Any) -> Event:
+    payload = {"fileId": file_id, "datasetId": dataset_id, **data}
+    event = Event(id=new_id("evt"), org_id=org_id, dataset_id=dataset_id, file_id=file_id,
+                  type=type, data={k: v for k, v in payload.items() if v is not None})
+    session.add(event)
+    return event
+
+
+def listing(org_id: str, dataset_id: str | None = None) -> Select[Any]:
+    stmt = select(Event).where(Event.org_id == org_id)
+    if dataset_id is not None:
+        stmt = stmt.where(Event.dataset_id == dataset_id)
+    return stmt
+
+
+def render(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "datasetId": event.dataset_id,
+        "fileId": event.file_id,
+        "data": event.data,
+        "createdAt": event.created_at,
+        "updatedAt": event.created_at,
+    }

@@ -1,0 +1,29 @@
+"""Wire shapes of the file resource, as @chatbotkit/sdk sends and expects them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Visibility = Literal["private", "protected", "public"]
+
+
+class FileCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = Field(default=None, max_length=1024)
+    description: str | None = Field(default=None, max_length=100_000)
+    meta: dict[str, Any] | None = None
+    visibility: Visibility | None = None
+    alias: str | None = Field(default=None, max_length=200)
+    blueprintId: str | None = None
+
+
+class FileUpdate(FileCreate):
+    pass
+
+
+class DirectUpload(BaseModel):
+    type: str = Field(min_length=1, max_length=255)
+    size: int = Field(ge=0)
+    name: str | None = Field(default=None, max_length=1024)

@@ -1,0 +1,257 @@
+"""The five upload forms of seed 002, each streamed into the blob store under the size cap.
+
+multipart | raw body | JSON data URL | JSON http(s) URL (fetched SSRF-safely) | JSON file
+descriptor -> a signed, expiring, single-use PUT URL on this server (direct-to-source).
+Bytes are committed to the blob store first; only then is the file row pointed at them, so
+a failed or cancelled upload changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from dataloft.errors import BadRequest, ContentTooLarge, Gone, NotAuthorized, not_found
+from dataloft.files import multipart, service
+from dataloft.files.schemas import DirectUpload
+from dataloft.kit.ids import new_id, now_ms
+from dataloft.kit.principal import Principal
+from dataloft.models import File, UploadTicket
+from dataloft.storage.blobs.base import BlobInfo, BlobWriter
+
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
+
+
+@dataclass(frozen=True)
+class Received:
+    blob: BlobInfo
+    content_type: str | None
+    filename: str | None
+
+
+async def capped_body(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
+    """The request body, refused with 413 as soon as it passes max_bytes, whatever
+    Content-Length claims."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ContentTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > max_bytes:
+            raise ContentTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+        yield chunk
+
+
+def _filename_from_disposition(value: str | None) -> str | None:
+    if not value:
+        return None
+    match = re.search(r"filename\*=UTF-8''([^;]+)", value, re.I) or re.search(
+        r'filename="?([^";]+)"?', value, re.I)
+    return unquote(match.group(1)).replace("\\", "/").rsplit("/", 1)[-1] if match else None
+
+
+async def _stream_into(writer: BlobWriter, body: AsyncIterator[bytes]) -> None:
+    async for chunk in body:
+        writer.write(chunk)
+
+
+def _decode_data_url(url: str, max_bytes: int) -> tuple[bytes, str | None]:
+    match = _DATA_URL.match(url[:1024])
+    if not match:
+        raise BadRequest("the data URL is malformed; expected data:<type>;base64,<data>")
+    payload = url[match.end():]
+    is_base64 = ";base64" in (match.group("params") or "").lower()
+    # Check the size the payload would decode to before decoding anything.
+    approx = len(payload) * 3 // 4 if is_base64 else len(payload)
+    if approx > max_bytes + 2:
+        raise ContentTooLarge(f"data URL content exceeds the limit of {max_bytes} bytes")
+    try:
+        data = (base64.b64decode(payload, validate=True) if is_base64
+                else unquote(payload).encode())
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("the data URL's base64 payload is invalid") from exc
+    if len(data) > max_bytes:
+        raise ContentTooLarge(f"data URL content exceeds the limit of {max_bytes} bytes")
+    return data, match.group("type")
+
+
+class Uploads:
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.ctx.settings.max_upload_bytes)
+
+    async def handle(self, request: Request, principal: Principal, file_id: str) -> dict[str, Any]:
+        principal.require("files:write")
+        await run_in_threadpool(self._check_file, principal, file_id)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            return await self._json(request, principal, file_id)
+        if ctype == "multipart/form-data":
+            received = await self._multipart(request)
+        else:
+            received = await self._raw(request, request.headers.get("content-type"))
+        await self._commit(principal, file_id, received)
+        return {"id": file_id}
+
+    def _check_file(self, principal: Principal, file_id: str) -> None:
+        with self.ctx.db.read() as session:
+            service.get(session, principal, file_id)
+
+    async def _raw(self, request: Request, content_type: str | None) -> Received:
+        with self.ctx.blobs.writer(self.max_bytes) as writer:
+            await _stream_into(writer, capped_body(request, self.max_bytes))
+            if writer.size == 0:
+                raise BadRequest("the request body is empty; send the file's bytes")
+            blob = writer.commit()
+        name = _filename_from_disposition(request.headers.get("content-disposition"))
+        return Received(blob, content_type, name)
+
+    async def _multipart(self, request: Request) -> Received:
+        # Multipart framing adds a little; the file part itself is capped by the writer.
+        body = capped_body(request, self.max_bytes + 64 * 1024)
+        with self.ctx.blobs.writer(self.max_bytes) as writer:
+            form = await multipart.parse(request.headers["content-type"], body, "file",
+                                         writer.write)
+            if form.file is None:
+                raise BadRequest("the multipart body has no 'file' part")
+            blob = writer.commit()
+        return Received(blob, form.file.content_type, form.file.filename)
+
+    async def _json(self, request: Request, principal: Principal, file_id: str) -> dict[str, Any]:
+        limit = self.max_bytes * 4 // 3 + 64 * 1024
+        raw = b"".join([c async for c in capped_body(request, limit)])
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+        value = body.get("file") if isinstance(body, dict) else None
+        if isinstance(value, dict):
+            return await run_in_threadpool(self._direct_ticket, request, principal, file_id, value)
+        if not isinstance(value, str) or not value:
+            raise BadRequest('expected {"file": "<http(s) or data URL>"} or '
+                             '{"file": {"type", "size", "name"}}')
+        if value[:5].lower() == "data:":
+            data, ctype = _decode_data_url(value, self.max_bytes)
+            del raw, body, value
+            with self.ctx.blobs.writer(self.max_bytes) as writer:
+                writer.write(data)
+                blob = writer.commit()
+            received = Received(blob, ctype, None)
+        elif re.match(r"^https?://", value, re.I):
+            received = await self._fetch(value)
+        else:
+            raise BadRequest("the file URL must use http, https or data")
+        await self._commit(principal, file_id, received)
+        return {"id": file_id}
+
+    async def _fetch(self, url: str) -> Received:
+        from dataloft.files.url_fetch import fetch_url
+
+        s = self.ctx.settings
+        with self.ctx.blobs.writer(self.max_bytes) as writer:
+            fetched = await fetch_url(url, writer.write, max_bytes=self.max_bytes,
+                                      allow=s.url_fetch_allowlist, timeout=s.url_fetch_timeout,
+                                      max_redirects=s.url_fetch_max_redirects)
+            blob = writer.commit()
+        return Received(blob, fetched.content_type, fetched.filename)
+
+    async def _commit(self, principal: Principal, file_id: str, received: Received) -> None:
+        try:
+            await run_in_threadpool(self._point_file_at, principal, file_id, received)
+        except BaseException:
+            self.ctx.blobs.delete(received.blob.key)
+            raise
+
+    def _point_file_at(self, principal: Principal, file_id: str, received: Received) -> None:
+        with self.ctx.db.write() as session:
+            file = service.get(session, principal, file_id)
+            service.set_content(session, file, received.blob, received.content_type,
+                                received.filename)
+        self.ctx.notify()
+
+    # --- direct-to-source ----------------------------------------------------------------
+
+    def _sign(self, file_id: str, ticket_id: str, expires: int) -> str:
+        msg = f"{file_id}.{ticket_id}.{expires}".encode()
+        return hmac.new(self.ctx.signing_key, msg, hashlib.sha256).hexdigest()
+
+    def _direct_ticket(self, request: Request, principal: Principal, file_id: str,
+                       raw: dict[str, Any]) -> dict[str, Any]:
+        try:
+            spec = DirectUpload.model_validate(raw)
+        except ValidationError as exc:
+            raise BadRequest(f"invalid file descriptor: {exc.errors()[0]['msg']}") from exc
+        if spec.size > self.max_bytes:
+            raise ContentTooLarge(f"file size {spec.size} exceeds the limit of "
+                                  f"{self.max_bytes} bytes")
+        expires = now_ms() + int(self.ctx.settings.direct_upload_ttl * 1000)
+        ticket = UploadTicket(id=new_id("upl"), file_id=file_id, size=spec.size,
+                              content_type=spec.type, name=spec.name, expires_at=expires)
+        with self.ctx.db.write() as session:
+            service.get(session, principal, file_id)
+            session.add(ticket)
+        base = (self.ctx.settings.public_url or str(request.base_url)).rstrip("/")
+        url = (f"{base}/api/v1/file/{file_id}/upload/{ticket.id}"
+               f"?expires={expires}&signature={self._sign(file_id, ticket.id, expires)}")
+        headers = {"Content-Type": spec.type, "Content-Length": str(spec.size)}
+        if spec.name:
+            headers["Content-Disposition"] = f'attachment; filename="{spec.name}"'
+        return {"id": file_id, "uploadRequest": {"method": "PUT", "url": url, "headers": headers}}
+
+    async def direct_put(self, request: Request, file_id: str, ticket_id: str) -> dict[str, Any]:
+        q = request.query_params
+        expires = q.get("expires", "")
+        good = self._sign(file_id, ticket_id, int(expires)) if expires.isdigit() else ""
+        if not good or not hmac.compare_digest(good, q.get("signature", "")):
+            raise NotAuthorized("the upload URL's signature is not valid")
+        if int(expires) < now_ms():
+            raise Gone("the upload URL has expired")
+        ticket = await run_in_threadpool(self._ticket, ticket_id, file_id)
+        with self.ctx.blobs.writer(ticket.size) as writer:
+            await _stream_into(writer, capped_body(request, ticket.size))
+            if writer.size != ticket.size:
+                raise BadRequest(f"expected {ticket.size} bytes, received {writer.size}")
+            blob = writer.commit()
+        try:
+            await run_in_threadpool(self._consume, ticket, blob)
+        except BaseException:
+            self.ctx.blobs.delete(blob.key)
+            raise
+        self.ctx.notify()
+        return {"id": file_id}
+
+    def _ticket(self, ticket_id: str, file_id: str) -> UploadTicket:
+        with self.ctx.db.read() as session:
+            ticket = session.get(UploadTicket, ticket_id)
+            if ticket is None or ticket.file_id != file_id:
+                raise Gone("the upload URL was already used or is no longer valid")
+            if ticket.expires_at < now_ms():
+                raise Gone("the upload URL has expired")
+            return ticket
+
+    def _consume(self, ticket: UploadTicket, blob: BlobInfo) -> None:
+        with self.ctx.db.write() as session:
+            live = session.get(UploadTicket, ticket.id)
+            if live is None:
+                raise Gone("the upload URL was already used")
+            file = session.get(File, ticket.file_id)
+            if file is None:
+                raise not_found("file", ticket.file_id)
+            session.delete(live)
+            service.set_content(session, file, blob, ticket.content_type, ticket.name)

@@ -1,0 +1,143 @@
+"""The sync job: extract -> chunk -> write records and index, atomically per file."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dataloft.datasets import service as datasets
+from dataloft.events import service as events
+from dataloft.ingest.chunk import chunk
+from dataloft.ingest.extract import ExtractionError, Row, Section, extract
+from dataloft.jobs import queue
+from dataloft.jobs.queue import Lease
+from dataloft.jobs.worker import JobFailed
+from dataloft.kit.ids import now_ms
+from dataloft.models import File
+from dataloft.records import repository as records
+from dataloft.records.repository import NewRecord
+from dataloft.storage.blobs.base import BlobStore
+from dataloft.storage.index.base import Index
+
+CHARS_PER_TOKEN = 4  # rough English average; recordMaxTokens is given in tokens
+
+
+def render_row(fields: dict[str, Any]) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in fields.items() if v not in (None, ""))
+
+
+def build_records(file: File, items: list[Section | Row], max_tokens: int) -> Iterator[NewRecord]:
+    source = f"file:///{file.id}"
+    base = {"fileName": file.name, "fileType": file.content_type, "fileCreatedAt": file.created_at}
+    position = 0
+    for item in items:
+        if isinstance(item, Row):
+            texts: list[tuple[str, dict[str, Any]]] = [(render_row(item.fields),
+                                                        {**base, **item.meta, **item.fields})]
+        else:
+            max_chars = max_tokens * CHARS_PER_TOKEN
+            texts = [(c, {**base, **item.meta})
+                     for c in chunk(item.text, max_chars, max_chars // 8)]
+        for text, meta in texts:
+            if not text.strip():
+                continue
+            yield NewRecord(text=text, meta=meta, source=source, position=position,
+                            content_hash=hashlib.sha256(text.encode()).hexdigest())
+            position += 1
+
+
+@dataclass
+class SyncHandler:
+    db: Any
+    blobs: BlobStore
+    index: Index
+    notify: Callable[[], None] = lambda: None
+
+    def failed(self, session: Session, job_id: str, payload: dict[str, Any], code: str,
+               message: str) -> None:
+        org_id = self._org_of(session, payload)
+        if org_id:
+            events.emit(session, org_id, "sync.failed", dataset_id=str(payload["datasetId"]),
+                        file_id=str(payload["fileId"]), jobId=job_id, reason=code,
+                        message=message)
+
+    def _org_of(self, session: Session, payload: dict[str, Any]) -> str | None:
+        from dataloft.models import Dataset
+
+        ds = session.get(Dataset, str(payload["datasetId"]))
+        return ds.org_id if ds else None
+
+    def run(self, lease: Lease, alive: Callable[[], bool]) -> None:
+        dataset_id, file_id = lease.payload["datasetId"], lease.payload["fileId"]
+        started = time.monotonic()
+        with self.db.write() as session:
+            link = datasets.attachment(session, dataset_id, file_id)
+            file = session.get(File, file_id)
+            if link is None or file is None:
+                # Detached or deleted since the request: nothing to do, and nothing to undo.
+                queue.finish(session, lease)
+                return
+            if lease.attempt > 1:
+                events.emit(session, file.org_id, "sync.retrying", dataset_id=dataset_id,
+                            file_id=file_id, jobId=lease.job_id, attempt=lease.attempt,
+                            reason="the previous attempt was interrupted")
+            events.emit(session, file.org_id, "sync.started", dataset_id=dataset_id,
+                        file_id=file_id, jobId=lease.job_id, attempt=lease.attempt)
+            org_id, version, blob_key, link_type = file.org_id, file.version, file.blob_key, link.type
+            from dataloft.models import Dataset
+
+            dataset = session.get(Dataset, dataset_id)
+            max_tokens = int((dataset.settings if dataset else {}).get("recordMaxTokens") or 300)
+            name, ctype = file.name, file.content_type
+        new: list[NewRecord] = []
+        if link_type == "source":
+            if not blob_key:
+                raise JobFailed("empty_content", "the file has no content; upload it first")
+            data = b"".join(self.blobs.open(blob_key))
+            try:
+                _, items = extract(name, ctype, data)
+            except ExtractionError as exc:
+                raise JobFailed(exc.code, exc.message) from exc
+            with self.db.read() as session:
+                file = session.get(File, file_id)
+                if file is None:
+                    raise JobFailed("file_deleted", "the file was deleted during the sync")
+                new = list(build_records(file, items, max_tokens))
+            if not new:
+                raise JobFailed("empty_content", "the file contains no extractable text")
+        if not alive():
+            return
+        with self.db.write() as session:
+            link = datasets.attachment(session, dataset_id, file_id)
+            if link is None or session.get(File, file_id) is None:
+                queue.finish(session, lease)
+                return
+            removed = records.delete_where(session, self.index, org_id=org_id,
+                                           dataset_id=dataset_id, file_id=file_id)
+            records.insert(session, self.index, org_id, dataset_id, new, file_id=file_id)
+            link.synced_version, link.synced_at = version, now_ms()
+            events.emit(session, org_id, "sync.completed", dataset_id=dataset_id,
+                        file_id=file_id, jobId=lease.job_id, recordCount=len(new),
+                        replacedRecords=removed, fileVersion=version,
+                        durationMs=int((time.monotonic() - started) * 1000))
+            queue.finish(session, lease)
+
+
+@dataclass
+class BlobDeleteHandler:
+    db: Any
+    blobs: BlobStore
+
+    def failed(self, session: Session, job_id: str, payload: dict[str, Any], code: str,
+               message: str) -> None:
+        return None
+
+    def run(self, lease: Lease, alive: Callable[[], bool]) -> None:
+        self.blobs.delete(str(lease.payload["key"]))
+        with self.db.write() as session:
+            queue.finish(session, lease)

@@ -1,0 +1,129 @@
+"""Durable jobs in the metadata database, claimed under leases with fencing tokens.
+
+A job row is inserted in the transaction of the data it concerns, so it exists exactly when
+that data does. A worker claims a job by taking its lease (owner, token, expiry) and keeps it
+alive with heartbeats. A lease that expires (the worker crashed, hung, or was killed) makes
+the job claimable again, up to `max_attempts`; then it fails with reason `lease_expired`.
+Completion checks the token, so a worker that lost its lease cannot commit its effects:
+the effects and the completion commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from dataloft.kit.ids import new_id, now_ms
+from dataloft.models import Job
+
+
+def enqueue(session: Session, kind: str, payload: dict[str, Any], *, org_id: str | None = None,
+            serial_key: str | None = None, max_attempts: int = 3, delay_ms: int = 0) -> Job:
+    job = Job(id=new_id("job"), kind=kind, payload=payload, org_id=org_id,
+              serial_key=serial_key, max_attempts=max_attempts, run_after=now_ms() + delay_ms)
+    session.add(job)
+    return job
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: str
+    token: str
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    org_id: str | None
+    previous_error: str | None
+
+
+class LeaseLost(Exception):
+    """The job's lease passed to someone else; this worker must drop its results."""
+
+
+def _claimable(now: int) -> Any:
+    other = aliased(Job)
+    busy_sibling = exists().where(
+        other.serial_key == Job.serial_key,
+        other.id != Job.id,
+        other.state == "running",
+        other.lease_expires_at >= now,
+    )
+    ready = or_(
+        and_(Job.state == "queued", Job.run_after <= now),
+        and_(Job.state == "running", Job.lease_expires_at < now),
+    )
+    return and_(ready, or_(Job.serial_key.is_(None), ~busy_sibling))
+
+
+def claim(session: Session, owner: str, lease_ms: int,
+          on_abandon: Callable[[Session, Job], None] | None = None) -> Lease | None:
+    """Take the oldest claimable job. Call inside a write transaction.
+
+    A job whose lease expired on its last allowed attempt is failed instead, and
+    `on_abandon` lets its kind record why (e.g. a sync.failed event)."""
+    now = now_ms()
+    candidates = session.scalars(
+        select(Job).where(_claimable(now)).order_by(Job.run_after, Job.id).limit(8)
+    ).all()
+    for job in candidates:
+        if job.state == "running" and job.attempts >= job.max_attempts:
+            job.state, job.error_code = "failed", "lease_expired"
+            job.error_message = "the worker running this job stopped responding too often"
+            job.lease_token = None
+            if on_abandon is not None:
+                on_abandon(session, job)
+            continue
+        token = secrets.token_hex(16)
+        # Compare-and-set on the row we saw, so two claimers on PostgreSQL cannot both win.
+        won = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.state == job.state,
+                   Job.lease_token.is_(job.lease_token) if job.lease_token is None
+                   else Job.lease_token == job.lease_token)
+            .values(state="running", lease_owner=owner, lease_token=token,
+                    lease_expires_at=now + lease_ms, attempts=Job.attempts + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won:
+            session.refresh(job)
+            return Lease(job.id, token, job.kind, dict(job.payload), job.attempts, job.org_id,
+                         job.error_code)
+    return None
+
+
+def heartbeat(session: Session, lease: Lease, lease_ms: int) -> bool:
+    return bool(session.execute(
+        update(Job).where(Job.id == lease.job_id, Job.lease_token == lease.token)
+        .values(lease_expires_at=now_ms() + lease_ms)
+    ).rowcount)
+
+
+def finish(session: Session, lease: Lease, *, error_code: str | None = None,
+           error_message: str | None = None, retry_in_ms: int | None = None) -> None:
+    """Mark the job done/failed/queued-for-retry, inside the transaction of its effects.
+
+    Raises LeaseLost if the lease is no longer ours, which rolls the effects back."""
+    values: dict[str, Any] = {"lease_token": None, "lease_owner": None, "updated_at": now_ms()}
+    if retry_in_ms is not None:
+        values.update(state="queued", run_after=now_ms() + retry_in_ms, error_code=error_code,
+                      error_message=error_message)
+    else:
+        values.update(state="failed" if error_code else "done", error_code=error_code,
+                      error_message=error_message)
+    won = session.execute(
+        update(Job).where(Job.id == lease.job_id, Job.lease_token == lease.token).values(**values)
+    ).rowcount
+    if not won:
+        raise LeaseLost(lease.job_id)
+
+
+def expire_leases_of_dead_process(session: Session) -> int:
+    """Embedded mode runs one process: at start-up every 'running' lease is an orphan."""
+    return session.execute(
+        update(Job).where(Job.state == "running").values(lease_expires_at=0)
+    ).rowcount

@@ -1,0 +1,158 @@
+"""In-process worker pool: threads that claim jobs, heartbeat their leases and run handlers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from dataloft.jobs import queue
+from dataloft.jobs.queue import Lease, LeaseLost
+from dataloft.kit.db import Database
+from dataloft.models import Job
+
+log = logging.getLogger("dataloft.jobs")
+
+
+class JobFailed(Exception):
+    """A typed, final failure: no retry. `code` is machine-readable, the message is for people."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Handler(Protocol):
+    def run(self, lease: Lease, alive: Callable[[], bool]) -> None:
+        """Do the work and commit its effects together with `queue.finish(session, lease)`."""
+
+    def failed(self, session: Session, job_id: str, payload: dict[str, object], code: str,
+               message: str) -> None:
+        """Record a final failure (events); runs in the transaction that fails the job."""
+
+
+@dataclass
+class WorkerConfig:
+    threads: int = 2
+    lease_seconds: float = 30.0
+    poll_seconds: float = 0.2
+    retry_base_seconds: float = 1.0
+
+
+class WorkerPool:
+    def __init__(self, db: Database, handlers: dict[str, Handler], config: WorkerConfig):
+        self.db = db
+        self.handlers = handlers
+        self.config = config
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.config.lease_seconds * 1000)
+
+    def start(self) -> None:
+        for n in range(self.config.threads):
+            t = threading.Thread(target=self._loop, name=f"dataloft-worker-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+
+    def notify(self) -> None:
+        """Wake idle workers: a job was just committed."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # a worker thread must never die
+                log.exception("worker loop error")
+                worked = False
+            if not worked:
+                self._wake.wait(self.config.poll_seconds)
+                self._wake.clear()
+
+    def _abandon(self, session: Session, job: Job) -> None:
+        handler = self.handlers.get(job.kind)
+        if handler is not None:
+            handler.failed(session, job.id, dict(job.payload), job.error_code or "lease_expired",
+                           job.error_message or "")
+
+    def run_once(self) -> bool:
+        with self.db.write() as session:
+            lease = queue.claim(session, self.owner, self.lease_ms, self._abandon)
+        if lease is None:
+            return False
+        handler = self.handlers.get(lease.kind)
+        if handler is None:
+            self._fail(lease, "unknown_job", f"no handler for job kind {lease.kind!r}")
+            return True
+        lost = threading.Event()
+        done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(lease, done, lost), daemon=True)
+        beat.start()
+        try:
+            handler.run(lease, lambda: not lost.is_set())
+        except LeaseLost:
+            log.warning("job %s lost its lease; results dropped", lease.job_id)
+        except JobFailed as exc:
+            self._fail(lease, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("job %s failed", lease.job_id)
+            self._retry_or_fail(lease, exc)
+        finally:
+            done.set()
+            beat.join()
+        return True
+
+    def _heartbeat(self, lease: Lease, done: threading.Event, lost: threading.Event) -> None:
+        while not done.wait(self.config.lease_seconds / 3):
+            try:
+                with self.db.write() as session:
+                    if not queue.heartbeat(session, lease, self.lease_ms):
+                        lost.set()
+                        return
+            except Exception:
+                log.exception("heartbeat failed for job %s", lease.job_id)
+
+    def _fail(self, lease: Lease, code: str, message: str) -> None:
+        try:
+            with self.db.write() as session:
+                queue.finish(session, lease, error_code=code, error_message=message)
+                handler = self.handlers.get(lease.kind)
+                if handler is not None:
+                    handler.failed(session, lease.job_id, lease.payload, code, message)
+        except LeaseLost:
+            pass
+
+    def _retry_or_fail(self, lease: Lease, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        with self.db.read() as session:
+            job = session.get(Job, lease.job_id)
+            attempts = job.attempts if job else lease.attempt
+            max_attempts = job.max_attempts if job else 1
+        if attempts >= max_attempts:
+            self._fail(lease, "internal_error", message)
+            return
+        delay = int(self.config.retry_base_seconds * 1000 * 2 ** (attempts - 1))
+        try:
+            with self.db.write() as session:
+                queue.finish(session, lease, error_code="retrying", error_message=message,
+                             retry_in_ms=delay)
+        except LeaseLost:
+            pass

@@ -1,0 +1,96 @@
+"""API keys: created once, shown once, stored as a sha256 hash.
+
+Keys carry 256 bits of randomness, so a fast hash is enough: there is nothing to brute-force,
+and lookups by hash stay one indexed query per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dataloft.errors import BadRequest, NotAuthenticated, not_found
+from dataloft.kit.ids import new_id, now_ms
+from dataloft.kit.principal import PERMISSIONS, Principal
+from dataloft.models import ApiKey, Org
+
+KEY_PREFIX = "dlk_"
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def generate_raw_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_key(
+    session: Session,
+    org_id: str,
+    *,
+    name: str = "",
+    permissions: Sequence[str] = ("admin",),
+    raw: str | None = None,
+) -> tuple[ApiKey, str]:
+    unknown = set(permissions) - set(PERMISSIONS)
+    if unknown:
+        raise BadRequest(f"unknown permissions: {sorted(unknown)}; known: {list(PERMISSIONS)}")
+    raw = raw or generate_raw_key()
+    if len(raw) < 16:
+        raise BadRequest("an API key must be at least 16 characters long")
+    key = ApiKey(
+        id=new_id("key"),
+        org_id=org_id,
+        name=name,
+        prefix=raw[:12],
+        hash=hash_key(raw),
+        permissions=list(permissions),
+    )
+    session.add(key)
+    session.flush()
+    return key, raw
+
+
+def authenticate(session: Session, raw: str) -> Principal:
+    key = session.scalar(select(ApiKey).where(ApiKey.hash == hash_key(raw)))
+    if key is None or key.revoked_at is not None:
+        raise NotAuthenticated("the API key is invalid or revoked")
+    return Principal(org_id=key.org_id, key_id=key.id, permissions=frozenset(key.permissions))
+
+
+def list_keys(session: Session, org_id: str | None = None) -> Sequence[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.id)
+    if org_id:
+        query = query.where(ApiKey.org_id == org_id)
+    return session.scalars(query).all()
+
+
+def revoke_key(session: Session, key_id: str) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise not_found("key", key_id)
+    key.revoked_at = key.revoked_at or now_ms()
+    return key
+
+
+def bootstrap(session: Session, raw: str | None = None) -> str | None:
+    """On first start create the first org and an admin key; return the raw key once."""
+    if session.scalar(select(Org.id).limit(1)) is not None:
+        return None
+    org = Org(id=new_id("org"), name="default")
+    session.add(org)
+    session.flush()
+    _, raw_key = create_key(session, org.id, name="bootstrap admin", raw=raw or None)
+    return raw_key
+
+
+def default_org_id(session: Session) -> str:
+    org_id = session.scalar(select(Org.id).order_by(Org.id).limit(1))
+    if org_id is None:
+        raise BadRequest("no organisation exists yet; start the server once to bootstrap")
+    return org_id

@@ -1,0 +1,186 @@
+"""The metadata schema. Generic column types only, so one model serves SQLite and PostgreSQL.
+
+Timestamps are epoch milliseconds (BigInteger), the unit the wire format uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from dataloft.kit.ids import now_ms
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only autoincrements an INTEGER PRIMARY KEY, PostgreSQL wants BIGINT identity.
+IntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONType, list[str]: JSONType}
+
+
+class Timestamps:
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, onupdate=now_ms)
+
+
+class Org(Timestamps, Base):
+    __tablename__ = "orgs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class InstanceSecret(Base):
+    """Server-wide secrets (e.g. the upload-URL signing key), shared by every replica."""
+
+    __tablename__ = "instance_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+class ApiKey(Timestamps, Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    permissions: Mapped[list[str]] = mapped_column(default=list)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class File(Timestamps, Base):
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(1024), default=None)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    alias: Mapped[str | None] = mapped_column(String(200), default=None)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    visibility: Mapped[str] = mapped_column(String(16), default="private")
+    # 'org' | 'user:{id}' | 'context:{key}:{value}'
+    owner_scope: Mapped[str] = mapped_column(String(600), default="org")
+    content_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    blob_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ix_files_org_id_id", "org_id", "id"),
+        UniqueConstraint("org_id", "alias", name="uq_files_org_alias"),
+    )
+
+
+class UploadTicket(Base):
+    """One signed direct-to-source upload URL; consumed by the PUT that uses it."""
+
+    __tablename__ = "upload_tickets"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(1024), default=None)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Dataset(Timestamps, Base):
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(1024), default=None)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    alias: Mapped[str | None] = mapped_column(String(200), default=None)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    visibility: Mapped[str] = mapped_column(String(16), default="private")
+    owner_scope: Mapped[str] = mapped_column(String(600), default="org")
+    # recordMaxTokens, searchMaxRecords, separators, ... exactly as the wire names them.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (
+        Index("ix_datasets_org_id_id", "org_id", "id"),
+        UniqueConstraint("org_id", "alias", name="uq_datasets_org_alias"),
+    )
+
+
+class Attachment(Timestamps, Base):
+    __tablename__ = "attachments"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(16), default="source")
+    sync_requested_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    synced_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    synced_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    __table_args__ = (UniqueConstraint("dataset_id", "file_id", name="uq_attachment"),)
+
+
+class Record(Timestamps, Base):
+    __tablename__ = "records"
+    # Integer surrogate so index adapters (FTS5 rowid, vector rows) can key on it cheaply.
+    pk: Mapped[int] = mapped_column(IntPK, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    file_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    source: Mapped[str | None] = mapped_column(String(2048), default=None)
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    position: Mapped[int | None] = mapped_column(Integer, default=None)
+    content_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+
+    __table_args__ = (
+        Index("ix_records_dataset_id_id", "dataset_id", "id"),
+        Index("ix_records_dataset_file", "dataset_id", "file_id"),
+    )
+
+
+class Job(Timestamps, Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    kind: Mapped[str] = mapped_column(String(40))
+    # Jobs with the same serial key never run at the same time (a dataset's syncs).
+    serial_key: Mapped[str | None] = mapped_column(String(100), default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    run_after: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(40), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (Index("ix_jobs_state_run_after", "state", "run_after"),)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    file_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+    __table_args__ = (
+        Index("ix_events_org_id_id", "org_id", "id"),
+        Index("ix_events_dataset_id_id", "dataset_id", "id"),
+    )

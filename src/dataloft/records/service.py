@@ -1,0 +1,94 @@
+"""What happens to records created by hand (records from files come from sync)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from dataloft.datasets import service as datasets
+from dataloft.errors import not_found
+from dataloft.kit.ids import now_ms
+from dataloft.kit.principal import Principal
+from dataloft.models import Record
+from dataloft.records import repository
+from dataloft.records.repository import NewRecord
+from dataloft.storage.index.base import Index
+
+
+class RecordCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: str = Field(min_length=1, max_length=1_000_000)
+    source: str | None = Field(default=None, max_length=2048)
+    meta: dict[str, Any] | None = None
+
+
+class RecordUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: str | None = Field(default=None, min_length=1, max_length=1_000_000)
+    source: str | None = Field(default=None, max_length=2048)
+    meta: dict[str, Any] | None = None
+
+
+def create(session: Session, index: Index, principal: Principal, dataset_id: str,
+           body: RecordCreate) -> Record:
+    principal.require("datasets:write")
+    dataset = datasets.get(session, principal, dataset_id)
+    (record,) = repository.insert(session, index, dataset.org_id, dataset.id,
+                                  [NewRecord(text=body.text, meta=body.meta or {},
+                                             source=body.source)])
+    return record
+
+
+def get(session: Session, principal: Principal, dataset_id: str, record_id: str) -> Record:
+    dataset = datasets.get(session, principal, dataset_id)
+    record = session.scalar(select(Record).where(Record.id == record_id,
+                                                 Record.dataset_id == dataset.id))
+    if record is None:
+        raise not_found("record", record_id)
+    return record
+
+
+def listing(session: Session, principal: Principal, dataset_id: str) -> Select[Any]:
+    dataset = datasets.get(session, principal, dataset_id)
+    return select(Record).where(Record.dataset_id == dataset.id)
+
+
+def update(session: Session, index: Index, principal: Principal, dataset_id: str,
+           record_id: str, body: RecordUpdate) -> Record:
+    principal.require("datasets:write")
+    record = get(session, principal, dataset_id, record_id)
+    fields = body.model_dump(exclude_unset=True)
+    if "meta" in fields:
+        record.meta = fields["meta"] or {}
+    if "source" in fields:
+        record.source = fields["source"]
+    if fields.get("text") is not None and fields["text"] != record.text:
+        record.text = fields["text"]
+        session.flush()
+        repository.reindex(session, index, record)
+    record.updated_at = now_ms()
+    return record
+
+
+def delete(session: Session, index: Index, principal: Principal, dataset_id: str,
+           record_id: str) -> Record:
+    principal.require("datasets:write")
+    record = get(session, principal, dataset_id, record_id)
+    repository.delete_where(session, index, org_id=record.org_id, pks=[record.pk])
+    return record
+
+
+def render(record: Record) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "text": record.text,
+        "source": record.source,
+        "meta": record.meta,
+        "fileId": record.file_id,
+        "position": record.position,
+        "createdAt": record.created_at,
+        "updatedAt": record.updated_at,
+    }
