@@ -39,7 +39,10 @@ def get_session(request: Request, ctx: Annotated[Context, Depends(get_ctx)]) -> 
 
 CtxDep = Annotated[Context, Depends(get_ctx)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit (or roll back) before the response is sent. The default scope
+# runs the code after `yield` once the response is out, so a client could use an id whose
+# row is not committed yet, and a failing commit could follow a 200.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def query_pairs(request: Request) -> list[tuple[str, str]]:
