@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
 from dataloft.api.listing import respond, with_meta_filter
 from dataloft.datasets import service as datasets
+from dataloft.errors import Conflict
 from dataloft.files import service
 from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.files.upload import Uploads
@@ -94,7 +95,10 @@ def download_file(file_id: str, ctx: CtxDep, principal: PrincipalDep) -> Respons
         "X-Content-Type-Options": "nosniff",
         "Content-Length": str(size or 0),
     }
-    chunks = ctx.blobs.open(key)
+    try:
+        chunks = ctx.blobs.open(key)
+    except FileNotFoundError:
+        raise Conflict("the file's content changed while it was being read; retry") from None
     return StreamingResponse(_iterate(chunks), media_type=ctype or "application/octet-stream",
                              headers=headers)
 

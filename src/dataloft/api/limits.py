@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 JSON_BODY_LIMIT = 8 * 1024 * 1024
+
+# Exactly the routes that stream and cap their own bodies: POST /file/{id}/upload and the
+# direct-to-source PUT /file/{id}/upload/{ticket}. Matched on the whole path: a substring
+# test would let any path with "/upload" in an id (".../dataset/upload/record/create")
+# skip the cap.
+_SELF_LIMITED = re.compile(r"/api/v1/file/[^/]+/upload(?:/[^/]+)?/?")
 
 
 class BodyLimit:
@@ -16,13 +24,12 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or "/upload" in path:
+        if scope["type"] != "http" or _SELF_LIMITED.fullmatch(_route_path(scope)):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
+        if declared.isdigit() and (len(declared) > 20 or int(declared) > self.limit):
             await self._refuse(send)
             return
         seen = 0
@@ -34,7 +41,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise _TooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -58,5 +65,17 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": raw})
 
 
-class _TooLarge(Exception):
-    pass
+def _route_path(scope: Scope) -> str:
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+class _TooLarge(HTTPException):
+    """Raised from receive(). An HTTPException because FastAPI re-raises those from body
+    parsing, where any other exception becomes a 400 "error parsing the body"; the app's
+    handler then answers 413 CONTENT_TOO_LARGE. If it reaches BodyLimit itself
+    (no response started yet), BodyLimit answers the 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body exceeds {limit} bytes")

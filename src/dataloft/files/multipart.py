@@ -10,6 +10,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from dataloft.errors import BadRequest, DataloftError
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS_TOTAL_BYTES = 256 * 1024  # all non-file parts together
 
 
 @dataclass
@@ -36,7 +37,8 @@ async def parse(content_type: str, body: AsyncIterator[bytes], file_field: str,
     if not boundary:
         raise BadRequest("multipart body without a boundary")
     form = Form()
-    state: dict[str, object] = {"part": None, "hname": b"", "hvalue": b"", "to_sink": False}
+    state: dict[str, object] = {"part": None, "hname": b"", "hvalue": b"", "to_sink": False,
+                                "fields_bytes": 0, "ended": False}
 
     def on_part_begin() -> None:
         state["part"] = Part()
@@ -58,9 +60,10 @@ async def parse(content_type: str, body: AsyncIterator[bytes], file_field: str,
         _, disp = parse_options_header(part.headers.get("content-disposition", ""))
         part.name = disp.get(b"name", b"").decode("utf-8", "replace")
         raw_filename = disp.get(b"filename")
-        part.filename = raw_filename.decode("utf-8", "replace") if raw_filename else None
+        part.filename = _basename(raw_filename.decode("utf-8", "replace")) if raw_filename \
+            else None
         part.content_type = part.headers.get("content-type")
-        is_file = form.file is None and (part.name == file_field or part.filename is not None)
+        is_file = form.file is None and (part.name == file_field or bool(raw_filename))
         state["to_sink"] = is_file
         if is_file:
             form.file = part
@@ -71,6 +74,10 @@ async def parse(content_type: str, body: AsyncIterator[bytes], file_field: str,
             sink(data[start:end])
             return
         part.value += data[start:end]
+        total = int(state["fields_bytes"]) + (end - start)  # type: ignore[call-overload]
+        state["fields_bytes"] = total
+        if total > MAX_FIELDS_TOTAL_BYTES:
+            raise BadRequest(f"the form fields are larger than {MAX_FIELDS_TOTAL_BYTES} bytes")
         if len(part.value) > MAX_FIELD_BYTES:
             raise BadRequest(f"form field {part.name!r} is larger than {MAX_FIELD_BYTES} bytes")
 
@@ -79,11 +86,14 @@ async def parse(content_type: str, body: AsyncIterator[bytes], file_field: str,
         if not state["to_sink"] and part.name:
             form.fields[part.name] = part.value.decode("utf-8", "replace")
 
+    def on_end() -> None:
+        state["ended"] = True
+
     parser = MultipartParser(boundary, {
         "on_part_begin": on_part_begin, "on_header_field": on_header_field,
         "on_header_value": on_header_value, "on_header_end": on_header_end,
         "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-        "on_part_end": on_part_end,
+        "on_part_end": on_part_end, "on_end": on_end,
     })
     try:
         async for chunk in body:
@@ -93,4 +103,15 @@ async def parse(content_type: str, body: AsyncIterator[bytes], file_field: str,
         raise
     except Exception as exc:
         raise BadRequest(f"malformed multipart body: {exc}") from exc
+    # python-multipart's finalize() does not check that the closing boundary arrived: without
+    # this, a truncated body would be stored as if it were the whole file.
+    if not state["ended"]:
+        raise BadRequest("malformed multipart body: it ends before the closing boundary")
     return form
+
+
+def _basename(name: str) -> str | None:
+    """A client's filename without any directory part or control characters."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:255] if name and name not in (".", "..") else None

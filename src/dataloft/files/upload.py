@@ -17,11 +17,13 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 from fastapi import Request
 from pydantic import ValidationError
+from sqlalchemy import delete
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from dataloft.errors import BadRequest, ContentTooLarge, Gone, NotAuthorized, not_found
 from dataloft.files import multipart, service
@@ -31,7 +33,43 @@ from dataloft.kit.principal import Principal
 from dataloft.models import File, UploadTicket
 from dataloft.storage.blobs.base import BlobInfo, BlobWriter
 
-_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
+# RFC 2397: data:[<mediatype>][;base64],<data> where <mediatype> is type/subtype followed by
+# ;attribute=value parameters, and ";base64" (if present) is the very last parameter.
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+_DATA_URL = re.compile(
+    rf"^data:(?P<type>{_TOKEN}/{_TOKEN})?(?P<params>(?:;{_TOKEN}=[^;,]*)*)(?P<b64>;base64)?,",
+    re.I)
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[^\"\\\x00-\x1f\x7f]*\"))*"
+    r"(?:[ \t]*;)?")
+_MAX_EXPIRES_DIGITS = 16
+
+
+def _media_type(value: str | None) -> str | None:
+    """`value` when it is a well-formed media type (safe to echo in a response header),
+    else None (the file is then served as application/octet-stream)."""
+    if not value:
+        return None
+    value = value.strip()
+    return value if len(value) <= 255 and _MEDIA_TYPE.fullmatch(value) else None
+
+
+def _ascii_digits(value: str | None, max_digits: int = 20) -> int | None:
+    """A non-negative integer spelled with ASCII digits only (str.isdigit() also accepts
+    '²' and other digits int() refuses), else None."""
+    if not value or len(value) > max_digits or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _attachment_header(name: str) -> str:
+    """Content-Disposition for a client to replay verbatim: ASCII only, no quotes or
+    control characters; a non-ASCII name travels as RFC 5987 filename*."""
+    safe = "".join(ch for ch in name if ch.isprintable() and ch not in '"\\')
+    fallback = safe.encode("ascii", "replace").decode().replace("?", "_") or "file"
+    if fallback == safe:
+        return f'attachment; filename="{safe}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(safe)}"
 
 
 @dataclass(frozen=True)
@@ -44,15 +82,18 @@ class Received:
 async def capped_body(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
     """The request body, refused with 413 as soon as it passes max_bytes, whatever
     Content-Length claims."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    declared = _ascii_digits(request.headers.get("content-length"), 30)
+    if declared is not None and declared > max_bytes:
         raise ContentTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
     seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > max_bytes:
-            raise ContentTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
-        yield chunk
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > max_bytes:
+                raise ContentTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+            yield chunk
+    except ClientDisconnect as exc:
+        raise BadRequest("the client disconnected before the body was complete") from exc
 
 
 def _filename_from_disposition(value: str | None) -> str | None:
@@ -73,14 +114,14 @@ def _decode_data_url(url: str, max_bytes: int) -> tuple[bytes, str | None]:
     if not match:
         raise BadRequest("the data URL is malformed; expected data:<type>;base64,<data>")
     payload = url[match.end():]
-    is_base64 = ";base64" in (match.group("params") or "").lower()
+    is_base64 = match.group("b64") is not None
     # Check the size the payload would decode to before decoding anything.
     approx = len(payload) * 3 // 4 if is_base64 else len(payload)
     if approx > max_bytes + 2:
         raise ContentTooLarge(f"data URL content exceeds the limit of {max_bytes} bytes")
     try:
         data = (base64.b64decode(payload, validate=True) if is_base64
-                else unquote(payload).encode())
+                else unquote_to_bytes(payload))
     except (binascii.Error, ValueError) as exc:
         raise BadRequest("the data URL's base64 payload is invalid") from exc
     if len(data) > max_bytes:
@@ -138,7 +179,7 @@ class Uploads:
         raw = b"".join([c async for c in capped_body(request, limit)])
         try:
             body = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
         value = body.get("file") if isinstance(body, dict) else None
         if isinstance(value, dict):
@@ -172,6 +213,8 @@ class Uploads:
         return Received(blob, fetched.content_type, fetched.filename)
 
     async def _commit(self, principal: Principal, file_id: str, received: Received) -> None:
+        received = Received(received.blob, _media_type(received.content_type),
+                            received.filename)
         try:
             await run_in_threadpool(self._point_file_at, principal, file_id, received)
         except BaseException:
@@ -197,6 +240,9 @@ class Uploads:
             spec = DirectUpload.model_validate(raw)
         except ValidationError as exc:
             raise BadRequest(f"invalid file descriptor: {exc.errors()[0]['msg']}") from exc
+        if not _media_type(spec.type):
+            raise BadRequest("invalid file descriptor: type must be a media type "
+                             "such as text/csv")
         if spec.size > self.max_bytes:
             raise ContentTooLarge(f"file size {spec.size} exceeds the limit of "
                                   f"{self.max_bytes} bytes")
@@ -205,22 +251,26 @@ class Uploads:
                               content_type=spec.type, name=spec.name, expires_at=expires)
         with self.ctx.db.write() as session:
             service.get(session, principal, file_id)
+            # Expired tickets are dead weight (a PUT refuses them anyway): sweep them here.
+            session.execute(delete(UploadTicket).where(UploadTicket.expires_at < now_ms()))
             session.add(ticket)
         base = (self.ctx.settings.public_url or str(request.base_url)).rstrip("/")
         url = (f"{base}/api/v1/file/{file_id}/upload/{ticket.id}"
                f"?expires={expires}&signature={self._sign(file_id, ticket.id, expires)}")
         headers = {"Content-Type": spec.type, "Content-Length": str(spec.size)}
         if spec.name:
-            headers["Content-Disposition"] = f'attachment; filename="{spec.name}"'
+            headers["Content-Disposition"] = _attachment_header(spec.name)
         return {"id": file_id, "uploadRequest": {"method": "PUT", "url": url, "headers": headers}}
 
     async def direct_put(self, request: Request, file_id: str, ticket_id: str) -> dict[str, Any]:
         q = request.query_params
-        expires = q.get("expires", "")
-        good = self._sign(file_id, ticket_id, int(expires)) if expires.isdigit() else ""
-        if not good or not hmac.compare_digest(good, q.get("signature", "")):
+        expires = _ascii_digits(q.get("expires"), _MAX_EXPIRES_DIGITS)
+        given = q.get("signature", "")
+        # compare_digest raises TypeError on non-ASCII str: check that first.
+        if expires is None or not given.isascii() or not hmac.compare_digest(
+                self._sign(file_id, ticket_id, expires), given):
             raise NotAuthorized("the upload URL's signature is not valid")
-        if int(expires) < now_ms():
+        if expires < now_ms():
             raise Gone("the upload URL has expired")
         ticket = await run_in_threadpool(self._ticket, ticket_id, file_id)
         with self.ctx.blobs.writer(ticket.size) as writer:

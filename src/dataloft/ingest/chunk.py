@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_NON_SPACE = re.compile(r"\S")
 
 
 def _pieces(text: str, max_chars: int) -> Iterator[str]:
@@ -18,13 +19,23 @@ def _pieces(text: str, max_chars: int) -> Iterator[str]:
             yield para
             continue
         for sentence in _SENTENCE.split(para):
-            while len(sentence) > max_chars:
-                cut = sentence.rfind(" ", 0, max_chars)
-                cut = cut if cut > max_chars // 2 else max_chars
-                yield sentence[:cut]
-                sentence = sentence[cut:].lstrip()
-            if sentence:
-                yield sentence
+            yield from _cut_long(sentence, max_chars)
+
+
+def _cut_long(sentence: str, max_chars: int) -> Iterator[str]:
+    """Cut a run of text longer than max_chars at a space past its middle, else hard.
+
+    Walks an offset instead of re-slicing the rest after each cut: a long text without
+    sentence breaks (logs, unpunctuated dumps) would otherwise copy it once per piece."""
+    start, end = 0, len(sentence)
+    while end - start > max_chars:
+        space = sentence.rfind(" ", start, start + max_chars)
+        cut = space - start if space > start + max_chars // 2 else max_chars
+        yield sentence[start:start + cut]
+        rest = _NON_SPACE.search(sentence, start + cut)
+        start = rest.start() if rest else end
+    if start < end:
+        yield sentence[start:]
 
 
 def _tail(text: str, overlap_chars: int) -> str:

@@ -83,12 +83,16 @@ class SyncHandler:
                 queue.finish(session, lease)
                 return
             if lease.attempt > 1:
+                interrupted = lease.previous_error in (None, "lease_expired")
                 events.emit(session, file.org_id, "sync.retrying", dataset_id=dataset_id,
                             file_id=file_id, jobId=lease.job_id, attempt=lease.attempt,
-                            reason="the previous attempt was interrupted")
+                            previousError="lease_expired" if interrupted else "internal_error",
+                            reason="the previous attempt was interrupted" if interrupted
+                            else f"the previous attempt failed: {lease.previous_message}")
             events.emit(session, file.org_id, "sync.started", dataset_id=dataset_id,
                         file_id=file_id, jobId=lease.job_id, attempt=lease.attempt)
-            org_id, version, blob_key, link_type = file.org_id, file.version, file.blob_key, link.type
+            org_id, version, blob_key = file.org_id, file.version, file.blob_key
+            link_type = link.type
             from dataloft.models import Dataset
 
             dataset = session.get(Dataset, dataset_id)

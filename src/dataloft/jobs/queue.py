@@ -39,6 +39,8 @@ class Lease:
     attempt: int
     org_id: str | None
     previous_error: str | None
+    # Why the previous attempt ended ('lease_expired' when it was interrupted), for people.
+    previous_message: str | None = None
 
 
 class LeaseLost(Exception):
@@ -67,39 +69,81 @@ def claim(session: Session, owner: str, lease_ms: int,
     A job whose lease expired on its last allowed attempt is failed instead, and
     `on_abandon` lets its kind record why (e.g. a sync.failed event)."""
     now = now_ms()
-    candidates = session.scalars(
-        select(Job).where(_claimable(now)).order_by(Job.run_after, Job.id).limit(8)
-    ).all()
-    for job in candidates:
-        if job.state == "running" and job.attempts >= job.max_attempts:
-            job.state, job.error_code = "failed", "lease_expired"
-            job.error_message = "the worker running this job stopped responding too often"
-            job.lease_token = None
-            if on_abandon is not None:
-                on_abandon(session, job)
-            continue
-        token = secrets.token_hex(16)
-        # Compare-and-set on the row we saw, so two claimers on PostgreSQL cannot both win.
-        won = session.execute(
-            update(Job)
-            .where(Job.id == job.id, Job.state == job.state,
-                   Job.lease_token.is_(job.lease_token) if job.lease_token is None
-                   else Job.lease_token == job.lease_token)
-            .values(state="running", lease_owner=owner, lease_token=token,
-                    lease_expires_at=now + lease_ms, attempts=Job.attempts + 1, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if won:
-            session.refresh(job)
-            return Lease(job.id, token, job.kind, dict(job.payload), job.attempts, job.org_id,
-                         job.error_code)
-    return None
+    while True:
+        candidates = session.scalars(
+            select(Job).where(_claimable(now)).order_by(Job.run_after, Job.id).limit(8)
+        ).all()
+        abandoned = 0
+        for job in candidates:
+            expired = job.state == "running"
+            if expired and job.attempts >= job.max_attempts:
+                _abandon(session, job, now, on_abandon)
+                abandoned += 1
+                continue
+            lease = _take(session, job, owner, lease_ms, now)
+            if lease is not None:
+                return lease
+        if not abandoned:
+            return None
+        # Every candidate may have been an abandoned job hiding a claimable one behind it.
+
+
+def _abandon(session: Session, job: Job, now: int,
+             on_abandon: Callable[[Session, Job], None] | None) -> None:
+    job.state, job.error_code = "failed", "lease_expired"
+    job.error_message = "the worker running this job stopped responding too often"
+    job.lease_token = job.lease_owner = job.lease_expires_at = None
+    job.updated_at = now
+    if on_abandon is not None:
+        on_abandon(session, job)
+    session.flush()
+
+
+def _take(session: Session, job: Job, owner: str, lease_ms: int, now: int) -> Lease | None:
+    expired = job.state == "running"
+    if expired:
+        previous = ("lease_expired", "the previous attempt was interrupted "
+                    "(its worker stopped or stopped responding)")
+    else:
+        previous = (job.error_code, job.error_message)
+    token = secrets.token_hex(16)
+    # Compare-and-set on the row we saw (still expired, same token), so two claimers on
+    # PostgreSQL cannot both win, nor steal a lease a heartbeat has just renewed.
+    seen = [Job.id == job.id, Job.state == job.state,
+            Job.lease_token.is_(None) if job.lease_token is None
+            else Job.lease_token == job.lease_token]
+    if expired:
+        seen.append(Job.lease_expires_at < now)
+    won = session.execute(
+        update(Job)
+        .where(*seen)
+        .values(state="running", lease_owner=owner, lease_token=token,
+                lease_expires_at=now + lease_ms, attempts=Job.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not won:
+        return None
+    session.refresh(job)
+    return Lease(job.id, token, job.kind, dict(job.payload), job.attempts, job.org_id,
+                 previous[0], previous[1])
 
 
 def heartbeat(session: Session, lease: Lease, lease_ms: int) -> bool:
+    """Extend the lease; False when it is no longer ours (re-claimed, failed, finished)."""
     return bool(session.execute(
-        update(Job).where(Job.id == lease.job_id, Job.lease_token == lease.token)
+        update(Job).where(Job.id == lease.job_id, Job.lease_token == lease.token,
+                          Job.state == "running")
         .values(lease_expires_at=now_ms() + lease_ms)
+    ).rowcount)
+
+
+def release(session: Session, lease: Lease) -> bool:
+    """Give the lease up now (a run over its time limit): the job is claimable at once, as
+    if its lease had expired, and this token stays valid only until someone claims it."""
+    return bool(session.execute(
+        update(Job).where(Job.id == lease.job_id, Job.lease_token == lease.token,
+                          Job.state == "running")
+        .values(lease_expires_at=0, updated_at=now_ms())
     ).rowcount)
 
 

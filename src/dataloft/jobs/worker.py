@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -44,6 +45,10 @@ class WorkerConfig:
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
     retry_base_seconds: float = 1.0
+    # A run longer than this is taken as stuck (a hung extractor): heartbeats stop, the
+    # lease is given up and the job retried elsewhere, then failed with 'lease_expired'.
+    # Without it a live process would renew a stuck job's lease forever.
+    max_run_seconds: float = 1800.0
 
 
 class WorkerPool:
@@ -55,29 +60,51 @@ class WorkerPool:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._spawned = 0
 
     @property
     def lease_ms(self) -> int:
         return int(self.config.lease_seconds * 1000)
 
     def start(self) -> None:
-        for n in range(self.config.threads):
-            t = threading.Thread(target=self._loop, name=f"dataloft-worker-{n}", daemon=True)
-            t.start()
+        for _ in range(self.config.threads):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            t = threading.Thread(target=self._loop, name=f"dataloft-worker-{self._spawned}",
+                                 daemon=True)
+            self._spawned += 1
             self._threads.append(t)
+        t.start()
+
+    def _retire(self, worker: threading.Thread) -> None:
+        """`worker` is stuck in a handler: replace it so the pool keeps its size; it leaves
+        its loop if the handler ever returns."""
+        with self._lock:
+            if worker not in self._threads:
+                return  # not a pool thread (run_once called directly), or already retired
+            self._threads.remove(worker)
+        if not self._stop.is_set():
+            self._spawn()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        for t in self._threads:
-            t.join(timeout)
+        with self._lock:
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def notify(self) -> None:
         """Wake idle workers: a job was just committed."""
         self._wake.set()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        me = threading.current_thread()
+        while not self._stop.is_set() and me in self._threads:
             try:
                 worked = self.run_once()
             except Exception:  # a worker thread must never die
@@ -104,7 +131,9 @@ class WorkerPool:
             return True
         lost = threading.Event()
         done = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(lease, done, lost), daemon=True)
+        beat = threading.Thread(target=self._heartbeat,
+                                args=(lease, done, lost, threading.current_thread()),
+                                daemon=True)
         beat.start()
         try:
             handler.run(lease, lambda: not lost.is_set())
@@ -120,8 +149,23 @@ class WorkerPool:
             beat.join()
         return True
 
-    def _heartbeat(self, lease: Lease, done: threading.Event, lost: threading.Event) -> None:
-        while not done.wait(self.config.lease_seconds / 3):
+    def _heartbeat(self, lease: Lease, done: threading.Event, lost: threading.Event,
+                   worker: threading.Thread) -> None:
+        deadline = time.monotonic() + self.config.max_run_seconds
+        interval = self.config.lease_seconds / 3
+        while not done.wait(max(0.0, min(interval, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                log.error("job %s ran over %.0f s; giving up its lease", lease.job_id,
+                          self.config.max_run_seconds)
+                lost.set()
+                try:
+                    with self.db.write() as session:
+                        queue.release(session, lease)
+                except Exception:  # the lease then simply expires
+                    log.exception("could not release the lease of job %s", lease.job_id)
+                self._retire(worker)
+                self.notify()
+                return
             try:
                 with self.db.write() as session:
                     if not queue.heartbeat(session, lease, self.lease_ms):

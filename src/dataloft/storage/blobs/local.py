@@ -84,9 +84,16 @@ class LocalBlobStore:
         return LocalWriter(self, max_bytes)
 
     def open(self, key: str, chunk_size: int = 1 << 16) -> Iterator[bytes]:
-        with open(self.path(key), "rb") as fh:
-            while chunk := fh.read(chunk_size):
-                yield chunk
+        # Open now, not on first iteration: once open, the bytes stay readable even if a
+        # newer version's commit deletes this blob while a download is streaming.
+        fh = open(self.path(key), "rb")  # noqa: SIM115 - closed by the generator
+
+        def chunks() -> Iterator[bytes]:
+            with fh:
+                while chunk := fh.read(chunk_size):
+                    yield chunk
+
+        return chunks()
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

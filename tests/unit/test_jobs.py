@@ -1,0 +1,558 @@
+"""Durable jobs over a real SQLite database: claims, leases, fencing, retries, the pool."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from dataloft.jobs import queue
+from dataloft.jobs.queue import Lease, LeaseLost
+from dataloft.jobs.worker import JobFailed, WorkerConfig, WorkerPool
+from dataloft.kit import migrate
+from dataloft.kit.db import Database
+from dataloft.kit.ids import now_ms
+from dataloft.models import Job
+
+LONG = 60_000  # a lease that never runs out on its own during a test
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('jobs') / 'jobs.db'}"
+    migrate.upgrade(url)
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty(db: Database) -> None:
+    with db.write() as session:
+        session.execute(delete(Job))
+
+
+def add(db: Database, kind: str = "k", **kw: Any) -> str:
+    with db.write() as session:
+        return queue.enqueue(session, kind, {"n": kw.pop("n", 0)}, **kw).id
+
+
+def claim(db: Database, owner: str = "w1", lease_ms: int = LONG,
+          on_abandon: Callable[[Session, Job], None] | None = None) -> Lease | None:
+    with db.write() as session:
+        return queue.claim(session, owner, lease_ms, on_abandon)
+
+
+def job(db: Database, job_id: str) -> Job:
+    with db.read() as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        return row
+
+
+def expire(db: Database, job_id: str) -> None:
+    """Time passes beyond the job's lease: the worker is gone or silent."""
+    with db.write() as session:
+        session.execute(update(Job).where(Job.id == job_id, Job.state == "running")
+                        .values(lease_expires_at=now_ms() - 1))
+
+
+def finish(db: Database, lease: Lease, **kw: Any) -> None:
+    with db.write() as session:
+        queue.finish(session, lease, **kw)
+
+
+def heartbeat(db: Database, lease: Lease) -> bool:
+    with db.write() as session:
+        return queue.heartbeat(session, lease, LONG)
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+def test_claims_oldest_ready_job_first_and_skips_delayed_ones(db: Database) -> None:
+    first, second = add(db, n=1), add(db, n=2)
+    later = add(db, n=3, delay_ms=LONG)
+    third = add(db, n=4)
+    order = [lease.job_id for lease in iter(lambda: claim(db), None)]
+    assert order == [first, second, third]
+    assert job(db, later).state == "queued"
+    assert claim(db) is None
+
+
+def test_claim_takes_a_lease_with_a_fresh_token(db: Database) -> None:
+    job_id = add(db, kind="thing", org_id="org_1")
+    lease = claim(db, owner="me")
+    assert lease is not None
+    assert (lease.job_id, lease.kind, lease.payload, lease.attempt, lease.org_id) == (
+        job_id, "thing", {"n": 0}, 1, "org_1")
+    row = job(db, job_id)
+    assert (row.state, row.lease_owner, row.lease_token, row.attempts) == (
+        "running", "me", lease.token, 1)
+    assert row.lease_expires_at is not None and row.lease_expires_at > now_ms() + LONG // 2
+    finish(db, lease)
+    row = job(db, job_id)
+    assert (row.state, row.lease_token, row.error_code) == ("done", None, None)
+
+
+def test_job_enqueued_in_a_rolled_back_transaction_does_not_exist(db: Database) -> None:
+    created: list[str] = []
+    with pytest.raises(RuntimeError), db.write() as session:
+        created.append(queue.enqueue(session, "k", {}).id)
+        session.flush()  # the row was really written, then rolled back
+        raise RuntimeError("the data this job concerns failed to commit")
+    with db.read() as session:
+        assert session.get(Job, created[0]) is None
+        assert session.scalars(select(Job)).all() == []
+    assert claim(db) is None
+
+
+def test_same_serial_key_never_runs_concurrently(db: Database) -> None:
+    a = add(db, serial_key="dataset:1")
+    b = add(db, serial_key="dataset:1")
+    other = add(db, serial_key="dataset:2")
+    free = add(db)
+    lease_a = claim(db)
+    assert lease_a is not None and lease_a.job_id == a
+    # b waits for a; jobs of other keys (or none) are not held up.
+    got = [claim(db), claim(db), claim(db)]
+    assert [g.job_id if g else None for g in got] == [other, free, None]
+    assert job(db, b).state == "queued"
+    finish(db, lease_a)
+    lease_b = claim(db)
+    assert lease_b is not None and lease_b.job_id == b
+
+
+def test_serial_sibling_of_an_expired_lease_may_run(db: Database) -> None:
+    a = add(db, serial_key="s")
+    b = add(db, serial_key="s")
+    lease_a = claim(db)
+    assert lease_a is not None
+    assert claim(db) is None
+    expire(db, a)
+    # The expired job is claimable again, and it is older, so it goes first.
+    again = claim(db)
+    assert again is not None and again.job_id == a and again.attempt == 2
+    assert claim(db) is None and job(db, b).state == "queued"
+
+
+def test_expired_lease_is_reclaimed_and_the_old_token_is_fenced_off(db: Database) -> None:
+    job_id = add(db)
+    old = claim(db, owner="w1")
+    assert old is not None and old.attempt == 1
+    assert heartbeat(db, old)
+    expire(db, job_id)
+    new = claim(db, owner="w2")
+    assert new is not None
+    assert (new.job_id, new.attempt, new.previous_error) == (job_id, 2, "lease_expired")
+    assert new.token != old.token
+    row = job(db, job_id)
+    assert (row.attempts, row.lease_owner, row.lease_token) == (2, "w2", new.token)
+    # The first worker wakes up: it can neither renew nor commit.
+    assert not heartbeat(db, old)
+    with pytest.raises(LeaseLost):
+        finish(db, old)
+    with pytest.raises(LeaseLost):
+        finish(db, old, error_code="boom", error_message="late failure")
+    assert job(db, job_id).state == "running"
+    assert heartbeat(db, new)
+    finish(db, new)
+    assert job(db, job_id).state == "done"
+    assert not heartbeat(db, new)
+    with pytest.raises(LeaseLost):
+        finish(db, new)
+
+
+def test_effects_of_a_fenced_off_worker_roll_back_with_its_finish(db: Database) -> None:
+    job_id = add(db)
+    old = claim(db)
+    assert old is not None
+    expire(db, job_id)
+    assert claim(db) is not None
+    effect: list[str] = []
+    with pytest.raises(LeaseLost), db.write() as session:
+        effect.append(queue.enqueue(session, "effect", {}).id)  # any write of the job
+        queue.finish(session, old)
+    with db.read() as session:
+        assert session.get(Job, effect[0]) is None
+
+
+def test_lease_expiring_on_the_last_attempt_fails_the_job(db: Database) -> None:
+    job_id = add(db, max_attempts=2, serial_key="s")
+    sibling = add(db, serial_key="s")
+    abandoned: list[tuple[str, str | None, str]] = []
+
+    def on_abandon(session: Session, row: Job) -> None:
+        assert session.in_transaction()
+        abandoned.append((row.id, row.error_code, row.state))
+
+    tokens = []
+    for attempt in (1, 2):
+        lease = claim(db, on_abandon=on_abandon)
+        assert lease is not None and (lease.job_id, lease.attempt) == (job_id, attempt)
+        tokens.append(lease)
+        expire(db, job_id)
+    # The third claim fails the job instead (and hands out the next job in line).
+    nxt = claim(db, on_abandon=on_abandon)
+    assert abandoned == [(job_id, "lease_expired", "failed")]
+    assert nxt is not None and nxt.job_id == sibling
+    row = job(db, job_id)
+    assert (row.state, row.error_code, row.attempts, row.lease_token) == (
+        "failed", "lease_expired", 2, None)
+    assert row.error_message
+    for lease in tokens:
+        assert not heartbeat(db, lease)
+        with pytest.raises(LeaseLost):
+            finish(db, lease)
+    assert claim(db, on_abandon=on_abandon) is None and len(abandoned) == 1
+
+
+def test_many_abandoned_jobs_do_not_hide_a_claimable_one(db: Database) -> None:
+    dead = [add(db, max_attempts=1) for _ in range(12)]
+    for _ in dead:
+        assert claim(db) is not None
+    for job_id in dead:
+        expire(db, job_id)
+    alive = add(db)
+    lease = claim(db)
+    assert lease is not None and lease.job_id == alive
+    assert {job(db, j).state for j in dead} == {"failed"}
+
+
+def test_start_up_expires_the_leases_of_a_dead_process(db: Database) -> None:
+    job_id = add(db, serial_key="s")
+    old = claim(db)
+    assert old is not None and claim(db) is None
+    with db.write() as session:
+        assert queue.expire_leases_of_dead_process(session) == 1
+    new = claim(db)
+    assert new is not None and new.job_id == job_id and new.attempt == 2
+    with pytest.raises(LeaseLost):
+        finish(db, old)
+
+
+def test_retry_requeues_with_a_delay(db: Database) -> None:
+    job_id = add(db)
+    lease = claim(db)
+    assert lease is not None
+    finish(db, lease, error_code="retrying", error_message="x", retry_in_ms=LONG)
+    row = job(db, job_id)
+    assert (row.state, row.lease_token, row.error_code) == ("queued", None, "retrying")
+    assert row.run_after > now_ms() + LONG // 2
+    assert claim(db) is None
+
+
+def test_release_makes_the_job_claimable_at_once(db: Database) -> None:
+    job_id = add(db)
+    lease = claim(db)
+    assert lease is not None and claim(db) is None
+    with db.write() as session:
+        assert queue.release(session, lease)
+    again = claim(db)
+    assert again is not None and again.job_id == job_id and again.attempt == 2
+
+
+# --- the worker pool -------------------------------------------------------------------------
+
+class FakeHandler:
+    """A test double of the Handler interface: scripted outcomes, recorded calls."""
+
+    def __init__(self, db: Database, script: Callable[[Lease, Callable[[], bool]], None]
+                 | None = None):
+        self.db = db
+        self.script = script
+        self.runs: list[Lease] = []
+        self.failures: list[tuple[str, dict[str, object], str, str]] = []
+        self.failed_in_transaction = True
+
+    def run(self, lease: Lease, alive: Callable[[], bool]) -> None:
+        self.runs.append(lease)
+        if self.script is not None:
+            self.script(lease, alive)
+        with self.db.write() as session:
+            queue.finish(session, lease)
+
+    def failed(self, session: Session, job_id: str, payload: dict[str, object], code: str,
+               message: str) -> None:
+        self.failed_in_transaction &= session.in_transaction()
+        self.failures.append((job_id, payload, code, message))
+
+
+def pool(db: Database, handler: FakeHandler, **config: Any) -> WorkerPool:
+    return WorkerPool(db, {"k": handler}, WorkerConfig(**{"threads": 1, **config}))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_run_once_runs_a_job_to_done(db: Database) -> None:
+    handler = FakeHandler(db)
+    workers = pool(db, handler)
+    assert workers.run_once() is False
+    job_id = add(db)
+    assert workers.run_once() is True
+    assert [lease.job_id for lease in handler.runs] == [job_id]
+    assert job(db, job_id).state == "done" and handler.failures == []
+
+
+def test_unexpected_errors_retry_with_backoff_then_fail_as_internal_error(db: Database) -> None:
+    def boom(lease: Lease, alive: Callable[[], bool]) -> None:
+        raise RuntimeError(f"boom {lease.attempt}")
+
+    handler = FakeHandler(db, boom)
+    workers = pool(db, handler, retry_base_seconds=0.2)
+    job_id = add(db, max_attempts=3, n=7)
+    for attempt, backoff_ms in ((1, 200), (2, 400)):  # exponential: base * 2^(attempt-1)
+        assert workers.run_once()
+        row = job(db, job_id)
+        assert (row.state, row.attempts, row.error_code) == ("queued", attempt, "retrying")
+        assert row.error_message == f"RuntimeError: boom {attempt}"
+        assert backoff_ms <= row.run_after - row.updated_at <= backoff_ms + 5
+        assert workers.run_once() is False  # not before its backoff
+        wait_until(lambda r=row: now_ms() > r.run_after)  # type: ignore[misc]
+    assert handler.failures == []
+    assert workers.run_once()
+    row = job(db, job_id)
+    assert (row.state, row.attempts, row.error_code) == ("failed", 3, "internal_error")
+    assert handler.failures == [(job_id, {"n": 7}, "internal_error", "RuntimeError: boom 3")]
+    assert handler.failed_in_transaction
+    assert [lease.attempt for lease in handler.runs] == [1, 2, 3]
+    assert handler.runs[1].previous_error == "retrying"
+    assert handler.runs[1].previous_message == "RuntimeError: boom 1"
+    assert workers.run_once() is False
+
+
+def test_job_failed_is_final_and_typed(db: Database) -> None:
+    def refuse(lease: Lease, alive: Callable[[], bool]) -> None:
+        raise JobFailed("corrupted_file", "the file is not valid JSON")
+
+    handler = FakeHandler(db, refuse)
+    workers = pool(db, handler)
+    job_id = add(db, max_attempts=3)
+    assert workers.run_once()
+    row = job(db, job_id)
+    assert (row.state, row.attempts, row.error_code, row.error_message) == (
+        "failed", 1, "corrupted_file", "the file is not valid JSON")
+    assert handler.failures == [(job_id, {"n": 0}, "corrupted_file",
+                                 "the file is not valid JSON")]
+    assert handler.failed_in_transaction
+    assert workers.run_once() is False and len(handler.runs) == 1
+
+
+def test_unknown_kind_fails_the_job(db: Database) -> None:
+    workers = pool(db, FakeHandler(db))
+    job_id = add(db, kind="nobody.handles.this")
+    assert workers.run_once()
+    row = job(db, job_id)
+    assert (row.state, row.error_code) == ("failed", "unknown_job")
+
+
+def test_worker_whose_lease_is_gone_sees_alive_false_and_cannot_commit(db: Database) -> None:
+    seen: dict[str, object] = {}
+    stolen: list[Lease] = []
+
+    def slow(lease: Lease, alive: Callable[[], bool]) -> None:
+        assert alive()
+        expire(db, lease.job_id)
+        other = claim(db, owner="someone-else")
+        assert other is not None
+        stolen.append(other)
+        deadline = time.monotonic() + 5
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen["alive"] = alive()
+
+    handler = FakeHandler(db, slow)
+    workers = pool(db, handler, lease_seconds=0.15)  # a heartbeat every 50 ms
+    job_id = add(db)
+    assert workers.run_once()  # the handler's finish raised LeaseLost; the pool shrugs
+    assert seen["alive"] is False
+    row = job(db, job_id)
+    assert (row.state, row.lease_owner, row.lease_token) == (
+        "running", "someone-else", stolen[0].token)
+    assert handler.failures == []
+
+
+def test_heartbeats_keep_a_long_job_leased(db: Database) -> None:
+    def long_job(lease: Lease, alive: Callable[[], bool]) -> None:
+        time.sleep(1.2)  # well past the lease
+        assert alive()
+        assert claim(db, owner="thief") is None  # never expired: heartbeats renewed it
+
+    handler = FakeHandler(db, long_job)
+    workers = pool(db, handler, lease_seconds=0.45)
+    job_id = add(db)
+    assert workers.run_once()
+    assert job(db, job_id).state == "done" and handler.failures == []
+
+
+def test_stuck_handler_loses_its_lease_and_the_job_fails_as_lease_expired(db: Database) -> None:
+    unstick = threading.Event()
+
+    def stuck(lease: Lease, alive: Callable[[], bool]) -> None:
+        unstick.wait(30)  # a hung extractor: never looks at alive()
+
+    handler = FakeHandler(db, stuck)
+    workers = pool(db, handler, threads=1, lease_seconds=0.3, poll_seconds=0.02,
+                   max_run_seconds=0.3)
+    job_id = add(db, max_attempts=2)
+    workers.start()
+    try:
+        # Attempt 1 hangs, gives up its lease, a fresh thread takes attempt 2, which hangs
+        # too; then the job fails instead of staying 'running' forever.
+        wait_until(lambda: job(db, job_id).state == "failed")
+        row = job(db, job_id)
+        assert (row.error_code, row.attempts) == ("lease_expired", 2)
+        assert [f[2] for f in handler.failures] == ["lease_expired"]
+        assert [lease.attempt for lease in handler.runs] == [1, 2]
+        # The pool kept its size: a new job still runs while the stuck threads hang.
+        handler.script = None
+        other = add(db)
+        wait_until(lambda: job(db, other).state == "done")
+    finally:
+        unstick.set()
+        workers.stop()
+    # The stuck attempts woke up late: their finish was refused.
+    assert job(db, job_id).state == "failed"
+
+
+# --- property: random interleavings keep the queue's invariants -----------------------------
+
+class QueueMachine(RuleBasedStateMachine):
+    leases = Bundle("leases")
+
+    def __init__(self, db: Database):
+        super().__init__()
+        self.db = db
+        with db.write() as session:
+            session.execute(delete(Job))
+        self.ids: list[str] = []
+        self.latest: dict[str, str] = {}  # job id -> token of its newest lease
+
+    def rows(self) -> list[Job]:
+        with self.db.read() as session:
+            return list(session.scalars(select(Job)))
+
+    @rule(serial=st.sampled_from([None, "a", "b"]), max_attempts=st.integers(1, 3))
+    def enqueue(self, serial: str | None, max_attempts: int) -> None:
+        self.ids.append(add(self.db, serial_key=serial, max_attempts=max_attempts))
+
+    @rule(target=leases)
+    def claim(self) -> Lease | None:
+        now = now_ms()
+        before = {r.id: r for r in self.rows()}
+        running = [r for r in before.values()
+                   if r.state == "running" and (r.lease_expires_at or 0) >= now]
+
+        def claimable(r: Job) -> bool:
+            ready = ((r.state == "queued" and r.run_after <= now)
+                     or (r.state == "running" and (r.lease_expires_at or 0) < now))
+            busy = r.serial_key is not None and any(
+                o.serial_key == r.serial_key and o.id != r.id for o in running)
+            return ready and not busy
+
+        abandoned: list[str] = []
+
+        def on_abandon(session: Session, row: Job) -> None:
+            abandoned.append(row.id)
+
+        lease = claim(self.db, owner="w", on_abandon=on_abandon)
+        rows = {r.id: r for r in self.rows()}
+        for job_id in abandoned:
+            assert rows[job_id].state == "failed"
+            assert rows[job_id].error_code == "lease_expired"
+            assert before[job_id].attempts >= before[job_id].max_attempts
+        if lease is None:
+            # Nothing was left to run but jobs out of attempts, which are failed now.
+            assert all(not claimable(r) or r.attempts >= r.max_attempts
+                       for r in before.values())
+        else:
+            assert claimable(before[lease.job_id])
+            assert lease.attempt == before[lease.job_id].attempts + 1
+            self.latest[lease.job_id] = lease.token
+        return lease
+
+    @rule(lease=leases)
+    def expire(self, lease: Lease | None) -> None:
+        if lease is not None:
+            expire(self.db, lease.job_id)
+
+    @rule()
+    def restart(self) -> None:
+        with self.db.write() as session:
+            queue.expire_leases_of_dead_process(session)
+
+    @rule(lease=leases)
+    def heartbeat(self, lease: Lease | None) -> None:
+        if lease is None:
+            return
+        row = next(r for r in self.rows() if r.id == lease.job_id)
+        valid = row.state == "running" and row.lease_token == lease.token
+        assert heartbeat(self.db, lease) is valid
+
+    @rule(lease=leases, outcome=st.sampled_from(["done", "failed", "retry"]))
+    def finish(self, lease: Lease | None, outcome: str) -> None:
+        if lease is None:
+            return
+        row = next(r for r in self.rows() if r.id == lease.job_id)
+        valid = row.state == "running" and row.lease_token == lease.token
+        assert valid == (self.latest.get(lease.job_id) == lease.token
+                         and row.state == "running")
+        kw: dict[str, Any] = {}
+        if outcome == "retry" and row.attempts >= row.max_attempts:
+            outcome = "failed"  # the worker's policy: no retry past max_attempts
+        if outcome == "failed":
+            kw = {"error_code": "x", "error_message": "x"}
+        elif outcome == "retry":
+            kw = {"error_code": "retrying", "error_message": "x", "retry_in_ms": 0}
+        if valid:
+            finish(self.db, lease, **kw)
+            after = next(r for r in self.rows() if r.id == lease.job_id)
+            assert after.state == {"done": "done", "failed": "failed", "retry": "queued"}[
+                outcome]
+        else:
+            with pytest.raises(LeaseLost):
+                finish(self.db, lease, **kw)
+
+    @invariant()
+    def consistent(self) -> None:
+        now = now_ms()
+        rows = self.rows()
+        assert sorted(r.id for r in rows) == sorted(self.ids)
+        for r in rows:
+            assert r.state in ("queued", "running", "done", "failed")
+            # A lease exists exactly while running, and it is the newest one handed out.
+            assert (r.lease_token is not None) == (r.state == "running")
+            if r.state == "running":
+                assert r.lease_token == self.latest[r.id]
+            assert 0 <= r.attempts <= r.max_attempts
+            if r.error_code == "lease_expired":
+                assert r.state == "failed" and r.attempts >= r.max_attempts
+        live = [r.serial_key for r in rows if r.state == "running" and r.serial_key
+                and (r.lease_expires_at or 0) >= now]
+        assert len(live) == len(set(live)), "two live leases on one serial key"
+
+
+def test_random_interleavings_keep_the_invariants(db: Database) -> None:
+    run_state_machine_as_test(
+        lambda: QueueMachine(db),
+        settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
+                          suppress_health_check=list(HealthCheck)),
+    )
