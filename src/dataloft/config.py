@@ -34,7 +34,8 @@ class Settings(BaseSettings):
 
     workers: int = Field(default=2, ge=0)
     job_lease_seconds: float = 30.0
-    job_max_attempts: int = 3
+    job_max_attempts: int = Field(default=3, ge=1)
+    job_max_run_seconds: float = 1800.0  # a job running longer is taken as stuck
     job_poll_seconds: float = 0.2
     sync_cooldown_seconds: float = 120.0
 

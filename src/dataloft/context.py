@@ -70,6 +70,8 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
             # One process owns an embedded deployment: leases left 'running' belong to a
             # process that died, so make them claimable at once instead of after expiry.
             queue.expire_leases_of_dead_process(session)
+    if settings.backend == "sqlite":
+        blobs.purge_partials()
     ctx = Context(settings=settings, db=db, blobs=blobs, index=index,
                   signing_key=_signing_key(db), bootstrap_key=raw_key)
     if start_workers and settings.workers > 0:
@@ -79,6 +81,7 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
         }
         ctx.workers = WorkerPool(db, handlers, WorkerConfig(
             threads=settings.workers, lease_seconds=settings.job_lease_seconds,
-            poll_seconds=settings.job_poll_seconds))
+            poll_seconds=settings.job_poll_seconds,
+            max_run_seconds=settings.job_max_run_seconds))
         ctx.workers.start()
     return ctx

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import create_dataset, wait_for_sync
+from tests.support.api import create_dataset, create_file, wait_for_sync
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -65,22 +65,6 @@ def records(client: httpx.Client, dataset_id: str) -> list[dict[str, Any]]:
         lines = [json.loads(line) for line in r.iter_lines() if line.strip()]
     assert all(line["type"] == "item" for line in lines)
     return [line["data"] for line in lines]
-
-
-def create_file(client: httpx.Client, content: bytes, name: str) -> str:
-    """Create then upload. Waits until the new file is readable first: the request's
-    transaction commits only after its response is sent (get_session is a request-scoped
-    dependency), so an immediate upload, which reads the file, can get a 404. Drop the wait
-    once api/deps.py commits before responding."""
-    file_id = str(client.post("/api/v1/file/create", json={"name": name}).json()["id"])
-    deadline = time.monotonic() + 5
-    while client.get(f"/api/v1/file/{file_id}/fetch").status_code != 200:
-        assert time.monotonic() < deadline, "the created file never became visible"
-        time.sleep(0.01)
-    r = client.post(f"/api/v1/file/{file_id}/upload", content=content,
-                    headers={"Content-Type": "text/plain"})
-    assert r.status_code == 200, r.text
-    return file_id
 
 
 def request_sync(client: httpx.Client, dataset_id: str, file_id: str) -> None:
@@ -222,3 +206,4 @@ def test_kill_during_upload_leaves_the_previous_content(
     assert downloaded == old
     objects = [p for p in (data_dir / "blobs" / "objects").rglob("*") if p.is_file()]
     assert len(objects) == 1, "the partial upload became a visible blob"
+    assert not list(tmp_parts.glob("*.part")), "start-up left the dead upload's partial file"

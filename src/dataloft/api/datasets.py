@@ -80,7 +80,7 @@ def detach_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
 def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
     service.request_sync(session, principal, dataset_id, file_id,
-                         ctx.settings.sync_cooldown_seconds)
+                         ctx.settings.sync_cooldown_seconds, ctx.settings.job_max_attempts)
     return {"id": file_id}
 
 

@@ -57,7 +57,8 @@ def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
 @router.post("/file/{file_id}/sync")
 def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
-    datasets.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds)
+    datasets.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
+                               ctx.settings.job_max_attempts)
     return {"id": file_id}
 
 

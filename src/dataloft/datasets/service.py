@@ -149,7 +149,7 @@ def detach(session: Session, index: Index, principal: Principal, dataset_id: str
 
 
 def request_sync(session: Session, principal: Principal, dataset_id: str, file_id: str,
-                 cooldown_s: float) -> Attachment:
+                 cooldown_s: float, max_attempts: int = 3) -> Attachment:
     """Queue a sync of one attachment; refused while the last request is under cooldown."""
     principal.require("datasets:write")
     dataset = get(session, principal, dataset_id)
@@ -167,18 +167,19 @@ def request_sync(session: Session, principal: Principal, dataset_id: str, file_i
             )
     link.sync_requested_at = now
     job = queue.enqueue(session, SYNC_JOB, {"datasetId": dataset.id, "fileId": file_id},
-                        org_id=dataset.org_id, serial_key=f"dataset:{dataset.id}")
+                        org_id=dataset.org_id, serial_key=f"dataset:{dataset.id}",
+                        max_attempts=max_attempts)
     events.emit(session, dataset.org_id, "sync.queued", dataset_id=dataset.id,
                 file_id=file_id, jobId=job.id)
     return link
 
 
 def request_file_sync(session: Session, principal: Principal, file_id: str,
-                      cooldown_s: float) -> list[str]:
+                      cooldown_s: float, max_attempts: int = 3) -> list[str]:
     """Sync a file to every dataset it is attached to as a source."""
     file = files.get(session, principal, file_id)
     links = session.scalars(select(Attachment).where(Attachment.file_id == file.id,
                                                      Attachment.type == "source")).all()
     for link in links:
-        request_sync(session, principal, link.dataset_id, file.id, cooldown_s)
+        request_sync(session, principal, link.dataset_id, file.id, cooldown_s, max_attempts)
     return [link.dataset_id for link in links]

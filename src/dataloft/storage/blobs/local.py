@@ -80,6 +80,13 @@ class LocalBlobStore:
             raise ValueError(f"not a key of this store: {key!r}")
         return self.root / "objects" / key
 
+    def purge_partials(self) -> int:
+        """Embedded start-up: every tmp/*.part belongs to a writer of a process that died."""
+        parts = list((self.root / "tmp").glob("*.part"))
+        for part in parts:
+            part.unlink(missing_ok=True)
+        return len(parts)
+
     def writer(self, max_bytes: int) -> LocalWriter:
         return LocalWriter(self, max_bytes)
 
