@@ -41,8 +41,9 @@ def serve(
             console.print("[bold green]dataloft is set up.[/] Your first admin API key "
                           "(shown once, store it now):")
             print(f"DATALOFT_API_KEY={raw}", flush=True)
-        console.print(f"Serving on http://{settings.host}:{settings.port} "
-                      f"(data: {settings.data_dir.resolve() if settings.backend == 'sqlite' else settings.database_url.split('@')[-1]})")
+        where = (settings.data_dir.resolve() if settings.backend == "sqlite"
+                 else settings.database_url.split("@")[-1])
+        console.print(f"Serving on http://{settings.host}:{settings.port} (data: {where})")
 
     uvicorn.run(create_app(settings, on_ready=announce), host=settings.host, port=settings.port,
                 log_level=settings.log_level, proxy_headers=False)

@@ -94,11 +94,12 @@ def choose(name: str | None, content_type: str | None, data: bytes) -> Registrat
             return reg
     if not looks_binary(data):
         return next(r for r in REGISTRY if r.name == "text")
-    raise ExtractionError("unsupported_format",
-                          f"cannot extract text from {name or 'this file'} ({ctype or 'unknown type'})")
+    what = f"{name or 'this file'} ({ctype or 'unknown type'})"
+    raise ExtractionError("unsupported_format", f"cannot extract text from {what}")
 
 
-def extract(name: str | None, content_type: str | None, data: bytes) -> tuple[str, list[Section | Row]]:
+def extract(name: str | None, content_type: str | None, data: bytes
+            ) -> tuple[str, list[Section | Row]]:
     reg = choose(name, content_type, data)
     return reg.name, list(reg.extract(data, name or ""))
 

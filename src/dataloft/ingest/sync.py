@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,43 +11,17 @@ from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
 from dataloft.events import service as events
-from dataloft.ingest.chunk import chunk
-from dataloft.ingest.extract import ExtractionError, Row, Section, extract
+from dataloft.ingest.build import build_records
+from dataloft.ingest.extract import ExtractionError, extract
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease
 from dataloft.jobs.worker import JobFailed
 from dataloft.kit.ids import now_ms
-from dataloft.models import File
+from dataloft.models import Dataset, File
 from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
 from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.index.base import Index
-
-CHARS_PER_TOKEN = 4  # rough English average; recordMaxTokens is given in tokens
-
-
-def render_row(fields: dict[str, Any]) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in fields.items() if v not in (None, ""))
-
-
-def build_records(file: File, items: list[Section | Row], max_tokens: int) -> Iterator[NewRecord]:
-    source = f"file:///{file.id}"
-    base = {"fileName": file.name, "fileType": file.content_type, "fileCreatedAt": file.created_at}
-    position = 0
-    for item in items:
-        if isinstance(item, Row):
-            texts: list[tuple[str, dict[str, Any]]] = [(render_row(item.fields),
-                                                        {**base, **item.meta, **item.fields})]
-        else:
-            max_chars = max_tokens * CHARS_PER_TOKEN
-            texts = [(c, {**base, **item.meta})
-                     for c in chunk(item.text, max_chars, max_chars // 8)]
-        for text, meta in texts:
-            if not text.strip():
-                continue
-            yield NewRecord(text=text, meta=meta, source=source, position=position,
-                            content_hash=hashlib.sha256(text.encode()).hexdigest())
-            position += 1
 
 
 @dataclass
@@ -67,8 +40,6 @@ class SyncHandler:
                         message=message)
 
     def _org_of(self, session: Session, payload: dict[str, Any]) -> str | None:
-        from dataloft.models import Dataset
-
         ds = session.get(Dataset, str(payload["datasetId"]))
         return ds.org_id if ds else None
 
@@ -93,8 +64,6 @@ class SyncHandler:
                         file_id=file_id, jobId=lease.job_id, attempt=lease.attempt)
             org_id, version, blob_key = file.org_id, file.version, file.blob_key
             link_type = link.type
-            from dataloft.models import Dataset
-
             dataset = session.get(Dataset, dataset_id)
             max_tokens = int((dataset.settings if dataset else {}).get("recordMaxTokens") or 300)
             name, ctype = file.name, file.content_type

@@ -8,12 +8,18 @@ both roles share one engine. Built from arguments; never reads settings.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+
+def _json(value: Any) -> str:
+    # Unescaped UTF-8, so JSON paths can address non-ASCII keys.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> Engine:
@@ -23,6 +29,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
         max_overflow=0 if writer else 8,
         pool_timeout=300,
         connect_args={"check_same_thread": False, "timeout": 60},
+        json_serializer=_json,
     )
 
     @event.listens_for(engine, "connect")
@@ -52,7 +59,8 @@ class Database:
             self.write_engine = _sqlite_engine(url, writer=True)
             self.read_engine = _sqlite_engine(url, writer=False)
         else:
-            self.write_engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            self.write_engine = create_engine(url, pool_size=10, max_overflow=10,
+                                              pool_pre_ping=True, json_serializer=_json)
             self.read_engine = self.write_engine
         self._writer = sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = sessionmaker(self.read_engine, expire_on_commit=False)

@@ -1,4 +1,4 @@
-"""Alembic environment. The URL comes from the caller (dataloft.kit.migrate), never from settings."""
+"""Alembic environment. The URL comes from the caller (dataloft.kit.migrate), not settings."""
 
 from __future__ import annotations
 
