@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     job_poll_seconds: float = 0.2
     sync_cooldown_seconds: float = 120.0
 
+    # Embeddings: the offline default, or any OpenAI-compatible /embeddings endpoint.
+    embedder: Literal["wordllama", "openai"] = "wordllama"
+    embedding_url: str = ""  # e.g. https://api.openai.com/v1 or http://localhost:11434/v1
+    embedding_model: str = "text-embedding-3-small"
+    embedding_api_key: str = ""
+    embedding_dimension: int = Field(default=0, ge=0)  # 0 = ask the endpoint once
+    embedding_batch_size: int = Field(default=64, ge=1)
+    embedding_timeout: float = 30.0
+
     log_level: str = "info"
 
     @property

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from dataloft.config import Settings
 from dataloft.datasets.service import SYNC_JOB
+from dataloft.ingest.embed.base import Embedder
+from dataloft.ingest.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
 from dataloft.ingest.sync import BlobDeleteHandler, SyncHandler
 from dataloft.jobs import queue
 from dataloft.jobs.worker import WorkerConfig, WorkerPool
@@ -29,6 +31,7 @@ class Context:
     db: Database
     blobs: BlobStore
     index: Index
+    embedder: Embedder
     signing_key: bytes
     workers: WorkerPool | None = None
     bootstrap_key: str | None = None
@@ -57,6 +60,19 @@ def _signing_key(db: Database) -> bytes:
         return bytes.fromhex(row.value)
 
 
+def build_embedder(settings: Settings) -> Embedder:
+    if settings.embedder == "openai":
+        from dataloft.ingest.embed.openai import OpenAICompatibleEmbedder
+
+        return OpenAICompatibleEmbedder(
+            settings.embedding_url, settings.embedding_model, settings.embedding_api_key,
+            dimension=settings.embedding_dimension, batch_size=settings.embedding_batch_size,
+            timeout=settings.embedding_timeout)
+    from dataloft.ingest.embed.wordllama import WordLlamaEmbedder
+
+    return WordLlamaEmbedder()
+
+
 def build(settings: Settings, *, start_workers: bool = True) -> Context:
     if settings.backend == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +80,9 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
     db = Database(settings.sqlalchemy_url)
     blobs = LocalBlobStore(settings.blob_dir)
     index = SqliteIndex()
+    embedder = build_embedder(settings)
     with db.write() as session:
+        enqueue_stale(session, embedder.name)
         raw_key = keys.bootstrap(session, settings.bootstrap_key or None)
         if settings.backend == "sqlite":
             # One process owns an embedded deployment: leases left 'running' belong to a
@@ -72,11 +90,12 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
             queue.expire_leases_of_dead_process(session)
     if settings.backend == "sqlite":
         blobs.purge_partials()
-    ctx = Context(settings=settings, db=db, blobs=blobs, index=index,
+    ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
                   signing_key=_signing_key(db), bootstrap_key=raw_key)
     if start_workers and settings.workers > 0:
         handlers = {
-            SYNC_JOB: SyncHandler(db, blobs, index),
+            SYNC_JOB: SyncHandler(db, blobs, index, embedder),
+            REINDEX_JOB: ReindexHandler(db, index, embedder),
             "blob.delete": BlobDeleteHandler(db, blobs),
         }
         ctx.workers = WorkerPool(db, handlers, WorkerConfig(

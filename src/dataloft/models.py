@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    LargeBinary,
     ForeignKey,
     Index,
     Integer,
@@ -108,6 +109,12 @@ class Dataset(Timestamps, Base):
     owner_scope: Mapped[str] = mapped_column(String(600), default="org")
     # recordMaxTokens, searchMaxRecords, separators, ... exactly as the wire names them.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The embedder its vectors come from; a different configured embedder re-indexes it.
+    embedding_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    embedding_dimension: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Bumped by every transaction that changes the dataset's records, so caches derived
+    # from them (the SQLite vector matrix) know when they are stale.
+    index_version: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (
         Index("ix_datasets_org_id_id", "org_id", "id"),
@@ -147,6 +154,16 @@ class Record(Timestamps, Base):
         Index("ix_records_dataset_id_id", "dataset_id", "id"),
         Index("ix_records_dataset_file", "dataset_id", "file_id"),
     )
+
+
+class RecordVector(Base):
+    """A record's embedding (little-endian float32). pgvector replaces this on PostgreSQL."""
+
+    __tablename__ = "record_vectors"
+    pk: Mapped[int] = mapped_column(ForeignKey("records.pk", ondelete="CASCADE"),
+                                    primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(40), index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Job(Timestamps, Base):

@@ -38,7 +38,7 @@ def test_sync_makes_records_searchable_and_replaces_them_on_resync(app_client: T
     assert hits["records"][0]["source"] == f"file:///{fid}"
     assert hits["records"][0]["meta"]["fileName"] == "birds.txt"
     assert app_client.post(f"/api/v1/dataset/{ds}/search",
-                           json={"search": "giraffes"}).json()["records"] == []
+                           json={"search": "giraffes", "mode": "lexical"}).json()["records"] == []
 
     # New content, re-sync: old records are gone, new ones searchable, never both.
     app_client.post(f"/api/v1/file/{fid}/upload", content=b"Gamma text about giraffes.",
@@ -48,7 +48,7 @@ def test_sync_makes_records_searchable_and_replaces_them_on_resync(app_client: T
     records = app_client.get(f"/api/v1/dataset/{ds}/record/list").json()["items"]
     assert [r["text"] for r in records] == ["Gamma text about giraffes."]
     assert app_client.post(f"/api/v1/dataset/{ds}/search",
-                           json={"search": "lighthouse"}).json()["records"] == []
+                           json={"search": "lighthouse", "mode": "lexical"}).json()["records"] == []
 
 
 def test_csv_and_jsonl_give_one_record_per_row(app_client: TestClient) -> None:
@@ -128,7 +128,7 @@ def test_records_crud_and_export(app_client: TestClient) -> None:
     found = app_client.post(f"/api/v1/dataset/{ds}/search", json={"search": "closing"}).json()
     assert [r["id"] for r in found["records"]] == [rid]
     assert app_client.post(f"/api/v1/dataset/{ds}/search",
-                           json={"search": "opening"}).json()["records"] == []
+                           json={"search": "opening", "mode": "lexical"}).json()["records"] == []
     csv_export = app_client.get(f"/api/v1/dataset/{ds}/record/export",
                                 headers={"Accept": "text/csv"})
     assert csv_export.headers["content-type"].startswith("text/csv")
@@ -136,7 +136,7 @@ def test_records_crud_and_export(app_client: TestClient) -> None:
     app_client.post(f"/api/v1/dataset/{ds}/record/{rid}/delete", json={})
     assert_envelope(app_client.get(f"/api/v1/dataset/{ds}/record/{rid}/fetch"), 404)
     assert app_client.post(f"/api/v1/dataset/{ds}/search",
-                           json={"search": "closing"}).json()["records"] == []
+                           json={"search": "closing", "mode": "lexical"}).json()["records"] == []
 
 
 def test_cursor_pages_are_stable_across_inserts(app_client: TestClient) -> None:

@@ -87,8 +87,9 @@ def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
 @router.post("/dataset/{dataset_id}/search")
 def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep, session: SessionDep,
                    principal: PrincipalDep) -> dict[str, Any]:
-    hits = search.search(session, ctx.index, principal, dataset_id, body, ctx.dialect)
-    return {"id": dataset_id, "records": [search.render(r, s) for r, s in hits]}
+    hits = search.search(session, ctx.index, ctx.embedder, principal, dataset_id, body,
+                         ctx.dialect)
+    return {"id": dataset_id, "records": [search.render(r, s, body.search) for r, s in hits]}
 
 
 @router.get("/dataset/{dataset_id}/event/list")

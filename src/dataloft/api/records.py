@@ -24,7 +24,8 @@ router = APIRouter(prefix="/api/v1/dataset/{dataset_id}/record", tags=["records"
 @router.post("/create")
 def create_record(dataset_id: str, body: RecordCreate, ctx: CtxDep, session: SessionDep,
                   principal: PrincipalDep) -> dict[str, Any]:
-    return {"id": service.create(session, ctx.index, principal, dataset_id, body).id}
+    return {"id": service.create(session, ctx.index, ctx.embedder, principal, dataset_id,
+                                 body).id}
 
 
 def _records(request: Request, ctx: CtxDep, session: SessionDep, principal: PrincipalDep,
@@ -74,8 +75,8 @@ def fetch_record(dataset_id: str, record_id: str, session: SessionDep,
 @router.post("/{record_id}/update")
 def update_record(dataset_id: str, record_id: str, ctx: CtxDep, session: SessionDep,
                   principal: PrincipalDep, body: RecordUpdate | None = None) -> dict[str, Any]:
-    record = service.update(session, ctx.index, principal, dataset_id, record_id,
-                            body or RecordUpdate())
+    record = service.update(session, ctx.index, ctx.embedder, principal, dataset_id,
+                            record_id, body or RecordUpdate())
     return {"id": record.id}
 
 

@@ -87,6 +87,13 @@ def delete(session: Session, index: Index, principal: Principal, dataset_id: str
     return dataset
 
 
+def adopt_embedder(dataset: Dataset, name: str, dimension: int) -> bool:
+    """A dataset takes the embedder of its first indexing; True if its vectors are `name`'s."""
+    if dataset.embedding_model is None:
+        dataset.embedding_model, dataset.embedding_dimension = name, dimension
+    return dataset.embedding_model == name
+
+
 def render(dataset: Dataset) -> dict[str, Any]:
     return {
         "id": dataset.id,
@@ -96,6 +103,7 @@ def render(dataset: Dataset) -> dict[str, Any]:
         "visibility": dataset.visibility,
         "alias": dataset.alias,
         "store": "default",
+        "embeddingModel": dataset.embedding_model,
         **dataset.settings,
         "createdAt": dataset.created_at,
         "updatedAt": dataset.updated_at,

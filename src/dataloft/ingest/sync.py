@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from dataloft.datasets import service as datasets
 from dataloft.events import service as events
 from dataloft.ingest.build import build_records
+from dataloft.ingest.embed.base import Embedder, to_blob
 from dataloft.ingest.extract import ExtractionError, extract
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease
@@ -23,13 +24,15 @@ from dataloft.records.repository import NewRecord
 from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.index.base import Index
 
+EMBED_BATCH = 512
+
 
 @dataclass
 class SyncHandler:
     db: Any
     blobs: BlobStore
     index: Index
-    notify: Callable[[], None] = lambda: None
+    embedder: Embedder
 
     def failed(self, session: Session, job_id: str, payload: dict[str, Any], code: str,
                message: str) -> None:
@@ -83,6 +86,8 @@ class SyncHandler:
                 new = list(build_records(file, items, max_tokens))
             if not new:
                 raise JobFailed("empty_content", "the file contains no extractable text")
+            if not self._embed(new, dataset_id, file_id, alive):
+                return
         if not alive():
             return
         with self.db.write() as session:
@@ -92,13 +97,40 @@ class SyncHandler:
                 return
             removed = records.delete_where(session, self.index, org_id=org_id,
                                            dataset_id=dataset_id, file_id=file_id)
-            records.insert(session, self.index, org_id, dataset_id, new, file_id=file_id)
+            records.insert_records(session, self.index, org_id, dataset_id, new, file_id=file_id)
+            dataset = session.get(Dataset, dataset_id)
+            if dataset is not None:
+                datasets.adopt_embedder(dataset, self.embedder.name, self.embedder.dimension)
             link.synced_version, link.synced_at = version, now_ms()
             events.emit(session, org_id, "sync.completed", dataset_id=dataset_id,
                         file_id=file_id, jobId=lease.job_id, recordCount=len(new),
                         replacedRecords=removed, fileVersion=version,
+                        reusedEmbeddings=sum(1 for r in new if r.reused),
                         durationMs=int((time.monotonic() - started) * 1000))
             queue.finish(session, lease)
+
+
+    def _embed(self, new: list[NewRecord], dataset_id: str, file_id: str,
+               alive: Callable[[], bool]) -> bool:
+        """Give every record a vector: unchanged chunks (same content hash) keep the one they
+        had, the rest are embedded in batches. False if the lease was lost meanwhile."""
+        with self.db.read() as session:
+            known = records.vectors_by_hash(session, self.index, dataset_id, file_id)
+        todo = []
+        for record in new:
+            reuse = known.get(record.content_hash or "")
+            if reuse is not None and len(reuse) == 4 * self.embedder.dimension:
+                record.vector, record.reused = reuse, True
+            else:
+                todo.append(record)
+        for i in range(0, len(todo), EMBED_BATCH):
+            if not alive():
+                return False
+            batch = todo[i : i + EMBED_BATCH]
+            for record, vector in zip(batch, self.embedder.embed([r.text for r in batch]),
+                                      strict=True):
+                record.vector = to_blob(vector)
+        return True
 
 
 @dataclass

@@ -6,12 +6,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from dataloft.kit.ids import new_id
-from dataloft.models import Record
-from dataloft.storage.index.base import Index
+from dataloft.kit.ids import new_id, now_ms
+from dataloft.models import Dataset, Record
+from dataloft.storage.index.base import Index, IndexRow
+
+_BATCH = 500
 
 
 @dataclass
@@ -21,20 +23,38 @@ class NewRecord:
     source: str | None = None
     position: int | None = None
     content_hash: str | None = None
+    vector: bytes | None = None
+    reused: bool = False  # the vector was carried over from the previous sync
 
 
-def insert(session: Session, index: Index, org_id: str, dataset_id: str,
-           new: Iterable[NewRecord], file_id: str | None = None) -> list[Record]:
-    rows = [
-        Record(id=new_id("rec"), org_id=org_id, dataset_id=dataset_id, file_id=file_id,
-               text=r.text, meta=r.meta, source=r.source, position=r.position,
-               content_hash=r.content_hash)
-        for r in new
-    ]
-    session.add_all(rows)
-    session.flush()
-    index.added(session, [(r.pk, r.text) for r in rows])
-    return rows
+def _touch(session: Session, dataset_ids: Iterable[str]) -> None:
+    """Mark the datasets' indexes changed (caches keyed on index_version go stale)."""
+    ids = sorted(set(dataset_ids))
+    if ids:
+        session.execute(update(Dataset).where(Dataset.id.in_(ids))
+                        .values(index_version=Dataset.index_version + 1)
+                        .execution_options(synchronize_session=False))
+
+
+def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
+                   new: Sequence[NewRecord], file_id: str | None = None) -> list[tuple[int, str]]:
+    """Bulk insert; returns (pk, id) per record, in input order."""
+    now = now_ms()
+    out: list[tuple[int, str]] = []
+    for i in range(0, len(new), _BATCH):
+        batch = new[i : i + _BATCH]
+        ids = [new_id("rec") for _ in batch]
+        rows = [{"id": rid, "org_id": org_id, "dataset_id": dataset_id, "file_id": file_id,
+                 "text": r.text, "meta": r.meta, "source": r.source, "position": r.position,
+                 "content_hash": r.content_hash, "created_at": now, "updated_at": now}
+                for rid, r in zip(ids, batch, strict=True)]
+        pks = list(session.scalars(insert(Record).returning(Record.pk,
+                                                            sort_by_parameter_order=True), rows))
+        index.added(session, [IndexRow(pk, dataset_id, r.text, r.vector)
+                              for pk, r in zip(pks, batch, strict=True)])
+        out += list(zip(pks, ids, strict=True))
+    _touch(session, [dataset_id])
+    return out
 
 
 def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str | None = None,
@@ -46,15 +66,28 @@ def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str
         conds.append(Record.file_id == file_id)
     if pks is not None:
         conds.append(Record.pk.in_(list(pks)))
-    doomed = list(session.scalars(select(Record.pk).where(*conds)))
+    doomed = session.execute(select(Record.pk, Record.dataset_id).where(*conds)).all()
     if not doomed:
         return 0
-    index.removed(session, doomed)
-    for i in range(0, len(doomed), 500):
-        session.execute(delete(Record).where(Record.pk.in_(doomed[i : i + 500])))
-    return len(doomed)
+    doomed_pks = [pk for pk, _ in doomed]
+    index.removed(session, doomed_pks)
+    for i in range(0, len(doomed_pks), _BATCH):
+        session.execute(delete(Record).where(Record.pk.in_(doomed_pks[i : i + _BATCH])))
+    _touch(session, {ds for _, ds in doomed})
+    return len(doomed_pks)
 
 
-def reindex(session: Session, index: Index, record: Record) -> None:
+def reindex(session: Session, index: Index, record: Record, vector: bytes | None) -> None:
     index.removed(session, [record.pk])
-    index.added(session, [(record.pk, record.text)])
+    index.added(session, [IndexRow(record.pk, record.dataset_id, record.text, vector)])
+    _touch(session, [record.dataset_id])
+
+
+def vectors_by_hash(session: Session, index: Index, dataset_id: str,
+                    file_id: str) -> dict[str, bytes]:
+    """Embeddings of a file's current records, by content hash, for reuse on re-sync."""
+    rows = session.execute(select(Record.pk, Record.content_hash).where(
+        Record.dataset_id == dataset_id, Record.file_id == file_id,
+        Record.content_hash.is_not(None))).all()
+    stored = index.vectors(session, [pk for pk, _ in rows])
+    return {h: stored[pk] for pk, h in rows if pk in stored}

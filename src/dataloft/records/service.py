@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
 from dataloft.errors import not_found
+from dataloft.ingest.embed.base import Embedder, to_blob
 from dataloft.kit.ids import now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import Record
@@ -32,13 +33,21 @@ class RecordUpdate(BaseModel):
     meta: dict[str, Any] | None = None
 
 
-def create(session: Session, index: Index, principal: Principal, dataset_id: str,
-           body: RecordCreate) -> Record:
+def _vector(embedder: Embedder, text: str) -> bytes:
+    return to_blob(embedder.embed([text])[0])
+
+
+def create(session: Session, index: Index, embedder: Embedder, principal: Principal,
+           dataset_id: str, body: RecordCreate) -> Record:
     principal.require("datasets:write")
     dataset = datasets.get(session, principal, dataset_id)
-    (record,) = repository.insert(session, index, dataset.org_id, dataset.id,
-                                  [NewRecord(text=body.text, meta=body.meta or {},
-                                             source=body.source)])
+    datasets.adopt_embedder(dataset, embedder.name, embedder.dimension)
+    ((pk, _),) = repository.insert_records(
+        session, index, dataset.org_id, dataset.id,
+        [NewRecord(text=body.text, meta=body.meta or {}, source=body.source,
+                   vector=_vector(embedder, body.text))])
+    record = session.get(Record, pk)
+    assert record is not None
     return record
 
 
@@ -56,8 +65,8 @@ def listing(session: Session, principal: Principal, dataset_id: str) -> Select[A
     return select(Record).where(Record.dataset_id == dataset.id)
 
 
-def update(session: Session, index: Index, principal: Principal, dataset_id: str,
-           record_id: str, body: RecordUpdate) -> Record:
+def update(session: Session, index: Index, embedder: Embedder, principal: Principal,
+           dataset_id: str, record_id: str, body: RecordUpdate) -> Record:
     principal.require("datasets:write")
     record = get(session, principal, dataset_id, record_id)
     fields = body.model_dump(exclude_unset=True)
@@ -68,7 +77,7 @@ def update(session: Session, index: Index, principal: Principal, dataset_id: str
     if fields.get("text") is not None and fields["text"] != record.text:
         record.text = fields["text"]
         session.flush()
-        repository.reindex(session, index, record)
+        repository.reindex(session, index, record, _vector(embedder, record.text))
     record.updated_at = now_ms()
     return record
 

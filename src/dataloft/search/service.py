@@ -1,20 +1,34 @@
-"""Dataset search: policy and filter first, then ranking."""
+"""Dataset search: policy and filter first, then lexical, semantic or hybrid ranking.
+
+Hybrid is a convex combination of min-max normalised scores over the union of both
+candidate pools (relative score fusion): unlike rank fusion it keeps how much better the
+best hit is, which matters when one side is confident and the other is not.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
+from dataloft.ingest.embed.base import Embedder
 from dataloft.kit import filters
 from dataloft.kit.principal import Principal
-from dataloft.models import Record
+from dataloft.models import Dataset, Record
+from dataloft.search.highlight import highlights
 from dataloft.storage.index.base import Index
 
 MAX_TAKE = 200
+# Weight of the lexical side in hybrid mode; measured on SciFact (docs/benchmarks.md).
+DEFAULT_LEXICAL_WEIGHT = 0.5
+# Candidates taken from each side before fusion.
+POOL = 200
+
+Mode = Literal["hybrid", "lexical", "semantic"]
 
 
 class SearchBody(BaseModel):
@@ -22,19 +36,65 @@ class SearchBody(BaseModel):
     search: str = Field(max_length=10_000)
     filter: dict[str, Any] | None = None
     take: int | None = Field(default=None, ge=1, le=MAX_TAKE)
+    mode: Mode = "hybrid"
 
 
 def record_columns() -> dict[str, Any]:
     return {"source": Record.source, "fileId": Record.file_id, "createdAt": Record.created_at}
 
 
-def search(session: Session, index: Index, principal: Principal, dataset_id: str,
-           body: SearchBody, dialect: str) -> list[tuple[Record, float]]:
+def _normalised(hits: list[tuple[int, float]]) -> dict[int, float]:
+    if not hits:
+        return {}
+    scores = [s for _, s in hits]
+    lo, hi = min(scores), max(scores)
+    span = hi - lo
+    return {pk: (s - lo) / span if span > 0 else 1.0 for pk, s in hits}
+
+
+def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]],
+         lexical_weight: float) -> list[tuple[int, float]]:
+    lex, sem = _normalised(lexical), _normalised(semantic)
+    fused = {pk: lexical_weight * lex.get(pk, 0.0) + (1 - lexical_weight) * sem.get(pk, 0.0)
+             for pk in lex.keys() | sem.keys()}
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence[Dataset],
+         query: str, mode: Mode, take: int, restrict: ColumnElement[bool] | None,
+         lexical_weight: float) -> list[tuple[int, float]]:
+    ids = [d.id for d in datasets_]
+    # Semantic search only over datasets whose vectors come from the current embedder.
+    vector_ids = [d.id for d in datasets_ if d.embedding_model == embedder.name]
+    pool = max(POOL, take)
+    lexical = index.lexical(session, ids, query, pool, restrict) if mode != "semantic" else []
+    semantic: list[tuple[int, float]] = []
+    if mode != "lexical" and vector_ids and query.strip():
+        vector = embedder.embed([query])[0]
+        semantic = index.semantic(session, vector_ids, vector, pool, restrict)
+    if mode == "lexical":
+        return lexical[:take]
+    if mode == "semantic":
+        return semantic[:take]
+    return fuse(lexical, semantic, lexical_weight)[:take]
+
+
+def search(session: Session, index: Index, embedder: Embedder, principal: Principal,
+           dataset_id: str, body: SearchBody, dialect: str) -> list[tuple[Record, float]]:
     dataset = datasets.get(session, principal, dataset_id)
     parsed = filters.parse_filter(body.filter)
     restrict = filters.to_sql(parsed, Record.meta, record_columns(), dialect) if parsed else None
     take = body.take or int(dataset.settings.get("searchMaxRecords") or 10)
-    hits = index.search(session, [dataset.id], body.search, take, restrict)
+    weight = float(dataset.settings.get("hybridLexicalWeight", DEFAULT_LEXICAL_WEIGHT))
+    hits = rank(session, index, embedder, [dataset], body.search, body.mode, take, restrict,
+                weight)
+    min_score = dataset.settings.get("searchMinScore")
+    if min_score is not None:
+        hits = [(pk, s) for pk, s in hits if s >= float(min_score)]
+    return load(session, hits)
+
+
+def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Record, float]]:
     if not hits:
         return []
     by_pk = {r.pk: r for r in session.scalars(select(Record).where(
@@ -42,6 +102,7 @@ def search(session: Session, index: Index, principal: Principal, dataset_id: str
     return [(by_pk[pk], score) for pk, score in hits if pk in by_pk]
 
 
-def render(record: Record, score: float) -> dict[str, Any]:
+def render(record: Record, score: float, query: str) -> dict[str, Any]:
     return {"id": record.id, "text": record.text, "source": record.source,
-            "meta": record.meta, "score": round(score, 6)}
+            "meta": record.meta, "score": round(score, 6),
+            "highlights": highlights(record.text, query)}

@@ -4,32 +4,47 @@ Contract (tests/contract/test_index.py runs it against every adapter):
 - `added` / `removed` are called inside the transaction that inserts or deletes the
   records, so the index and the records commit or roll back together: no ghost results,
   no unsearchable records.
-- `search` returns (record pk, score) pairs for records of the given datasets, best first,
-  higher score = better, at most `take`; `restrict` is an extra SQL predicate on the
-  records table (policy + filter) that the adapter must apply before ranking cuts.
+- `lexical` and `semantic` return (record pk, score) pairs for records of the given
+  datasets, best first, higher = better, at most `k`; `restrict` is an extra SQL predicate
+  on the records table (access policy + filter) applied before the cut, so a restriction
+  never costs recall. `semantic` scores are cosine similarities.
+- Both read from the session's snapshot: a search during a re-sync sees the old records
+  or the new ones, never a mix.
+- `vectors(pks)` returns the stored embeddings of those records (for reuse on re-sync).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 
+@dataclass(frozen=True)
+class IndexRow:
+    pk: int
+    dataset_id: str
+    text: str
+    vector: bytes | None = None
+
+
 class Index(Protocol):
-    def added(self, session: Session, rows: Sequence[tuple[int, str]]) -> None: ...
+    def added(self, session: Session, rows: Sequence[IndexRow]) -> None: ...
     def removed(self, session: Session, pks: Sequence[int]) -> None: ...
-    def search(self, session: Session, dataset_ids: Sequence[str], query: str, take: int,
-               restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]: ...
+    def lexical(self, session: Session, dataset_ids: Sequence[str], query: str, k: int,
+                restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]: ...
+    def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
+                 restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]: ...
+    def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]: ...
+
+
+_WORD = re.compile(r"\w+")
 
 
 def tokens(query: str) -> list[str]:
-    import re
-
-    return re.findall(r"\w+", query.lower())[:64]
-
-
-def noop(*_args: Any, **_kwargs: Any) -> None:
-    return None
+    return _WORD.findall(query.lower())[:64]

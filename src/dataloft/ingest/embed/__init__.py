@@ -1,0 +1,1 @@
+"""Embedders: text -> unit-length float32 vectors. See base.py for the port."""
