@@ -122,7 +122,8 @@ def test_sync_cooldown_answers_429_with_retry_after(tmp_path: object) -> None:
 def test_records_crud_and_export(app_client: TestClient) -> None:
     ds = create_dataset(app_client)
     rid = app_client.post(f"/api/v1/dataset/{ds}/record/create",
-                          json={"text": "opening hours nine to five", "meta": {"k": "v"}}).json()["id"]
+                          json={"text": "opening hours nine to five",
+                                "meta": {"k": "v"}}).json()["id"]
     assert app_client.get(f"/api/v1/dataset/{ds}/record/{rid}/fetch").json()["meta"] == {"k": "v"}
     app_client.post(f"/api/v1/dataset/{ds}/record/{rid}/update", json={"text": "closing time six"})
     found = app_client.post(f"/api/v1/dataset/{ds}/search", json={"search": "closing"}).json()
@@ -157,7 +158,8 @@ def test_cursor_pages_are_stable_across_inserts(app_client: TestClient) -> None:
 
 
 def test_meta_filters_in_both_notations_and_jsonl(app_client: TestClient) -> None:
-    a = app_client.post("/api/v1/file/create", json={"meta": {"category": "docs", "v": 2}}).json()["id"]
+    a = app_client.post("/api/v1/file/create",
+                        json={"meta": {"category": "docs", "v": 2}}).json()["id"]
     app_client.post("/api/v1/file/create", json={"meta": {"category": "other"}})
     for params in ({"meta[category]": "docs"}, {"meta.category": "docs"}, {"meta.v": "2"}):
         items = app_client.get("/api/v1/file/list", params=params).json()["items"]
@@ -173,3 +175,20 @@ def test_openapi_is_served(app_client: TestClient) -> None:
     spec = app_client.get("/openapi.json").json()
     assert "/api/v1/dataset/{dataset_id}/search" in spec["paths"]
     assert app_client.get("/docs").status_code == 200
+
+
+def test_listings_take_a_json_filter(app_client: TestClient) -> None:
+    ds = create_dataset(app_client)
+    for amount, status in ((500, "won"), (1500, "won"), (2500, "lost"), (3000, "closed")):
+        app_client.post(f"/api/v1/dataset/{ds}/record/create",
+                        json={"text": f"deal {amount}",
+                              "meta": {"amount": amount, "status": status}})
+    flt = json.dumps({"amount": {"$gte": 1000}, "status": {"$in": ["closed", "won"]}})
+    items = app_client.get(f"/api/v1/dataset/{ds}/record/list", params={"filter": flt}).json()
+    assert sorted(r["meta"]["amount"] for r in items["items"]) == [1500, 3000]
+    bad = app_client.get(f"/api/v1/dataset/{ds}/record/list",
+                         params={"filter": '{"amount": {"$gt": []}}'})
+    assert_envelope(bad, 400, "BAD_REQUEST")
+    assert "amount" in bad.json()["message"]
+    assert_envelope(app_client.get(f"/api/v1/dataset/{ds}/record/list",
+                                   params={"filter": "{nope"}), 400, "BAD_REQUEST")

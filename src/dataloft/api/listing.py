@@ -12,6 +12,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from dataloft.context import Context
+from dataloft.errors import BadRequest
 from dataloft.kit import filters
 from dataloft.kit.pagination import PageParams, page, stream
 
@@ -23,8 +24,22 @@ def wants_jsonl(request: Request) -> bool:
 
 def with_meta_filter(stmt: Select[Any], meta_col: Any, system: dict[str, Any],
                      pairs: list[tuple[str, str]], dialect: str) -> Select[Any]:
-    parsed = filters.from_query_params(pairs)
-    return stmt.where(filters.to_sql(parsed, meta_col, system, dialect)) if parsed else stmt
+    """Apply `meta[k]=v` / `meta.k=v` equality and a JSON `filter=` in the filter language."""
+    for parsed in (filters.from_query_params(pairs), _json_filter(pairs)):
+        if parsed is not None:
+            stmt = stmt.where(filters.to_sql(parsed, meta_col, system, dialect))
+    return stmt
+
+
+def _json_filter(pairs: list[tuple[str, str]]) -> filters.Filter | None:
+    raw = dict(pairs).get("filter")
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"filter is not valid JSON: {exc}") from exc
+    return filters.parse_filter(value)
 
 
 def respond(request: Request, ctx: Context, session: Session, stmt: Select[Any],
