@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from dataloft import __version__
-from dataloft.api import datasets, errors, files, records
+from dataloft.api import assistants, datasets, errors, files, inconvo, keys, records
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
 from dataloft.context import Context, build
@@ -36,6 +36,11 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(files.router)
     app.include_router(datasets.router)
     app.include_router(records.router)
+    app.include_router(assistants.router)
+    app.include_router(keys.router)
+    app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
+                       dependencies=[Depends(inconvo.agent_path)])
+    app.include_router(inconvo.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

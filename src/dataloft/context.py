@@ -6,6 +6,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
+from dataloft.assistants import service as assistants
 from dataloft.config import Settings
 from dataloft.datasets.service import SYNC_JOB
 from dataloft.ingest.embed.base import Embedder
@@ -84,6 +85,7 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
     with db.write() as session:
         enqueue_stale(session, embedder.name)
         raw_key = keys.bootstrap(session, settings.bootstrap_key or None)
+        assistants.ensure_defaults(session)
         if settings.backend == "sqlite":
             # One process owns an embedded deployment: leases left 'running' belong to a
             # process that died, so make them claimable at once instead of after expiry.

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    LargeBinary,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -59,6 +59,8 @@ class ApiKey(Timestamps, Base):
     prefix: Mapped[str] = mapped_column(String(16))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     permissions: Mapped[list[str]] = mapped_column(default=list)
+    # Limits the key to these datasets; None = all datasets of the org.
+    datasets: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
@@ -97,6 +99,18 @@ class UploadTicket(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class Assistant(Timestamps, Base):
+    __tablename__ = "assistants"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(1024), default=None)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    instructions: Mapped[str | None] = mapped_column(Text, default=None)
+    model: Mapped[str | None] = mapped_column(String(200), default=None)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_default: Mapped[bool] = mapped_column(default=False)
+
+
 class Dataset(Timestamps, Base):
     __tablename__ = "datasets"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -115,10 +129,14 @@ class Dataset(Timestamps, Base):
     # Bumped by every transaction that changes the dataset's records, so caches derived
     # from them (the SQLite vector matrix) know when they are stale.
     index_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Set on the dataset an agent keeps for one end-user or context scope (Inconvo API).
+    assistant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("assistants.id", ondelete="CASCADE"), default=None)
 
     __table_args__ = (
         Index("ix_datasets_org_id_id", "org_id", "id"),
         UniqueConstraint("org_id", "alias", name="uq_datasets_org_alias"),
+        UniqueConstraint("assistant_id", "owner_scope", name="uq_datasets_assistant_scope"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -9,9 +10,10 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from dataloft.context import Context
-from dataloft.errors import NotAuthenticated
+from dataloft.errors import BadRequest, NotAuthenticated, NotAuthorized
 from dataloft.keys import service as keys
-from dataloft.kit.principal import Principal
+from dataloft.keys import tokens
+from dataloft.kit.principal import Principal, check_context
 
 
 def get_ctx(request: Request) -> Context:
@@ -20,11 +22,34 @@ def get_ctx(request: Request) -> Context:
 
 def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)]) -> Principal:
     header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
         raise NotAuthenticated("missing API key: send 'Authorization: Bearer <key>'")
+    run_as = request.headers.get("x-runas-user-id")
+    raw_context = request.headers.get("x-user-context")
     with ctx.db.read() as session:
-        return keys.authenticate(session, token.strip())
+        if credential.startswith(tokens.PREFIX):
+            principal = keys.from_token(session, tokens.verify(ctx.signing_key, credential))
+            if run_as is not None and run_as != principal.user_identifier:
+                raise NotAuthorized("an end-user token cannot act for another user")
+            return principal
+        principal = keys.authenticate(session, credential)
+    if run_as is None:
+        if raw_context is not None:
+            raise BadRequest("X-User-Context needs X-RunAs-User-Id")
+        return principal
+    return keys.acting_for(principal, run_as, _context_header(raw_context))
+
+
+def _context_header(raw: str | None) -> dict[str, str]:
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest("X-User-Context must be a JSON object") from exc
+    return check_context(value)
 
 
 def get_session(request: Request, ctx: Annotated[Context, Depends(get_ctx)]) -> Iterator[Session]:

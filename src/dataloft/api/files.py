@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, get_principal
 from dataloft.api.listing import respond, with_meta_filter
 from dataloft.datasets import service as datasets
 from dataloft.errors import Conflict
@@ -80,16 +81,18 @@ async def direct_upload(file_id: str, ticket_id: str, request: Request,
 
 
 @router.get("/file/{file_id}/download")
-def download_file(file_id: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
+def download_file(file_id: str, request: Request, ctx: CtxDep) -> Response:
+    """With a credential, any file the caller may see; without one, public files only."""
     with ctx.db.read() as session:
-        file = service.get(session, principal, file_id)
+        if request.headers.get("authorization"):
+            file = service.get(session, get_principal(request, ctx), file_id)
+        else:
+            file = service.get_public(session, file_id)
         key, name, ctype, size = file.blob_key, file.name, file.content_type, file.size
     if not key:
         return Response(status_code=204)
     safe = (name or file_id).replace('"', "").replace("\r", "").replace("\n", "")
     ascii_name = safe.encode("ascii", "replace").decode().replace("?", "_")
-    from urllib.parse import quote
-
     headers = {
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
                                f"filename*=UTF-8''{quote(safe)}",

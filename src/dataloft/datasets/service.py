@@ -9,10 +9,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from dataloft.datasets.schemas import SETTING_NAMES, AttachBody, DatasetCreate, DetachBody
-from dataloft.errors import Conflict, NotFound, TooManyRequests, not_found
+from dataloft.errors import Conflict, NotAuthorized, NotFound, TooManyRequests, not_found
 from dataloft.events import service as events
 from dataloft.files import service as files
 from dataloft.jobs import queue
+from dataloft.kit import policy
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import Attachment, Dataset, File
@@ -47,7 +48,7 @@ def create(session: Session, principal: Principal, body: DatasetCreate) -> Datas
     principal.require("datasets:write")
     _check_alias(session, principal.org_id, body.alias, None)
     dataset = Dataset(id=new_id("ds"), org_id=principal.org_id, visibility="private",
-                      meta={}, settings={})
+                      owner_scope=principal.own_scope, meta={}, settings={})
     _apply(dataset, body.model_dump(exclude_unset=True))
     session.add(dataset)
     session.flush()
@@ -56,20 +57,28 @@ def create(session: Session, principal: Principal, body: DatasetCreate) -> Datas
 
 def get(session: Session, principal: Principal, dataset_id: str) -> Dataset:
     dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id,
-                                                   Dataset.org_id == principal.org_id))
+                                                   policy.datasets(principal)))
     if dataset is None:
         raise not_found("dataset", dataset_id)
     return dataset
 
 
+def get_owned(session: Session, principal: Principal, dataset_id: str) -> Dataset:
+    """A dataset the principal may change: visible, and its own if acting for an end-user."""
+    dataset = get(session, principal, dataset_id)
+    if principal.is_end_user and dataset.owner_scope != principal.own_scope:
+        raise NotAuthorized("end-users may only change their own datasets")
+    return dataset
+
+
 def listing(principal: Principal) -> Select[Any]:
-    return select(Dataset).where(Dataset.org_id == principal.org_id)
+    return select(Dataset).where(policy.datasets(principal))
 
 
 def update(session: Session, principal: Principal, dataset_id: str,
            body: DatasetCreate) -> Dataset:
     principal.require("datasets:write")
-    dataset = get(session, principal, dataset_id)
+    dataset = get_owned(session, principal, dataset_id)
     fields = body.model_dump(exclude_unset=True)
     if "alias" in fields:
         _check_alias(session, principal.org_id, fields["alias"], dataset.id)
@@ -80,7 +89,7 @@ def update(session: Session, principal: Principal, dataset_id: str,
 
 def delete(session: Session, index: Index, principal: Principal, dataset_id: str) -> Dataset:
     principal.require("datasets:write")
-    dataset = get(session, principal, dataset_id)
+    dataset = get_owned(session, principal, dataset_id)
     records.delete_where(session, index, org_id=dataset.org_id, dataset_id=dataset.id)
     session.delete(dataset)
     session.flush()
@@ -119,13 +128,13 @@ def attachment(session: Session, dataset_id: str, file_id: str) -> Attachment | 
 
 def attached_files(principal: Principal, dataset_id: str) -> Select[Any]:
     return (select(File).join(Attachment, Attachment.file_id == File.id)
-            .where(Attachment.dataset_id == dataset_id, File.org_id == principal.org_id))
+            .where(Attachment.dataset_id == dataset_id, policy.files(principal)))
 
 
 def attach(session: Session, principal: Principal, dataset_id: str, file_id: str,
            body: AttachBody) -> Attachment:
     principal.require("datasets:write")
-    dataset = get(session, principal, dataset_id)
+    dataset = get_owned(session, principal, dataset_id)
     file = files.get(session, principal, file_id)
     link = attachment(session, dataset.id, file.id)
     if link is None:
@@ -143,7 +152,7 @@ def attach(session: Session, principal: Principal, dataset_id: str, file_id: str
 def detach(session: Session, index: Index, principal: Principal, dataset_id: str,
            file_id: str, body: DetachBody) -> None:
     principal.require("datasets:write")
-    dataset = get(session, principal, dataset_id)
+    dataset = get_owned(session, principal, dataset_id)
     link = attachment(session, dataset.id, file_id)
     if link is None:
         raise NotFound(f"file {file_id!r} is not attached to dataset {dataset_id!r}")
@@ -160,7 +169,7 @@ def request_sync(session: Session, principal: Principal, dataset_id: str, file_i
                  cooldown_s: float, max_attempts: int = 3) -> Attachment:
     """Queue a sync of one attachment; refused while the last request is under cooldown."""
     principal.require("datasets:write")
-    dataset = get(session, principal, dataset_id)
+    dataset = get_owned(session, principal, dataset_id)
     link = attachment(session, dataset.id, file_id)
     if link is None:
         raise NotFound(f"file {file_id!r} is not attached to dataset {dataset_id!r}")
@@ -173,13 +182,19 @@ def request_sync(session: Session, principal: Principal, dataset_id: str, file_i
                 f"this attachment was synced recently; retry in {retry} s",
                 headers={"Retry-After": retry},
             )
-    link.sync_requested_at = now
-    job = queue.enqueue(session, SYNC_JOB, {"datasetId": dataset.id, "fileId": file_id},
+    queue_sync(session, dataset, link, max_attempts)
+    return link
+
+
+def queue_sync(session: Session, dataset: Dataset, link: Attachment, max_attempts: int = 3
+               ) -> None:
+    """Enqueue the sync job and its event, in the caller's transaction."""
+    link.sync_requested_at = now_ms()
+    job = queue.enqueue(session, SYNC_JOB, {"datasetId": dataset.id, "fileId": link.file_id},
                         org_id=dataset.org_id, serial_key=f"dataset:{dataset.id}",
                         max_attempts=max_attempts)
     events.emit(session, dataset.org_id, "sync.queued", dataset_id=dataset.id,
-                file_id=file_id, jobId=job.id)
-    return link
+                file_id=link.file_id, jobId=job.id)
 
 
 def request_file_sync(session: Session, principal: Principal, file_id: str,

@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from dataloft.kit import policy
 from dataloft.kit.ids import new_id
+from dataloft.kit.principal import Principal
 from dataloft.models import Event
 
 TYPES = (
@@ -30,8 +32,8 @@ def emit(session: Session, org_id: str, type: str, *, dataset_id: str | None = N
     return event
 
 
-def listing(org_id: str, dataset_id: str | None = None) -> Select[Any]:
-    stmt = select(Event).where(Event.org_id == org_id)
+def listing(principal: Principal, dataset_id: str | None = None) -> Select[Any]:
+    stmt = select(Event).where(policy.events(principal))
     if dataset_id is not None:
         stmt = stmt.where(Event.dataset_id == dataset_id)
     return stmt

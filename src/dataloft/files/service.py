@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from dataloft.errors import Conflict, not_found
+from dataloft.errors import Conflict, NotAuthenticated, NotAuthorized, not_found
 from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.jobs import queue
+from dataloft.kit import policy
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
 from dataloft.models import File
@@ -37,27 +38,44 @@ def create(session: Session, principal: Principal, body: FileCreate) -> File:
         alias=body.alias,
         meta=body.meta or {},
         visibility=body.visibility or "private",
+        owner_scope=principal.own_scope,
     )
     session.add(file)
     session.flush()
     return file
 
 
-def get(session: Session, principal: Principal, file_id: str, *, for_update: bool = False) -> File:
-    stmt = select(File).where(File.id == file_id, File.org_id == principal.org_id)
-    file = session.scalar(stmt.with_for_update() if for_update else stmt)
+def get(session: Session, principal: Principal, file_id: str) -> File:
+    file = session.scalar(select(File).where(File.id == file_id, policy.files(principal)))
     if file is None:
         raise not_found("file", file_id)
     return file
 
 
+def get_public(session: Session, file_id: str) -> File:
+    """The one read without a credential: a file marked public (not its listing). Anything
+    else answers as any request without a key does, so no id is confirmed or denied."""
+    file = session.scalar(select(File).where(File.id == file_id, File.visibility == "public"))
+    if file is None:
+        raise NotAuthenticated("missing API key: send 'Authorization: Bearer <key>'")
+    return file
+
+
+def get_owned(session: Session, principal: Principal, file_id: str) -> File:
+    """A file the principal may change: visible, and its own if acting for an end-user."""
+    file = get(session, principal, file_id)
+    if principal.is_end_user and file.owner_scope != principal.own_scope:
+        raise NotAuthorized("end-users may only change their own files")
+    return file
+
+
 def listing(principal: Principal) -> Select[Any]:
-    return select(File).where(File.org_id == principal.org_id)
+    return select(File).where(policy.files(principal))
 
 
 def update(session: Session, principal: Principal, file_id: str, body: FileUpdate) -> File:
     principal.require("files:write")
-    file = get(session, principal, file_id)
+    file = get_owned(session, principal, file_id)
     fields = body.model_dump(exclude_unset=True, exclude={"blueprintId"})
     if "alias" in fields:
         _check_alias(session, principal.org_id, fields["alias"], file.id)
@@ -82,14 +100,19 @@ def set_content(session: Session, file: File, blob: BlobInfo, content_type: str 
 
 def delete(session: Session, index: Index, principal: Principal, file_id: str) -> File:
     principal.require("files:write")
-    file = get(session, principal, file_id)
+    file = get_owned(session, principal, file_id)
+    delete_unchecked(session, index, file)
+    return file
+
+
+def delete_unchecked(session: Session, index: Index, file: File) -> None:
+    """Delete a file the caller was already allowed to delete."""
     # No record may outlive its file: a record without a file is a ghost search result.
     records.delete_where(session, index, org_id=file.org_id, file_id=file.id)
     if file.blob_key:
         queue.enqueue(session, "blob.delete", {"key": file.blob_key}, org_id=file.org_id)
     session.delete(file)
     session.flush()
-    return file
 
 
 def render(file: File) -> dict[str, Any]:

@@ -152,7 +152,7 @@ class Uploads:
 
     def _check_file(self, principal: Principal, file_id: str) -> None:
         with self.ctx.db.read() as session:
-            service.get(session, principal, file_id)
+            service.get_owned(session, principal, file_id)
 
     async def _raw(self, request: Request, content_type: str | None) -> Received:
         with self.ctx.blobs.writer(self.max_bytes) as writer:
@@ -223,7 +223,7 @@ class Uploads:
 
     def _point_file_at(self, principal: Principal, file_id: str, received: Received) -> None:
         with self.ctx.db.write() as session:
-            file = service.get(session, principal, file_id)
+            file = service.get_owned(session, principal, file_id)
             service.set_content(session, file, received.blob, received.content_type,
                                 received.filename)
         self.ctx.notify()
@@ -250,7 +250,7 @@ class Uploads:
         ticket = UploadTicket(id=new_id("upl"), file_id=file_id, size=spec.size,
                               content_type=spec.type, name=spec.name, expires_at=expires)
         with self.ctx.db.write() as session:
-            service.get(session, principal, file_id)
+            service.get_owned(session, principal, file_id)
             # Expired tickets are dead weight (a PUT refuses them anyway): sweep them here.
             session.execute(delete(UploadTicket).where(UploadTicket.expires_at < now_ms()))
             session.add(ticket)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from dataloft.errors import BadRequest, NotAuthenticated, not_found
 from dataloft.kit.ids import new_id, now_ms
-from dataloft.kit.principal import PERMISSIONS, Principal
+from dataloft.kit.principal import PERMISSIONS, Principal, check_user_identifier
 from dataloft.models import ApiKey, Org
 
 KEY_PREFIX = "dlk_"
@@ -36,6 +38,7 @@ def create_key(
     name: str = "",
     permissions: Sequence[str] = ("admin",),
     raw: str | None = None,
+    datasets: Sequence[str] | None = None,
 ) -> tuple[ApiKey, str]:
     unknown = set(permissions) - set(PERMISSIONS)
     if unknown:
@@ -50,17 +53,40 @@ def create_key(
         prefix=raw[:12],
         hash=hash_key(raw),
         permissions=list(permissions),
+        datasets=list(datasets) if datasets is not None else None,
     )
     session.add(key)
     session.flush()
     return key, raw
 
 
+def _principal(key: ApiKey) -> Principal:
+    return Principal(org_id=key.org_id, key_id=key.id, permissions=frozenset(key.permissions),
+                     datasets=frozenset(key.datasets) if key.datasets is not None else None)
+
+
 def authenticate(session: Session, raw: str) -> Principal:
     key = session.scalar(select(ApiKey).where(ApiKey.hash == hash_key(raw)))
     if key is None or key.revoked_at is not None:
         raise NotAuthenticated("the API key is invalid or revoked")
-    return Principal(org_id=key.org_id, key_id=key.id, permissions=frozenset(key.permissions))
+    return _principal(key)
+
+
+def acting_for(principal: Principal, user_identifier: str, context: dict[str, str]) -> Principal:
+    """A backend key acting for one of its end-users (X-RunAs-User-Id, X-User-Context)."""
+    return replace(principal, user_identifier=check_user_identifier(user_identifier),
+                   user_context=context)
+
+
+def from_token(session: Session, claims: dict[str, Any]) -> Principal:
+    """The principal of a verified end-user token; its minting key must still be live."""
+    key = session.get(ApiKey, str(claims.get("k")))
+    if key is None or key.revoked_at is not None:
+        raise NotAuthenticated("the end-user token is invalid or expired")
+    base = _principal(key)
+    granted = frozenset(p for p in claims.get("p", []) if base.can(p))
+    return replace(base, permissions=granted, user_identifier=str(claims["u"]),
+                   user_context=dict(claims.get("c") or {}), via_token=True)
 
 
 def list_keys(session: Session, org_id: str | None = None) -> Sequence[ApiKey]:
@@ -70,12 +96,23 @@ def list_keys(session: Session, org_id: str | None = None) -> Sequence[ApiKey]:
     return session.scalars(query).all()
 
 
-def revoke_key(session: Session, key_id: str) -> ApiKey:
+def revoke_key(session: Session, key_id: str, org_id: str | None = None) -> ApiKey:
     key = session.get(ApiKey, key_id)
-    if key is None:
+    if key is None or (org_id is not None and key.org_id != org_id):
         raise not_found("key", key_id)
     key.revoked_at = key.revoked_at or now_ms()
     return key
+
+
+def listing(org_id: str) -> Select[Any]:
+    return select(ApiKey).where(ApiKey.org_id == org_id)
+
+
+def render(key: ApiKey) -> dict[str, Any]:
+    return {"id": key.id, "name": key.name, "prefix": key.prefix,
+            "permissions": key.permissions, "datasets": key.datasets,
+            "revokedAt": key.revoked_at, "createdAt": key.created_at,
+            "updatedAt": key.updated_at}
 
 
 def bootstrap(session: Session, raw: str | None = None) -> str | None:

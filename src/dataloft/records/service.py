@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from dataloft.datasets import service as datasets
 from dataloft.errors import not_found
 from dataloft.ingest.embed.base import Embedder, to_blob
+from dataloft.kit import policy
 from dataloft.kit.ids import now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import Record
@@ -40,7 +41,7 @@ def _vector(embedder: Embedder, text: str) -> bytes:
 def create(session: Session, index: Index, embedder: Embedder, principal: Principal,
            dataset_id: str, body: RecordCreate) -> Record:
     principal.require("datasets:write")
-    dataset = datasets.get(session, principal, dataset_id)
+    dataset = datasets.get_owned(session, principal, dataset_id)
     datasets.adopt_embedder(dataset, embedder.name, embedder.dimension)
     ((pk, _),) = repository.insert_records(
         session, index, dataset.org_id, dataset.id,
@@ -54,7 +55,8 @@ def create(session: Session, index: Index, embedder: Embedder, principal: Princi
 def get(session: Session, principal: Principal, dataset_id: str, record_id: str) -> Record:
     dataset = datasets.get(session, principal, dataset_id)
     record = session.scalar(select(Record).where(Record.id == record_id,
-                                                 Record.dataset_id == dataset.id))
+                                                 Record.dataset_id == dataset.id,
+                                                 policy.records(principal)))
     if record is None:
         raise not_found("record", record_id)
     return record
@@ -62,12 +64,13 @@ def get(session: Session, principal: Principal, dataset_id: str, record_id: str)
 
 def listing(session: Session, principal: Principal, dataset_id: str) -> Select[Any]:
     dataset = datasets.get(session, principal, dataset_id)
-    return select(Record).where(Record.dataset_id == dataset.id)
+    return select(Record).where(Record.dataset_id == dataset.id, policy.records(principal))
 
 
 def update(session: Session, index: Index, embedder: Embedder, principal: Principal,
            dataset_id: str, record_id: str, body: RecordUpdate) -> Record:
     principal.require("datasets:write")
+    datasets.get_owned(session, principal, dataset_id)
     record = get(session, principal, dataset_id, record_id)
     fields = body.model_dump(exclude_unset=True)
     if "meta" in fields:
@@ -85,6 +88,7 @@ def update(session: Session, index: Index, embedder: Embedder, principal: Princi
 def delete(session: Session, index: Index, principal: Principal, dataset_id: str,
            record_id: str) -> Record:
     principal.require("datasets:write")
+    datasets.get_owned(session, principal, dataset_id)
     record = get(session, principal, dataset_id, record_id)
     repository.delete_where(session, index, org_id=record.org_id, pks=[record.pk])
     return record

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
 from dataloft.ingest.embed.base import Embedder
-from dataloft.kit import filters
+from dataloft.kit import filters, policy
 from dataloft.kit.principal import Principal
 from dataloft.models import Dataset, Record
 from dataloft.search.highlight import highlights
@@ -79,11 +79,22 @@ def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence
     return fuse(lexical, semantic, lexical_weight)[:take]
 
 
+def restriction(principal: Principal, raw_filter: object, dialect: str
+                ) -> ColumnElement[bool] | None:
+    """What a principal may find within datasets it may read: the access policy AND the
+    caller's filter. None when neither narrows anything (a backend key, no filter), which
+    spares the vector search a scan for the allowed rows."""
+    parsed = filters.parse_filter(raw_filter)
+    narrowing = [filters.to_sql(parsed, Record.meta, record_columns(), dialect)] if parsed else []
+    if principal.is_end_user or principal.datasets is not None:
+        narrowing.append(policy.records(principal))
+    return and_(*narrowing) if narrowing else None
+
+
 def search(session: Session, index: Index, embedder: Embedder, principal: Principal,
            dataset_id: str, body: SearchBody, dialect: str) -> list[tuple[Record, float]]:
     dataset = datasets.get(session, principal, dataset_id)
-    parsed = filters.parse_filter(body.filter)
-    restrict = filters.to_sql(parsed, Record.meta, record_columns(), dialect) if parsed else None
+    restrict = restriction(principal, body.filter, dialect)
     take = body.take or int(dataset.settings.get("searchMaxRecords") or 10)
     weight = float(dataset.settings.get("hybridLexicalWeight", DEFAULT_LEXICAL_WEIGHT))
     hits = rank(session, index, embedder, [dataset], body.search, body.mode, take, restrict,

@@ -1,0 +1,46 @@
+"""/api/v1/assistant/*."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.listing import respond
+from dataloft.assistants import service
+from dataloft.assistants.service import AssistantCreate
+from dataloft.models import Assistant
+
+router = APIRouter(prefix="/api/v1/assistant", tags=["assistants"])
+
+
+@router.post("/create")
+def create_assistant(session: SessionDep, principal: PrincipalDep,
+                     body: AssistantCreate | None = None) -> dict[str, Any]:
+    return {"id": service.create(session, principal, body or AssistantCreate()).id}
+
+
+@router.get("/list")
+def list_assistants(request: Request, ctx: CtxDep, session: SessionDep,
+                    principal: PrincipalDep) -> Any:
+    return respond(request, ctx, session, service.listing(principal), Assistant.id,
+                   service.render)
+
+
+@router.get("/{assistant_id}/fetch")
+def fetch_assistant(assistant_id: str, session: SessionDep,
+                    principal: PrincipalDep) -> dict[str, Any]:
+    return service.render(service.get(session, principal, assistant_id))
+
+
+@router.post("/{assistant_id}/update")
+def update_assistant(assistant_id: str, session: SessionDep, principal: PrincipalDep,
+                     body: AssistantCreate | None = None) -> dict[str, Any]:
+    return {"id": service.update(session, principal, assistant_id, body or AssistantCreate()).id}
+
+
+@router.post("/{assistant_id}/delete")
+def delete_assistant(assistant_id: str, session: SessionDep,
+                     principal: PrincipalDep) -> dict[str, Any]:
+    return {"id": service.delete(session, principal, assistant_id).id}

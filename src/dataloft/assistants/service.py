@@ -1,0 +1,102 @@
+"""Assistants (Inconvo's agents): configured agents that read datasets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from dataloft.errors import Conflict, not_found
+from dataloft.kit.ids import new_id, now_ms
+from dataloft.kit.principal import Principal
+from dataloft.models import Assistant, Org
+
+
+class AssistantCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = Field(default=None, max_length=1024)
+    description: str | None = Field(default=None, max_length=100_000)
+    instructions: str | None = Field(default=None, max_length=100_000)
+    model: str | None = Field(default=None, max_length=200)
+    meta: dict[str, Any] | None = None
+
+
+def create(session: Session, principal: Principal, body: AssistantCreate) -> Assistant:
+    principal.require("assistant:write")
+    assistant = Assistant(id=new_id("agt"), org_id=principal.org_id, meta={})
+    _apply(assistant, body.model_dump(exclude_unset=True))
+    session.add(assistant)
+    session.flush()
+    return assistant
+
+
+def _apply(assistant: Assistant, fields: dict[str, Any]) -> None:
+    for key, value in fields.items():
+        setattr(assistant, key, (value or {}) if key == "meta" else value)
+
+
+def get(session: Session, principal: Principal, assistant_id: str) -> Assistant:
+    # Assistants are org-wide: every principal of the org, end-users included, may read them.
+    assistant = session.scalar(select(Assistant).where(Assistant.id == assistant_id,
+                                                       Assistant.org_id == principal.org_id))
+    if assistant is None:
+        raise not_found("assistant", assistant_id)
+    return assistant
+
+
+def default(session: Session, org_id: str) -> Assistant:
+    """The org's default assistant (every org has one from start-up on)."""
+    found = session.scalar(select(Assistant).where(Assistant.org_id == org_id,
+                                                   Assistant.is_default.is_(True)))
+    if found is None:
+        raise not_found("default assistant of org", org_id)
+    return found
+
+
+def ensure_defaults(session: Session) -> None:
+    """Give every org its default assistant. Runs at start-up, in the bootstrap transaction."""
+    have = set(session.scalars(select(Assistant.org_id).where(Assistant.is_default.is_(True))))
+    for org_id in session.scalars(select(Org.id)):
+        if org_id not in have:
+            session.add(Assistant(id=new_id("agt"), org_id=org_id, name="Default assistant",
+                                  meta={}, is_default=True))
+    session.flush()
+
+
+def listing(principal: Principal) -> Select[Any]:
+    return select(Assistant).where(Assistant.org_id == principal.org_id)
+
+
+def update(session: Session, principal: Principal, assistant_id: str,
+           body: AssistantCreate) -> Assistant:
+    principal.require("assistant:write")
+    assistant = get(session, principal, assistant_id)
+    _apply(assistant, body.model_dump(exclude_unset=True))
+    assistant.updated_at = now_ms()
+    return assistant
+
+
+def delete(session: Session, principal: Principal, assistant_id: str) -> Assistant:
+    principal.require("assistant:write")
+    assistant = get(session, principal, assistant_id)
+    if assistant.is_default:
+        raise Conflict("the default assistant cannot be deleted")
+    session.delete(assistant)
+    session.flush()
+    return assistant
+
+
+def render(assistant: Assistant) -> dict[str, Any]:
+    return {
+        "id": assistant.id,
+        "name": assistant.name,
+        "description": assistant.description,
+        "instructions": assistant.instructions,
+        "model": assistant.model,
+        "meta": assistant.meta,
+        "default": assistant.is_default,
+        "createdAt": assistant.created_at,
+        "updatedAt": assistant.updated_at,
+    }

@@ -1,0 +1,103 @@
+"""The access policy: one rule, compiled to SQL for queries and evaluated in Python for
+single objects. Every read path asks it; nothing else decides who sees what.
+
+- Nothing of an org is visible outside it (public downloads aside, see files API).
+- A backend key sees its whole org, narrowed to its datasets if the key is limited.
+- Acting for an end-user it sees exactly: org-scoped `protected`/`public` items, that
+  user's own items (`user:{id}`), and context-scoped items (`context:{k}:{v}`) whose pair
+  is in the user's context.
+- A record or event is visible when its dataset is, and its file too if it has one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+
+from dataloft.kit.principal import Principal
+from dataloft.models import Attachment, Dataset, Event, File, Record
+
+SHARED = ("protected", "public")
+
+
+def scope_allows(principal: Principal, owner_scope: str, visibility: str) -> bool:
+    if not principal.is_end_user:
+        return True
+    return ((owner_scope == "org" and visibility in SHARED)
+            or owner_scope == principal.own_scope
+            or owner_scope in principal.context_scopes())
+
+
+def _scope_sql(principal: Principal, owner_scope: Any, visibility: Any) -> ColumnElement[bool]:
+    if not principal.is_end_user:
+        return true()
+    return or_(and_(owner_scope == "org", visibility.in_(SHARED)),
+               owner_scope == principal.own_scope,
+               owner_scope.in_(principal.context_scopes()) if principal.user_context else false())
+
+
+def _dataset_limit(principal: Principal, dataset_id: Any) -> ColumnElement[bool]:
+    if principal.datasets is None:
+        return true()
+    return dataset_id.in_(sorted(principal.datasets))
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+def datasets(principal: Principal) -> ColumnElement[bool]:
+    return and_(Dataset.org_id == principal.org_id, _dataset_limit(principal, Dataset.id),
+                _scope_sql(principal, Dataset.owner_scope, Dataset.visibility))
+
+
+def dataset_allowed(principal: Principal, dataset: Dataset) -> bool:
+    return (dataset.org_id == principal.org_id
+            and (principal.datasets is None or dataset.id in principal.datasets)
+            and scope_allows(principal, dataset.owner_scope, dataset.visibility))
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def _file_in_allowed_dataset(principal: Principal, file_id: Any) -> ColumnElement[bool]:
+    if principal.datasets is None:
+        return true()
+    return exists(select(Attachment.id).where(
+        Attachment.file_id == file_id, Attachment.dataset_id.in_(sorted(principal.datasets))))
+
+
+def files(principal: Principal) -> ColumnElement[bool]:
+    return and_(File.org_id == principal.org_id, _file_in_allowed_dataset(principal, File.id),
+                _scope_sql(principal, File.owner_scope, File.visibility))
+
+
+# --- records and events -----------------------------------------------------------------------
+
+def _visible_dataset(principal: Principal, dataset_id: Any) -> ColumnElement[bool]:
+    return exists(select(Dataset.id).where(Dataset.id == dataset_id, datasets(principal)))
+
+
+def _visible_file_or_none(principal: Principal, file_id: Any) -> ColumnElement[bool]:
+    # Only the file's scope counts here: a record stays visible in a dataset the principal
+    # may read even if its file was detached from it.
+    if not principal.is_end_user:
+        return true()
+    return or_(file_id.is_(None), exists(select(File.id).where(
+        File.id == file_id, File.org_id == principal.org_id,
+        _scope_sql(principal, File.owner_scope, File.visibility))))
+
+
+def records(principal: Principal) -> ColumnElement[bool]:
+    """Records of visible datasets whose file (if any) is visible too."""
+    base = Record.org_id == principal.org_id
+    if not principal.is_end_user and principal.datasets is None:
+        return base
+    return and_(base, _visible_dataset(principal, Record.dataset_id),
+                _visible_file_or_none(principal, Record.file_id))
+
+
+def events(principal: Principal) -> ColumnElement[bool]:
+    base = Event.org_id == principal.org_id
+    if not principal.is_end_user and principal.datasets is None:
+        return base
+    return and_(base, _visible_dataset(principal, Event.dataset_id),
+                _visible_file_or_none(principal, Event.file_id))
