@@ -83,7 +83,7 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
     index = SqliteIndex()
     embedder = build_embedder(settings)
     with db.write() as session:
-        enqueue_stale(session, embedder.name)
+        enqueue_stale(session, embedder.name, embedder.dimension)
         raw_key = keys.bootstrap(session, settings.bootstrap_key or None)
         assistants.ensure_defaults(session)
         if settings.backend == "sqlite":

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from dataloft.ingest.embed.base import Embedder, to_blob
@@ -19,10 +19,13 @@ from dataloft.storage.index.base import Index
 REINDEX_JOB = "dataset.reindex"
 
 
-def enqueue_stale(session: Session, embedder_name: str) -> int:
-    """Queue a re-index of every dataset embedded with another model (once)."""
-    stale = session.scalars(select(Dataset.id).where(Dataset.embedding_model.is_not(None),
-                                                     Dataset.embedding_model != embedder_name))
+def enqueue_stale(session: Session, embedder_name: str, dimension: int) -> int:
+    """Queue a re-index of every dataset embedded with another model, or with vectors of
+    another length under the same model name (once)."""
+    stale = session.scalars(select(Dataset.id).where(
+        Dataset.embedding_model.is_not(None),
+        or_(Dataset.embedding_model != embedder_name,
+            Dataset.embedding_dimension != dimension)))
     pending = set(session.scalars(select(Job.serial_key).where(
         Job.kind == REINDEX_JOB, Job.state.in_(("queued", "running")))))
     count = 0

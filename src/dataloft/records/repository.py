@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +29,14 @@ class NewRecord:
 
 
 def _touch(session: Session, dataset_ids: Iterable[str]) -> None:
-    """Mark the datasets' indexes changed (caches keyed on index_version go stale)."""
+    """Mark the datasets' indexes changed (caches keyed on index_version go stale).
+
+    A fresh random value, not a counter: a rolled-back transaction's value (under which a
+    cache may already hold its uncommitted rows) must never come back in a later commit."""
     ids = sorted(set(dataset_ids))
     if ids:
         session.execute(update(Dataset).where(Dataset.id.in_(ids))
-                        .values(index_version=Dataset.index_version + 1)
+                        .values(index_version=secrets.randbits(62))
                         .execution_options(synchronize_session=False))
 
 

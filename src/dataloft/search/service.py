@@ -55,9 +55,16 @@ def _normalised(hits: list[tuple[int, float]]) -> dict[int, float]:
 def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]],
          lexical_weight: float) -> list[tuple[int, float]]:
     lex, sem = _normalised(lexical), _normalised(semantic)
+    if lexical_weight >= 1:
+        sem = {}
+    elif lexical_weight <= 0:
+        lex = {}
     fused = {pk: lexical_weight * lex.get(pk, 0.0) + (1 - lexical_weight) * sem.get(pk, 0.0)
              for pk in lex.keys() | sem.keys()}
-    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+    # Min-max maps each side's weakest candidate to 0, like "not found by that side": at
+    # equal scores, a candidate of more sides ranks first.
+    return sorted(fused.items(),
+                  key=lambda kv: (-kv[1], -((kv[0] in lex) + (kv[0] in sem)), kv[0]))
 
 
 def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence[Dataset],
@@ -65,7 +72,8 @@ def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence
          lexical_weight: float) -> list[tuple[int, float]]:
     ids = [d.id for d in datasets_]
     # Semantic search only over datasets whose vectors come from the current embedder.
-    vector_ids = [d.id for d in datasets_ if d.embedding_model == embedder.name]
+    vector_ids = [d.id for d in datasets_ if d.embedding_model == embedder.name
+                  and d.embedding_dimension == embedder.dimension]
     pool = max(POOL, take)
     lexical = index.lexical(session, ids, query, pool, restrict) if mode != "semantic" else []
     semantic: list[tuple[int, float]] = []

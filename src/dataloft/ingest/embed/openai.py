@@ -60,6 +60,10 @@ class OpenAICompatibleEmbedder:
             vectors = np.array([d["embedding"] for d in data], dtype=np.float32)
         except (ValueError, KeyError, TypeError) as exc:
             raise EmbeddingError(f"embedding endpoint sent an unexpected body: {exc}") from exc
-        if vectors.ndim != 2 or len(vectors) != expected:
+        if vectors.ndim != 2 or len(vectors) != expected or not vectors.shape[1]:
             raise EmbeddingError(f"expected {expected} embeddings, got shape {vectors.shape}")
+        want = getattr(self, "dimension", 0)  # unset while probing
+        if want and vectors.shape[1] != want:
+            raise EmbeddingError(f"the endpoint sent {vectors.shape[1]}-d embeddings, "
+                                 f"{want} were configured")
         return vectors
