@@ -48,7 +48,9 @@ async def _upload(request: Request, ctx: Context, principal: Principal, agent_id
                                      writer.write)
         if form.file is None:
             raise BadRequest("the multipart body has no 'file' part")
-        filename = service.clean_filename(form.file.filename)
+        # The raw name: the seed's filename is the file's identity in its scope, so '../x.csv'
+        # or 'a\x00.csv' is refused rather than quietly stored as (or over) 'x.csv'.
+        filename = service.clean_filename(form.file.raw_filename)
         blob = writer.commit()
     try:
         content_type = service.sniff_tabular(b"".join(ctx.blobs.open(blob.key)), filename)

@@ -12,7 +12,7 @@ from dataloft.files.schemas import Visibility
 SETTING_NAMES = (
     "store", "reranker", "recordMaxTokens", "searchMinScore", "searchMaxRecords",
     "searchMaxTokens", "matchInstruction", "mismatchInstruction", "separators", "blueprintId",
-    "hybridLexicalWeight",
+    "hybridLexicalWeight", "recordOverlapTokens",
 )
 
 
@@ -33,7 +33,9 @@ class DatasetCreate(BaseModel):
     matchInstruction: str | None = Field(default=None, max_length=10_000)
     mismatchInstruction: str | None = Field(default=None, max_length=10_000)
     separators: str | None = Field(default=None, max_length=1000)
-    # Our extension: the lexical side's weight in hybrid search (0 = semantic only).
+    # Our extensions: chunk overlap in tokens (default 12% of recordMaxTokens), and the
+    # lexical side's weight in hybrid search (0 = semantic only).
+    recordOverlapTokens: int | None = Field(default=None, ge=0, le=4096)
     hybridLexicalWeight: float | None = Field(default=None, ge=0, le=1)
 
 

@@ -17,6 +17,7 @@ MAX_FIELDS_TOTAL_BYTES = 256 * 1024  # all non-file parts together
 class Part:
     name: str = ""
     filename: str | None = None
+    raw_filename: str | None = None  # as the client sent it: for callers that refuse, not fix
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     value: bytearray = field(default_factory=bytearray)
@@ -52,7 +53,9 @@ async def parse(content_type: str, body: AsyncIterator[bytes], file_field: str,
     def on_header_end() -> None:
         part: Part = state["part"]  # type: ignore[assignment]
         name = bytes(state["hname"]).decode("latin-1").lower()  # type: ignore[arg-type]
-        part.headers[name] = bytes(state["hvalue"]).decode("utf-8", "replace")  # type: ignore[arg-type]
+        # latin-1: byte for byte, so parse_options_header (which re-encodes latin-1) hands
+        # back the client's bytes; a UTF-8 filename is then decoded as UTF-8 below.
+        part.headers[name] = bytes(state["hvalue"]).decode("latin-1")  # type: ignore[arg-type]
         state["hname"], state["hvalue"] = b"", b""
 
     def on_headers_finished() -> None:
@@ -60,8 +63,8 @@ async def parse(content_type: str, body: AsyncIterator[bytes], file_field: str,
         _, disp = parse_options_header(part.headers.get("content-disposition", ""))
         part.name = disp.get(b"name", b"").decode("utf-8", "replace")
         raw_filename = disp.get(b"filename")
-        part.filename = _basename(raw_filename.decode("utf-8", "replace")) if raw_filename \
-            else None
+        part.raw_filename = raw_filename.decode("utf-8", "replace") if raw_filename else None
+        part.filename = _basename(part.raw_filename) if part.raw_filename else None
         part.content_type = part.headers.get("content-type")
         is_file = form.file is None and (part.name == file_field or bool(raw_filename))
         state["to_sink"] = is_file

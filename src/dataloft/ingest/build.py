@@ -1,38 +1,66 @@
-"""From extracted items to records: chunk documents, render rows, attach provenance."""
+"""From extracted items to records: chunk documents, render rows, attach provenance.
+
+Every record's meta holds the file's `fileName`, `fileType` and `fileCreatedAt`, plus
+what the extractor knew: `page` (PDF), `slide` (PPTX), `sheet`/`table`/`row` (tables),
+`language` (code). Document chunks add `headings`, the heading path they sit under (a list,
+outermost first, empty when none). Table rows add their typed fields, so a filter such as
+`{"amount": {"$gte": 1000}}` reads the column directly. Records are numbered in file order
+(`position`), and `source` is `file:///{fileId}`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import json
+import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dataloft.ingest.chunk import chunk
+from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS, chunk, default_overlap
 from dataloft.ingest.extract import Row, Section
 from dataloft.models import File
 from dataloft.records.repository import NewRecord
 
-CHARS_PER_TOKEN = 4  # rough English average; recordMaxTokens is given in tokens
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e16 else str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def render_row(fields: dict[str, Any]) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in fields.items() if v not in (None, ""))
+    """`column: value` lines, so column names are searchable alongside the values."""
+    return "\n".join(f"{k}: {_value_text(v)}" for k, v in fields.items() if v not in (None, ""))
 
 
-def build_records(file: File, items: list[Section | Row], max_tokens: int) -> Iterator[NewRecord]:
+def _record(text: str, meta: dict[str, Any], source: str, position: int) -> NewRecord:
+    return NewRecord(text=text, meta=meta, source=source, position=position,
+                     content_hash=hashlib.sha256(text.encode()).hexdigest())
+
+
+def build_records(file: File, items: Iterable[Section | Row],
+                  max_tokens: int = DEFAULT_MAX_TOKENS, *, overlap_tokens: int | None = None,
+                  file_type: str | None = None) -> Iterator[NewRecord]:
+    """Records of one file, in order. `max_tokens` is the dataset's `recordMaxTokens`;
+    `overlap_tokens` defaults to 12% of it; `file_type` (the detected format's MIME type)
+    overrides the content type the client declared."""
     source = f"file:///{file.id}"
-    base = {"fileName": file.name, "fileType": file.content_type, "fileCreatedAt": file.created_at}
+    base = {"fileName": file.name, "fileType": file_type or file.content_type,
+            "fileCreatedAt": file.created_at}
+    overlap = default_overlap(max_tokens) if overlap_tokens is None else overlap_tokens
     position = 0
     for item in items:
         if isinstance(item, Row):
-            texts: list[tuple[str, dict[str, Any]]] = [(render_row(item.fields),
-                                                        {**base, **item.meta, **item.fields})]
-        else:
-            max_chars = max_tokens * CHARS_PER_TOKEN
-            texts = [(c, {**base, **item.meta})
-                     for c in chunk(item.text, max_chars, max_chars // 8)]
-        for text, meta in texts:
-            if not text.strip():
-                continue
-            yield NewRecord(text=text, meta=meta, source=source, position=position,
-                            content_hash=hashlib.sha256(text.encode()).hexdigest())
+            text = render_row(item.fields)
+            if text.strip():
+                yield _record(text, {**base, **item.meta, **item.fields}, source, position)
+                position += 1
+            continue
+        for piece in chunk(item.text, max_tokens, overlap, verbatim=item.verbatim):
+            meta = {**base, **item.meta, "headings": list(piece.headings)}
+            yield _record(piece.text, meta, source, position)
             position += 1

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from dataloft.datasets import service as datasets
 from dataloft.events import service as events
 from dataloft.ingest.build import build_records
+from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
 from dataloft.ingest.embed.base import Embedder, to_blob
-from dataloft.ingest.extract import ExtractionError, extract
+from dataloft.ingest.extract import ExtractionError, content_type_for, extract
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease
 from dataloft.jobs.worker import JobFailed
@@ -68,7 +69,9 @@ class SyncHandler:
             org_id, version, blob_key = file.org_id, file.version, file.blob_key
             link_type = link.type
             dataset = session.get(Dataset, dataset_id)
-            max_tokens = int((dataset.settings if dataset else {}).get("recordMaxTokens") or 300)
+            settings = dataset.settings if dataset else {}
+            max_tokens = int(settings.get("recordMaxTokens") or DEFAULT_MAX_TOKENS)
+            overlap = settings.get("recordOverlapTokens")  # None: 12% of max_tokens
             name, ctype = file.name, file.content_type
         new: list[NewRecord] = []
         if link_type == "source":
@@ -76,14 +79,17 @@ class SyncHandler:
                 raise JobFailed("empty_content", "the file has no content; upload it first")
             data = b"".join(self.blobs.open(blob_key))
             try:
-                _, items = extract(name, ctype, data)
+                fmt, items = extract(name, ctype, data)
             except ExtractionError as exc:
                 raise JobFailed(exc.code, exc.message) from exc
             with self.db.read() as session:
                 file = session.get(File, file_id)
                 if file is None:
                     raise JobFailed("file_deleted", "the file was deleted during the sync")
-                new = list(build_records(file, items, max_tokens))
+                new = list(build_records(
+                    file, items, max_tokens,
+                    overlap_tokens=None if overlap is None else int(overlap),
+                    file_type=content_type_for(fmt, ctype)))
             if not new:
                 raise JobFailed("empty_content", "the file contains no extractable text")
             if not self._embed(new, dataset_id, file_id, alive):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.orm import aliased
 
 from dataloft.kit.principal import Principal
 from dataloft.models import Attachment, Dataset, Event, File, Record
@@ -61,8 +62,11 @@ def dataset_allowed(principal: Principal, dataset: Dataset) -> bool:
 def _file_in_allowed_dataset(principal: Principal, file_id: Any) -> ColumnElement[bool]:
     if principal.datasets is None:
         return true()
-    return exists(select(Attachment.id).where(
-        Attachment.file_id == file_id, Attachment.dataset_id.in_(sorted(principal.datasets))))
+    # An alias: callers often join Attachment themselves, and the subquery must not
+    # correlate to their row.
+    link = aliased(Attachment)
+    return exists(select(link.id).where(
+        link.file_id == file_id, link.dataset_id.in_(sorted(principal.datasets))))
 
 
 def files(principal: Principal) -> ColumnElement[bool]:

@@ -11,6 +11,9 @@ PERMISSIONS = ("files:write", "datasets:write", "assistant:write", "keys:write",
 # Seed 000/001: 1-256 chars of letters, digits and _ - : . @
 USER_IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-:.@]{1,256}$")
 CONTEXT_PART = re.compile(r"^[A-Za-z0-9_\-:.@]{1,256}$")
+# No ':' in a context key: the scope `context:{key}:{value}` must name exactly one pair
+# (key 'team:admin' + value 'x' and key 'team' + value 'admin:x' would be one scope).
+CONTEXT_KEY = re.compile(r"^[A-Za-z0-9_\-.@]{1,256}$")
 
 
 def check_user_identifier(value: str) -> str:
@@ -27,9 +30,9 @@ def check_context(raw: object) -> dict[str, str]:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise BadRequest(f"userContext.{key}: values must be strings or numbers")
         text = str(value)
-        if not CONTEXT_PART.match(str(key)) or not CONTEXT_PART.match(text):
-            raise BadRequest(f"userContext.{key}: keys and values must be 1-256 characters "
-                             "of letters, digits and _ - : . @")
+        if not CONTEXT_KEY.match(str(key)) or not CONTEXT_PART.match(text):
+            raise BadRequest(f"userContext.{key}: keys must be 1-256 characters of letters, "
+                             "digits and _ - . @; values may also hold ':'")
         out[str(key)] = text
     if len(out) > 32:
         raise BadRequest("userContext holds at most 32 entries")

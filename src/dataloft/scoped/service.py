@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from dataloft.assistants import service as assistants
 from dataloft.datasets import service as datasets
-from dataloft.errors import BadRequest, NotFound, UnsupportedMediaType
+from dataloft.errors import BadRequest, NotAuthorized, NotFound, UnsupportedMediaType
 from dataloft.files import service as files
 from dataloft.kit import policy
 from dataloft.kit.ids import new_id
-from dataloft.kit.principal import CONTEXT_PART, Principal, check_user_identifier
+from dataloft.kit.principal import CONTEXT_KEY, CONTEXT_PART, Principal, check_user_identifier
 from dataloft.models import Assistant, Attachment, Dataset, File
 from dataloft.storage.blobs.base import BlobInfo
 
@@ -44,10 +44,11 @@ class Scope:
 
     @classmethod
     def context(cls, key: str, value: str) -> Scope:
-        for part, label in ((key, "contextKey"), (value, "contextValue")):
-            if not CONTEXT_PART.match(part):
-                raise BadRequest(f"{label} must be 1-256 characters of letters, digits "
-                                 "and _ - : . @")
+        if not CONTEXT_KEY.match(key):
+            raise BadRequest("contextKey must be 1-256 characters of letters, digits and _ - . @")
+        if not CONTEXT_PART.match(value):
+            raise BadRequest("contextValue must be 1-256 characters of letters, digits "
+                             "and _ - : . @")
         return cls(f"context:{key}:{value}", f"userContext/{key}:{value}")
 
 
@@ -102,6 +103,13 @@ def _check_scope(principal: Principal, scope: Scope) -> None:
         raise NotFound("no such dataset scope")
 
 
+def _check_writable(principal: Principal, scope: Scope) -> None:
+    _check_scope(principal, scope)
+    # Context files are shared reference data: members read them, the backend writes them.
+    if principal.is_end_user and scope.owner != principal.own_scope:
+        raise NotAuthorized("end-users may only change files of their own user scope")
+
+
 def scope_dataset(session: Session, agent_: Assistant, scope: Scope, *, create: bool
                   ) -> Dataset | None:
     found = session.scalar(select(Dataset).where(Dataset.assistant_id == agent_.id,
@@ -128,7 +136,7 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
           filename: str, notes: str | None, blob: BlobInfo, content_type: str,
           max_attempts: int) -> dict[str, Any]:
     principal.require("files:write")
-    _check_scope(principal, scope)
+    _check_writable(principal, scope)
     agent_ = agent(session, principal, agent_id)
     dataset = scope_dataset(session, agent_, scope, create=True)
     assert dataset is not None
@@ -167,7 +175,7 @@ def names(session: Session, principal: Principal, agent_id: str | None, scope: S
 def remove(session: Session, index: Any, principal: Principal, agent_id: str | None,
            scope: Scope, filename: str) -> dict[str, Any]:
     principal.require("files:write")
-    _check_scope(principal, scope)
+    _check_writable(principal, scope)
     dataset = scope_dataset(session, agent(session, principal, agent_id), scope, create=False)
     file = _named(session, dataset, filename) if dataset is not None else None
     if file is None:
