@@ -19,7 +19,7 @@ from dataloft.kit import migrate
 from dataloft.kit.db import Database
 from dataloft.models import InstanceSecret
 from dataloft.storage.blobs.base import BlobStore
-from dataloft.storage.blobs.local import LocalBlobStore
+from dataloft.storage.blobs.factory import build_blob_store
 from dataloft.storage.index.base import Index
 from dataloft.storage.index.sqlite import SqliteIndex
 
@@ -79,7 +79,7 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.sqlalchemy_url)
     db = Database(settings.sqlalchemy_url)
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = build_blob_store(settings.blob_url, settings.blob_dir)
     index = SqliteIndex()
     embedder = build_embedder(settings)
     with db.write() as session:
@@ -90,8 +90,8 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
             # One process owns an embedded deployment: leases left 'running' belong to a
             # process that died, so make them claimable at once instead of after expiry.
             queue.expire_leases_of_dead_process(session)
-    if settings.backend == "sqlite":
-        blobs.purge_partials()
+    if settings.backend == "sqlite" and hasattr(blobs, "purge_partials"):
+        blobs.purge_partials()  # local directory only; on S3 a lifecycle rule does this
     ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
                   signing_key=_signing_key(db), bootstrap_key=raw_key)
     if start_workers and settings.workers > 0:

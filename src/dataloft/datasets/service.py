@@ -153,6 +153,7 @@ def detach(session: Session, index: Index, principal: Principal, dataset_id: str
            file_id: str, body: DetachBody) -> None:
     principal.require("datasets:write")
     dataset = get_owned(session, principal, dataset_id)
+    files.get(session, principal, file_id)  # an invisible file answers like a missing one
     link = attachment(session, dataset.id, file_id)
     if link is None:
         raise NotFound(f"file {file_id!r} is not attached to dataset {dataset_id!r}")
@@ -170,6 +171,7 @@ def request_sync(session: Session, principal: Principal, dataset_id: str, file_i
     """Queue a sync of one attachment; refused while the last request is under cooldown."""
     principal.require("datasets:write")
     dataset = get_owned(session, principal, dataset_id)
+    files.get(session, principal, file_id)  # an invisible file answers like a missing one
     link = attachment(session, dataset.id, file_id)
     if link is None:
         raise NotFound(f"file {file_id!r} is not attached to dataset {dataset_id!r}")

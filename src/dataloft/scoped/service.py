@@ -123,9 +123,24 @@ def scope_dataset(session: Session, agent_: Assistant, scope: Scope, *, create: 
     return found
 
 
-def _named(session: Session, dataset: Dataset, filename: str) -> File | None:
-    return session.scalar(select(File).join(Attachment, Attachment.file_id == File.id).where(
-        Attachment.dataset_id == dataset.id, File.name == filename))
+def _scope_files(principal: Principal, dataset: Dataset, scope: Scope) -> Any:
+    """The scope's own files in its dataset, as far as the principal may see them (other
+    files a backend attached there are not part of the scope)."""
+    return (select(File).join(Attachment, Attachment.file_id == File.id)
+            .where(Attachment.dataset_id == dataset.id, File.owner_scope == scope.owner,
+                   policy.files(principal)))
+
+
+def _named(session: Session, principal: Principal, dataset: Dataset, scope: Scope,
+           filename: str) -> File | None:
+    return session.scalar(_scope_files(principal, dataset, scope).where(File.name == filename))
+
+
+def _check_dataset(principal: Principal, dataset: Dataset | None) -> None:
+    # A dataset-limited key reaches only scope datasets it was given.
+    if principal.datasets is not None and (dataset is None
+                                           or not policy.dataset_allowed(principal, dataset)):
+        raise NotFound("no such dataset scope")
 
 
 def path_of(agent_: Assistant, scope: Scope, filename: str) -> str:
@@ -138,9 +153,10 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
     principal.require("files:write")
     _check_writable(principal, scope)
     agent_ = agent(session, principal, agent_id)
+    _check_dataset(principal, scope_dataset(session, agent_, scope, create=False))
     dataset = scope_dataset(session, agent_, scope, create=True)
     assert dataset is not None
-    file = _named(session, dataset, filename)
+    file = _named(session, principal, dataset, scope, filename)
     if file is None:
         file = File(id=new_id("file"), org_id=agent_.org_id, name=filename, description=notes,
                     owner_scope=scope.owner, visibility="private", meta={})
@@ -167,9 +183,11 @@ def names(session: Session, principal: Principal, agent_id: str | None, scope: S
     dataset = scope_dataset(session, agent(session, principal, agent_id), scope, create=False)
     if dataset is None:
         return {"files": []}
+    _check_dataset(principal, dataset)
     found = session.scalars(select(File.name).join(Attachment, Attachment.file_id == File.id)
-                            .where(Attachment.dataset_id == dataset.id).order_by(File.name))
-    return {"files": [n for n in found if n is not None]}
+                            .where(Attachment.dataset_id == dataset.id, policy.files(principal))
+                            .order_by(File.name))
+    return {"files": [name for name in found if name is not None]}
 
 
 def remove(session: Session, index: Any, principal: Principal, agent_id: str | None,
@@ -177,7 +195,8 @@ def remove(session: Session, index: Any, principal: Principal, agent_id: str | N
     principal.require("files:write")
     _check_writable(principal, scope)
     dataset = scope_dataset(session, agent(session, principal, agent_id), scope, create=False)
-    file = _named(session, dataset, filename) if dataset is not None else None
+    _check_dataset(principal, dataset)
+    file = _named(session, principal, dataset, scope, filename) if dataset is not None else None
     if file is None:
         raise NotFound(f"no file named {filename!r} in this scope")
     files.delete_unchecked(session, index, file)
