@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     job_max_run_seconds: float = 1800.0  # a job running longer is taken as stuck
     job_poll_seconds: float = 0.2
     sync_cooldown_seconds: float = 120.0
+    # Each extraction runs in a child process under these limits (ingest/sandbox.py).
+    extract_memory_mb: int = Field(default=1024, ge=64)
+    extract_timeout_seconds: float = Field(default=120.0, gt=0)
 
     # Embeddings: the offline default, or any OpenAI-compatible /embeddings endpoint.
     embedder: Literal["wordllama", "openai"] = "wordllama"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from dataloft.assistants import service as assistants
 from dataloft.config import Settings
 from dataloft.datasets.service import SYNC_JOB
+from dataloft.ingest import sandbox
 from dataloft.ingest.embed.base import Embedder
 from dataloft.ingest.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
 from dataloft.ingest.sync import BlobDeleteHandler, SyncHandler
@@ -96,10 +97,13 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
                   signing_key=_signing_key(db), bootstrap_key=raw_key)
     if start_workers and settings.workers > 0:
         handlers = {
-            SYNC_JOB: SyncHandler(db, blobs, index, embedder),
+            SYNC_JOB: SyncHandler(db, blobs, index, embedder,
+                                  extract_memory_bytes=settings.extract_memory_mb << 20,
+                                  extract_timeout_s=settings.extract_timeout_seconds),
             REINDEX_JOB: ReindexHandler(db, index, embedder),
             "blob.delete": BlobDeleteHandler(db, blobs),
         }
+        sandbox.start()  # the extraction forkserver, up before the first sync needs it
         ctx.workers = WorkerPool(db, handlers, WorkerConfig(
             threads=settings.workers, lease_seconds=settings.job_lease_seconds,
             poll_seconds=settings.job_poll_seconds,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
 from dataloft.events import service as events
+from dataloft.ingest import sandbox
 from dataloft.ingest.build import build_records
 from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
 from dataloft.ingest.embed.base import Embedder, to_blob
-from dataloft.ingest.extract import ExtractionError, content_type_for, extract
+from dataloft.ingest.extract import ExtractionError, content_type_for
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease
 from dataloft.jobs.worker import JobFailed
@@ -34,6 +37,8 @@ class SyncHandler:
     blobs: BlobStore
     index: Index
     embedder: Embedder
+    extract_memory_bytes: int = sandbox.DEFAULT_MEMORY_BYTES
+    extract_timeout_s: float = sandbox.DEFAULT_TIMEOUT_S
 
     def failed(self, session: Session, job_id: str, payload: dict[str, Any], code: str,
                message: str) -> None:
@@ -77,9 +82,13 @@ class SyncHandler:
         if link_type == "source":
             if not blob_key:
                 raise JobFailed("empty_content", "the file has no content; upload it first")
-            data = b"".join(self.blobs.open(blob_key))
             try:
-                fmt, items = extract(name, ctype, data)
+                # In a child process under memory and time limits: a hostile file fails
+                # this sync (typed), never the server.
+                with self._readable_path(blob_key) as path:
+                    fmt, items = sandbox.run_extract(name, ctype, path,
+                                                     memory_bytes=self.extract_memory_bytes,
+                                                     timeout_s=self.extract_timeout_s)
             except ExtractionError as exc:
                 raise JobFailed(exc.code, exc.message) from exc
             with self.db.read() as session:
@@ -115,6 +124,19 @@ class SyncHandler:
                         durationMs=int((time.monotonic() - started) * 1000))
             queue.finish(session, lease)
 
+
+    @contextmanager
+    def _readable_path(self, key: str) -> Iterator[str]:
+        """The blob as a local file: the local store's own, or a temporary copy."""
+        local_path = getattr(self.blobs, "path", None)
+        if callable(local_path):
+            yield str(local_path(key))
+            return
+        with tempfile.NamedTemporaryFile(prefix="dataloft-extract-") as tmp:
+            for chunk in self.blobs.open(key):
+                tmp.write(chunk)
+            tmp.flush()
+            yield tmp.name
 
     def _embed(self, new: list[NewRecord], dataset_id: str, file_id: str,
                alive: Callable[[], bool]) -> bool:
