@@ -24,7 +24,7 @@ from dataloft.storage.index.base import Index
 
 MAX_TAKE = 200
 # Weight of the lexical side in hybrid mode; measured on SciFact (docs/benchmarks.md).
-DEFAULT_LEXICAL_WEIGHT = 0.5
+DEFAULT_LEXICAL_WEIGHT = 0.7
 # Candidates taken from each side before fusion.
 POOL = 200
 

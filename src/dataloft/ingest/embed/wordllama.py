@@ -42,4 +42,4 @@ class WordLlamaEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = _load()
-        return normalise(model.embed(list(texts), norm=False, batch_size=256))
+        return normalise(model.embed(list(texts), norm=False, batch_size=64))
