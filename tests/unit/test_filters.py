@@ -1,12 +1,11 @@
 """The filter language: validation, the Python evaluator, and SQL that agrees with it.
 
-The property tests run every generated filter both ways on a real SQLite table. Set
-DATALOFT_TEST_PG_URL (and install a PostgreSQL driver) to run the same properties on PostgreSQL.
+The property tests run every generated filter both ways on a real SQLite table. They run on
+PostgreSQL too, with the session's `pg_url` (DATALOFT_TEST_PG_URL, or a throwaway server).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +18,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from dataloft.errors import BadRequest
 from dataloft.kit.filters import Filter, from_query_params, matches, parse_filter, to_sql
-
-PG_URL = os.environ.get("DATALOFT_TEST_PG_URL")
 
 # --- a real table ------------------------------------------------------------------------
 
@@ -44,9 +41,8 @@ SYSTEM = {
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     """One engine per backend for the whole module (in-memory SQLite; PostgreSQL if given)."""
-    if request.param == "postgresql" and not PG_URL:
-        pytest.skip("DATALOFT_TEST_PG_URL is not set")
-    eng = sa.create_engine(PG_URL if request.param == "postgresql" else "sqlite://")
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else "sqlite://"
+    eng = sa.create_engine(url)
     _md.drop_all(eng)
     _md.create_all(eng)
     yield eng

@@ -61,7 +61,11 @@ class Database:
         else:
             self.write_engine = create_engine(url, pool_size=10, max_overflow=10,
                                               pool_pre_ping=True, json_serializer=_json)
-            self.read_engine = self.write_engine
+            # One snapshot per read unit of work, as SQLite's WAL readers get: a search (or
+            # a page and its count) never mixes the state before and after a commit.
+            # Read-only transactions never fail to serialise; writers stay READ COMMITTED.
+            self.read_engine = self.write_engine.execution_options(
+                isolation_level="REPEATABLE READ")
         self._writer = sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -78,5 +82,5 @@ class Database:
 
     def dispose(self) -> None:
         self.write_engine.dispose()
-        if self.read_engine is not self.write_engine:
+        if self.read_engine.pool is not self.write_engine.pool:
             self.read_engine.dispose()

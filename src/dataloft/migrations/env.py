@@ -15,7 +15,7 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool,
                    compare_to: object) -> bool:
     # Index adapters own their dialect-specific tables (FTS5 shadow tables, ...).
     return not (type_ == "table" and reflected and compare_to is None
-                and (name or "").startswith("records_fts"))
+                and ((name or "").startswith("records_fts") or name == "record_index"))
 
 
 def run_migrations_online() -> None:
