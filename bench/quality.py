@@ -5,9 +5,9 @@ then runs the 300 test queries (those with qrels) in every search mode and repor
 nDCG@10 and Recall@100, next to an in-process `bm25s` baseline on the same corpus.
 Also times upload -> searchable and samples the server's peak RSS.
 
-    .venv/bin/python bench/scifact.py                       # own server, temp data dir
-    .venv/bin/python bench/scifact.py --runs 3              # 3 ingests (timing medians)
-    .venv/bin/python bench/scifact.py --url http://127.0.0.1:8080 --key dlk_...
+    .venv/bin/python bench/quality.py                       # own server, temp data dir
+    .venv/bin/python bench/quality.py --runs 3              # 3 ingests (timing medians)
+    .venv/bin/python bench/quality.py --url http://127.0.0.1:8080 --key dlk_...
 
 The corpus is read from ../shared/bench/scifact (or --data); it is never copied.
 """
