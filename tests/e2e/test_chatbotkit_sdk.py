@@ -13,7 +13,6 @@ tests/e2e/js (git-ignored) and reused.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.live import LiveServer
+from tests.support.node import run_steps
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 SCRIPT = JS_DIR / "lifecycle.mjs"
@@ -69,21 +69,7 @@ def sdk_installed(node: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sdk_lifecycle(node: str, sdk_installed: Path, live_server: LiveServer) -> None:
-    env = {**os.environ, "BASE_URL": live_server.url, "API_KEY": live_server.key,
-           "NODE_NO_WARNINGS": "1"}
-    try:
-        proc = subprocess.run([node, str(SCRIPT)], cwd=sdk_installed, env=env,
-                              capture_output=True, text=True, timeout=240, check=False)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
-        pytest.fail(f"lifecycle.mjs timed out\n--- stdout\n{out}\n"
-                    f"--- server log\n{live_server.log()[-8000:]}")
-    steps = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    report = (f"lifecycle.mjs exited {proc.returncode}\n--- stdout\n{proc.stdout}\n"
-              f"--- stderr\n{proc.stderr}\n--- server log (tail)\n{live_server.log()[-8000:]}")
-    assert proc.returncode == 0, report
-    assert steps and steps[-1] == {"step": "done", "ok": True}, report
-    assert all(s.get("ok") is True for s in steps), report
+    run_steps(node, SCRIPT, sdk_installed, live_server, timeout=240)
 
 
 @pytest.mark.timeout(120)

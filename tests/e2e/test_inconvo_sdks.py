@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -33,6 +32,7 @@ import httpx
 import pytest
 
 from tests.support.live import REPO, LiveServer
+from tests.support.node import run_steps
 
 JS_DIR = Path(__file__).resolve().parent / "js_inconvo"
 SCRIPT = JS_DIR / "seed_examples.mjs"
@@ -272,19 +272,7 @@ def test_python_sdk_runs_the_seed_examples(inconvo_sdk: ModuleType, server: Live
 @pytest.mark.timeout(300)
 def test_node_sdk_runs_the_seed_examples(node: str, node_sdk: Path,
                                          server: LiveServer) -> None:
-    env = {**os.environ, "BASE_URL": server.url, "API_KEY": server.key, "NODE_NO_WARNINGS": "1"}
-    try:
-        proc = subprocess.run([node, str(SCRIPT)], cwd=node_sdk, env=env, capture_output=True,
-                              text=True, timeout=120, check=False)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"seed_examples.mjs timed out\n--- stdout\n{exc.stdout!r}\n"
-                    f"--- server log\n{server.log()[-8000:]}")
-    steps = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    report = (f"seed_examples.mjs exited {proc.returncode}\n--- stdout\n{proc.stdout}\n"
-              f"--- stderr\n{proc.stderr}\n--- server log (tail)\n{server.log()[-8000:]}")
-    assert proc.returncode == 0, report
-    assert steps and steps[-1] == {"step": "done", "ok": True}, report
-    assert all(s.get("ok") is True for s in steps), report
+    steps, report = run_steps(node, SCRIPT, node_sdk, server, timeout=120)
     names = [s["step"] for s in steps]
     for wanted in ("user upload (fs.createReadStream)", "context upload (fs.createReadStream)",
                    "list both", "delete both", "agent-less user upload",
