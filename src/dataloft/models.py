@@ -140,6 +140,25 @@ class Dataset(Timestamps, Base):
     )
 
 
+class AssistantDataset(Timestamps, Base):
+    """An assistant's knowledge of a dataset (Informer), optionally restricted by a filter
+    that every record and table row the assistant reaches must match."""
+
+    __tablename__ = "assistant_datasets"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    assistant_id: Mapped[str] = mapped_column(
+        ForeignKey("assistants.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    # The raw filter as the client sent it (None = every row); parsed with kit.filters.
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+
+    __table_args__ = (
+        UniqueConstraint("assistant_id", "dataset_id", name="uq_assistant_dataset"),
+    )
+
+
 class Attachment(Timestamps, Base):
     __tablename__ = "attachments"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
