@@ -16,9 +16,9 @@ def _normalise(path: str) -> str:
 
 
 def test_every_route_is_documented_with_a_curl_example() -> None:
-    documented = {(m, _normalise(p)) for m, p in
-                  re.findall(r"^### (GET|POST|PUT|DELETE|PATCH) (\S+)", (DOCS / "api.md").read_text(),
-                             re.M)}
+    heading = r"^### (GET|POST|PUT|DELETE|PATCH) (\S+)"
+    documented = {(m, _normalise(p))
+                  for m, p in re.findall(heading, (DOCS / "api.md").read_text(), re.M)}
     routes = {(method.upper(), _normalise(path))
               for path, ops in create_app().openapi()["paths"].items() for method in ops}
     assert routes, "the app exposes no routes?"

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import re
 
+from dataloft.storage.index.terms import query_terms, terms
+
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"\w+")
 MAX_CHARS = 300
 
 
-def _stem(word: str) -> str:
-    # Crude suffix folding so "painted" matches "paint"; precision matters little here.
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
 def highlights(text: str, query: str, limit: int = 1) -> list[str]:
-    terms = {_stem(t) for t in _WORD.findall(query.lower())}
+    """The `limit` sentences sharing the most distinct terms (stems, as the lexical index
+    sees them) with the query, in text order; the first sentence when none shares any."""
+    wanted = set(query_terms(query))
     sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
     if not sentences:
         return []
-
-    def score(sentence: str) -> int:
-        return len(terms & {_stem(w) for w in _WORD.findall(sentence.lower())})
-
-    ranked = sorted(range(len(sentences)), key=lambda i: (-score(sentences[i]), i))
-    picked = [i for i in ranked[:limit] if score(sentences[i]) > 0] or ranked[:1]
+    scores = [len(wanted.intersection(terms(s))) if wanted else 0 for s in sentences]
+    ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
+    picked = [i for i in ranked[:limit] if scores[i] > 0] or ranked[:1]
     return [s if len(s) <= MAX_CHARS else s[: MAX_CHARS - 1].rstrip() + "…"
             for s in (sentences[i] for i in sorted(picked))]

@@ -1,9 +1,10 @@
-"""SQLite index adapter: FTS5 BM25 (porter stemming) plus exact vector search in NumPy.
+"""SQLite index adapter: BM25 and exact vector search, both in memory over NumPy arrays.
 
 Loadable SQLite extensions are unavailable on many Python builds, so vectors live as
-float32 blobs in `record_vectors` and are scanned as one matrix per dataset. The matrix is
-cached per process and keyed on `datasets.index_version`, read in the caller's snapshot, so
-a cached matrix is only ever used with the records it was built from. Exact search is the
+float32 blobs in `record_vectors`, and the records table itself is the text store. Per
+dataset, a term index (storage/index/terms.py) and a vector matrix are built on first use and
+cached per process, keyed on `datasets.index_version` read in the caller's snapshot, so a
+cached structure is only ever used with the records it was built from. Exact search is the
 recall ceiling; at 100k x 256 a scan is a ~25 MFLOP matrix-vector product.
 """
 
@@ -11,31 +12,33 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Float, Integer, column, delete, insert, select, text
+from sqlalchemy import ColumnElement, delete, insert, select
 from sqlalchemy.orm import Session
 
 from dataloft.ingest.embed.base import from_blobs
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index.base import IndexRow, tokens
+from dataloft.storage.index.base import IndexRow
+from dataloft.storage.index.terms import TermIndex, query_terms, top
 
 _BATCH = 500
-_CACHE_DATASETS = 16
+# (kind, dataset) entries: a term index and a vector matrix per recently searched dataset.
+_CACHE_ENTRIES = 32
 
 
 @dataclass(frozen=True)
 class _Matrix:
-    version: int
     pks: np.ndarray
     vectors: np.ndarray
 
 
 class SqliteIndex:
     def __init__(self) -> None:
-        self._cache: OrderedDict[str, _Matrix] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- writes (inside the caller's transaction) -------------------------------------
@@ -43,8 +46,6 @@ class SqliteIndex:
     def added(self, session: Session, rows: Sequence[IndexRow]) -> None:
         for i in range(0, len(rows), _BATCH):
             batch = rows[i : i + _BATCH]
-            session.execute(text("INSERT INTO records_fts(rowid, text) VALUES (:pk, :text)"),
-                            [{"pk": r.pk, "text": r.text} for r in batch])
             vectors = [{"pk": r.pk, "dataset_id": r.dataset_id, "vector": r.vector}
                        for r in batch if r.vector is not None]
             if vectors:
@@ -53,48 +54,34 @@ class SqliteIndex:
     def removed(self, session: Session, pks: Sequence[int]) -> None:
         for i in range(0, len(pks), _BATCH):
             chunk = [int(pk) for pk in pks[i : i + _BATCH]]
-            marks = ",".join(str(pk) for pk in chunk)
-            session.execute(text(f"DELETE FROM records_fts WHERE rowid IN ({marks})"))
             session.execute(delete(RecordVector).where(RecordVector.pk.in_(chunk)))
 
     # --- reads ----------------------------------------------------------------------------
 
     def lexical(self, session: Session, dataset_ids: Sequence[str], query: str, k: int,
                 restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
-        terms = tokens(query)
-        if not terms or not dataset_ids:
+        if not query_terms(query):
             return []
-        # Quoted terms OR-ed: user text never reaches FTS5 query syntax.
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(terms))
-        fts = (text("SELECT rowid AS pk, bm25(records_fts) AS rank FROM records_fts "
-                    "WHERE records_fts MATCH :match")
-               .columns(column("pk", Integer), column("rank", Float)).subquery("fts"))
-        stmt = (select(fts.c.pk, fts.c.rank).join(Record, Record.pk == fts.c.pk)
-                .where(Record.dataset_id.in_(list(dataset_ids))).order_by(fts.c.rank).limit(k))
-        if restrict is not None:
-            stmt = stmt.where(restrict)
-        return [(int(pk), -float(rank)) for pk, rank in session.execute(stmt, {"match": match})]
+        allowed = _allowed(session, restrict)
+        hits: list[tuple[int, float]] = []
+        for dataset_id in dataset_ids:
+            index = self._cached("terms", session, dataset_id, _build_terms)
+            scores = index.scores(query) if index is not None else None
+            if scores is not None:
+                hits += top(scores, index.pks, k, allowed, positive=True)
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits[:k]
 
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
+        allowed = _allowed(session, restrict)
+        query = np.asarray(vector, dtype=np.float32)
         hits: list[tuple[int, float]] = []
-        allowed = None
-        if restrict is not None:
-            allowed = np.fromiter(session.scalars(select(Record.pk).where(
-                Record.dataset_id.in_(list(dataset_ids)), restrict)), dtype=np.int64)
         for dataset_id in dataset_ids:
-            matrix = self._matrix(session, dataset_id)
-            if matrix is None or not len(matrix.pks):
-                continue
-            scores = matrix.vectors @ np.asarray(vector, dtype=np.float32)
-            pks = matrix.pks
-            if allowed is not None:
-                keep = np.isin(pks, allowed, assume_unique=True)
-                scores, pks = scores[keep], pks[keep]
-            top = np.argpartition(-scores, min(k, len(scores) - 1))[:k] if len(scores) > k \
-                else np.arange(len(scores))
-            hits += [(int(pks[i]), float(scores[i])) for i in top]
-        hits.sort(key=lambda h: -h[1])
+            matrix = self._cached("vectors", session, dataset_id, _build_matrix)
+            if matrix is not None and len(matrix.pks):
+                hits += top(matrix.vectors @ query, matrix.pks, k, allowed)
+        hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
@@ -105,26 +92,56 @@ class SqliteIndex:
             out.update({int(pk): bytes(v) for pk, v in rows})
         return out
 
-    def _matrix(self, session: Session, dataset_id: str) -> _Matrix | None:
+    def _cached(self, kind: str, session: Session, dataset_id: str,
+                build: Callable[[Session, str, int], Any]) -> Any:
+        """A structure derived from the dataset's records, rebuilt when its index_version
+        (read in the caller's snapshot) moves, so it always matches what the caller sees."""
         row = session.execute(select(Dataset.index_version, Dataset.embedding_dimension)
                               .where(Dataset.id == dataset_id)).first()
-        if row is None or not row.embedding_dimension:
+        if row is None:
             return None
-        version, dimension = int(row.index_version), int(row.embedding_dimension)
+        version, key = int(row.index_version), (kind, dataset_id)
         with self._lock:
-            cached = self._cache.get(dataset_id)
-            if cached is not None and cached.version == version:
-                self._cache.move_to_end(dataset_id)
-                return cached
-        rows = session.execute(select(RecordVector.pk, RecordVector.vector)
-                               .where(RecordVector.dataset_id == dataset_id)
-                               .order_by(RecordVector.pk)).all()
-        blobs = [bytes(v) for _, v in rows if len(v) == 4 * dimension]
-        pks = np.array([pk for pk, v in rows if len(v) == 4 * dimension], dtype=np.int64)
-        built = _Matrix(version, pks, from_blobs(blobs, dimension))
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == version:
+                self._cache.move_to_end(key)
+                return cached[1]
+        built = build(session, dataset_id, int(row.embedding_dimension or 0))
         with self._lock:
-            self._cache[dataset_id] = built
-            self._cache.move_to_end(dataset_id)
-            while len(self._cache) > _CACHE_DATASETS:
+            self._cache[key] = (version, built)
+            self._cache.move_to_end(key)
+            while len(self._cache) > _CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return built
+
+
+def _allowed(session: Session, restrict: ColumnElement[bool] | None
+             ) -> Callable[[Sequence[int]], set[int]] | None:
+    if restrict is None:
+        return None
+
+    def allowed(pks: Sequence[int]) -> set[int]:
+        out: set[int] = set()
+        for i in range(0, len(pks), _BATCH):
+            out.update(session.scalars(select(Record.pk).where(
+                Record.pk.in_(list(pks[i : i + _BATCH])), restrict)))
+        return out
+
+    return allowed
+
+
+def _build_terms(session: Session, dataset_id: str, _dimension: int) -> TermIndex:
+    return TermIndex.build(session.execute(
+        select(Record.pk, Record.text).where(Record.dataset_id == dataset_id)
+        .order_by(Record.pk)))
+
+
+def _build_matrix(session: Session, dataset_id: str, dimension: int) -> _Matrix | None:
+    if not dimension:
+        return None
+    rows = session.execute(select(RecordVector.pk, RecordVector.vector)
+                           .where(RecordVector.dataset_id == dataset_id)
+                           .order_by(RecordVector.pk)).all()
+    blobs = [bytes(v) for _, v in rows if len(v) == 4 * dimension]
+    pks = np.array([pk for pk, v in rows if len(v) == 4 * dimension], dtype=np.int64)
+    return _Matrix(pks, from_blobs(blobs, dimension))

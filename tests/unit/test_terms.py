@@ -1,0 +1,75 @@
+"""The in-memory BM25 index and the restricted top-k it feeds, against plain-Python oracles."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataloft.storage.index.terms import K1, B, TermIndex, query_terms, terms, top
+
+WORDS = ["cell", "cells", "protein", "the", "of", "mouse", "mice", "gene", "Café", "cafe",
+         "running", "runs", "x1", "growth"]
+texts = st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join),
+                 min_size=1, max_size=25)
+
+
+def bm25_oracle(docs: list[str], query: str) -> list[float]:
+    tokenized = [terms(d) for d in docs]
+    n = len(docs)
+    avg = sum(map(len, tokenized)) / n or 1.0
+    out = []
+    for toks in tokenized:
+        tf = Counter(toks)
+        score = 0.0
+        for t in query_terms(query):
+            df = sum(1 for d in tokenized if t in d)
+            if tf[t]:
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                score += idf * tf[t] * (K1 + 1) / (tf[t] + K1 * (1 - B + B * len(toks) / avg))
+        out.append(score)
+    return out
+
+
+def test_analysis_stems_folds_accents_and_drops_stop_words() -> None:
+    assert terms("The cells of running Mice") == ["cell", "run", "mice"]
+    assert terms("Café") == terms("cafe")
+    assert query_terms("cell cells CELL") == ["cell"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts, st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join))
+def test_scores_equal_textbook_bm25(docs: list[str], query: str) -> None:
+    index = TermIndex.build(enumerate(docs))
+    expected = bm25_oracle(docs, query)
+    scores = index.scores(query)
+    if scores is None:
+        assert not any(expected)
+        return
+    assert np.allclose(scores, expected, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=0, max_size=60), st.integers(1, 10),
+       st.sets(st.integers(0, 59)) | st.none(), st.booleans())
+def test_top_is_the_best_allowed_in_order(raw: list[int], k: int, allowed: set[int] | None,
+                                          positive: bool) -> None:
+    scores = np.array(raw, dtype=np.float32)
+    pks = np.arange(100, 100 + len(raw), dtype=np.int64)
+    asked: list[int] = []
+
+    def check(batch: list[int]) -> set[int]:
+        assert not set(batch) & set(asked), "a pk was checked twice"
+        asked.extend(batch)
+        return {p for p in batch if p - 100 in allowed}  # type: ignore[operator]
+
+    got = top(scores, pks, k, None if allowed is None else check, positive=positive)
+    oracle = sorted(((int(p), float(s)) for p, s in zip(pks, scores, strict=True)
+                     if (allowed is None or p - 100 in allowed) and (s > 0 or not positive)),
+                    key=lambda h: (-h[1], h[0]))[:k]
+    assert [s for _, s in got] == [s for _, s in oracle]
+    assert all(allowed is None or p - 100 in allowed for p, _ in got)
+    assert len({p for p, _ in got}) == len(got)
