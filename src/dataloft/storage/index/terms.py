@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,14 +56,33 @@ def _fold(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
+def stems(text: str) -> Iterator[str]:
+    """The stem of every word of `text`, in order; '' for stop words. (map and filter keep
+    the per-word loop in C: this runs over every word of every record when an index is built
+    and over every returned record for highlights.)"""
+    return map(_stems.__getitem__, _WORD.findall(_fold(text)))
+
+
 def terms(text: str) -> list[str]:
     """The index terms of `text`, in order, with repeats."""
-    stem = _stems.__getitem__
-    return [s for s in map(stem, _WORD.findall(_fold(text))) if s]
+    return list(filter(None, stems(text)))
 
 
 def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(terms(query)))[:MAX_QUERY_TERMS]
+
+
+class _TermIds(dict[str, int]):
+    """word -> term id in `vocab` (-1 for a stop word), for one index build."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        super().__init__()
+        self._vocab = vocab
+
+    def __missing__(self, word: str) -> int:
+        stem = _stems[word]
+        tid = self[word] = self._vocab.setdefault(stem, len(self._vocab)) if stem else -1
+        return tid
 
 
 @dataclass(frozen=True)
@@ -77,15 +96,16 @@ class TermIndex:
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> TermIndex:
         vocab: dict[str, int] = {}
-        term_id = vocab.setdefault
+        ids_of = _TermIds(vocab)
         pks: list[int] = []
         lengths: list[int] = []
         chunks: list[np.ndarray] = []
         for pk, text in rows:
-            ids = [term_id(t, len(vocab)) for t in terms(text)]
+            ids = np.fromiter(map(ids_of.__getitem__, _WORD.findall(_fold(text))), np.int64)
+            ids = ids[ids >= 0]
             pks.append(pk)
             lengths.append(len(ids))
-            chunks.append(np.array(ids, dtype=np.int64))
+            chunks.append(ids)
         n = len(pks)
         length = np.array(lengths, dtype=np.float32)
         flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
