@@ -7,7 +7,8 @@ that match each dataset's association filter AND the caller's filter AND the pol
 checked against the Python oracle (`kit.filters.matches`) on random rows and filters.
 
 One app (real SQLite, the offline WordLlama embedder, in-process workers) serves the
-module; every test works in assistants and datasets of its own.
+module; the oracle and the multi-dataset search also run on PostgreSQL + pgvector. Every
+test works in assistants and datasets of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.pool import NullPool
 
 from dataloft.app import create_app
 from dataloft.assistants import service as assistants
@@ -59,6 +62,25 @@ SHAPES = [(FULL, {"A-1001", "A-1002", "A-1003", "A-1004", "A-1005"}),
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings_ = make_settings(Path(tmp_path_factory.mktemp("informer")))
+    with TestClient(create_app(settings_), headers=AUTH) as c:
+        yield c
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def any_backend(request: pytest.FixtureRequest, client: TestClient,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The module's SQLite app, or one on a fresh database of the session's PostgreSQL."""
+    if request.param == "sqlite":
+        yield client
+        return
+    base = make_url(request.getfixturevalue("pg_url"))
+    name = f"informer_{new_id('t').lower()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    settings_ = make_settings(Path(tmp_path_factory.mktemp("informer-pg")), database_url=url)
     with TestClient(create_app(settings_), headers=AUTH) as c:
         yield c
 
@@ -433,7 +455,9 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, sales: str) -> None:
         assert_envelope(client.post(f"/api/v1/assistant/{agt}/search", json=body), 400)
 
 
-def test_assistant_search_spans_datasets_each_under_its_own_filter(client: TestClient) -> None:
+def test_assistant_search_spans_datasets_each_under_its_own_filter(any_backend: TestClient
+                                                                   ) -> None:
+    client = any_backend
     agt = new_assistant(client)
     base = f"/api/assistants/{agt}/datasets"
     east, west, unlinked = new_dataset(client), new_dataset(client), new_dataset(client)
@@ -536,9 +560,10 @@ association_filters = st.one_of(
                                  HealthCheck.too_slow])
 @given(data=st.lists(st.tuples(rows, association_filters), min_size=1, max_size=3),
        caller=st.one_of(st.none(), leaf()))
-def test_reachable_records_equal_the_oracle(client: TestClient,
+def test_reachable_records_equal_the_oracle(any_backend: TestClient,
                                             data: list[tuple[list[dict[str, Any]], Any]],
                                             caller: Any) -> None:
+    client = any_backend
     agt = new_assistant(client)
     expected: set[str] = set()
     for meta_rows, flt in data:

@@ -45,9 +45,8 @@ def checked_filter(raw: object) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) and raw else None
 
 
-def _visible_links(assistant: Assistant, principal: Principal) -> Any:
-    return (select(AssistantDataset, Dataset)
-            .join(Dataset, Dataset.id == AssistantDataset.dataset_id)
+def _visible_links(stmt: Any, assistant: Assistant, principal: Principal) -> Any:
+    return (stmt.join(Dataset, Dataset.id == AssistantDataset.dataset_id)
             .where(AssistantDataset.assistant_id == assistant.id, policy.datasets(principal)))
 
 
@@ -55,10 +54,12 @@ def page(session: Session, principal: Principal, assistant_id: str, start: int, 
          ) -> tuple[Assistant, list[Link], int]:
     """One page of the links the caller may see, oldest first, and how many there are."""
     assistant = assistants.get(session, principal, assistant_id)
-    stmt = _visible_links(assistant, principal)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.execute(stmt.order_by(AssistantDataset.created_at, AssistantDataset.id)
-                           .offset(start).limit(limit)).all()
+    total = session.scalar(_visible_links(
+        select(func.count()).select_from(AssistantDataset), assistant, principal)) or 0
+    rows = session.execute(
+        _visible_links(select(AssistantDataset, Dataset), assistant, principal)
+        .order_by(AssistantDataset.created_at, AssistantDataset.id)
+        .offset(start).limit(limit)).all()
     return assistant, [(link, dataset) for link, dataset in rows], int(total)
 
 
