@@ -147,6 +147,10 @@ def build_a(c: TestClient) -> Tenant:
               json={"text": f"{m[6]} by hand", "meta": {"secret": "a-meta-secret"}}))
     a.agents.append(ok(c.post("/api/v1/assistant/create", headers=h, json={
         "name": "a-assistant-secret", "instructions": "a-instructions-secret"}))["id"])
+    for ds, flt in ((a.datasets["priv"], {"secret": "a-meta-secret"}), (a.datasets["prot"], None)):
+        r = c.post(f"/api/assistants/{a.agents[0]}/datasets", headers=h,
+                   json={"datasetId": ds, "filter": flt})
+        assert r.status_code == 201, r.text
     made = ok(c.post("/api/v1/key/create", headers=h, json={
         "name": "a-key-secret", "datasets": [a.datasets["priv"]]}))
     a.token = ok(c.post("/api/v1/token/create", headers=h, json={
@@ -194,6 +198,11 @@ def build_b(c: TestClient) -> Tenant:
     b.datasets["own"] = ok(c.post("/api/v1/dataset/create", headers=h, json={"name": "b"}))["id"]
     _sync(c, h, b.datasets["own"], b.files["own"])
     wait_for_jobs(c)
+    with ctx.db.read() as s:
+        b_default = s.scalar(select(Assistant.id).where(Assistant.org_id == b.org))
+    r = c.post(f"/api/assistants/{b_default}/datasets", headers=h,
+               json={"datasetId": b.datasets["own"]})
+    assert r.status_code == 201, r.text
     b.token = ok(c.post("/api/v1/token/create", headers=h, json={
         "userIdentifier": A_USER, "userContext": A_CONTEXT,
         "permissions": ["files:write", "datasets:write"]}))["token"]
@@ -286,6 +295,53 @@ def per_assistant(method: str, verb: str, **kw: Any) -> Rule:
         for agt in e.a.agents:
             yield Attempt(method, f"/api/v1/assistant/{agt}/{verb}", (agt,), dict(kw))
     return rule
+
+
+def knowledge(method: str, **kw: Any) -> Rule:
+    """One association: A's assistant with A's and B's datasets, B's assistant with A's."""
+    def rule(e: Env) -> Iterator[Attempt]:
+        b_agt, b_ds = e.b.agents[0], e.b.datasets["own"]
+        for agt in e.a.agents:
+            for ds in (*e.a_datasets(), "a-secret-ds-alias"):
+                yield Attempt(method, f"/api/assistants/{agt}/datasets/{ds}", (agt, ds),
+                              dict(kw))
+            yield Attempt(method, f"/api/assistants/{agt}/datasets/{b_ds}", (agt,), dict(kw))
+        for ds in (*e.a_datasets(), "a-secret-ds-alias"):
+            yield Attempt(method, f"/api/assistants/{b_agt}/datasets/{ds}", (ds,), dict(kw))
+    return rule
+
+
+def associate(e: Env) -> Iterator[Attempt]:
+    b_agt, b_ds = e.b.agents[0], e.b.datasets["own"]
+    for agt in e.a.agents:  # B's dataset (or A's) under A's assistant
+        for ds, vals in ((b_ds, (agt,)), (e.a.datasets["priv"], (agt, e.a.datasets["priv"]))):
+            yield Attempt("POST", f"/api/assistants/{agt}/datasets", vals,
+                          {"json": {"datasetId": ds}})
+    for ds in (*e.a_datasets(), "a-secret-ds-alias"):  # A's dataset under B's assistant
+        yield Attempt("POST", f"/api/assistants/{b_agt}/datasets", (ds,),
+                      {"json": {"datasetId": ds, "filter": {"x": 1}}})
+
+
+def assistant_search(e: Env) -> Iterator[Attempt]:
+    for agt in e.a.agents:
+        yield Attempt("POST", f"/api/v1/assistant/{agt}/search", (agt,),
+                      {"json": {"search": A_MARKERS[0], "take": 200}})
+    # B's own assistant: A's words find nothing, A's file id filters to nothing.
+    for mode in ("lexical", "semantic", "hybrid"):
+        yield Attempt("POST", f"/api/v1/assistant/{e.b.agents[0]}/search", (), {"json": {
+            "search": " ".join(A_MARKERS), "take": 200, "mode": mode}},
+            admin=OK, end_user=OK)
+    yield Attempt("POST", f"/api/v1/assistant/{e.b.agents[0]}/search", (e.a.files["priv"],),
+                  {"json": {"search": "bqmark", "filter": {"fileId": e.a.files["priv"]}}},
+                  admin=OK, end_user=OK)
+
+
+def knowledge_list(e: Env) -> Iterator[Attempt]:
+    for agt in e.a.agents:
+        yield Attempt("GET", f"/api/assistants/{agt}/datasets", (agt,))
+    for params in ({}, {"start": 0, "limit": 1}, {"start": 5, "count": 2}):
+        yield Attempt("GET", f"/api/assistants/{e.b.agents[0]}/datasets", (),
+                      {"params": params}, admin=OK, end_user=OK)
 
 
 def plain(method: str, url: str, admin: frozenset[int] = OK, end_user: frozenset[int] = OK,
@@ -432,6 +488,16 @@ def rules() -> dict[tuple[str, str], Rule]:
                                              end_user=frozenset({200, 403}), json={
                                                  "userIdentifier": A_USER,
                                                  "userContext": A_CONTEXT}),
+        ("POST", f"{p}/assistant/{{assistant_id}}/search"): assistant_search,
+        ("GET", "/api/assistants/{assistant_id}/datasets"): knowledge_list,
+        ("POST", "/api/assistants/{assistant_id}/datasets"): associate,
+        ("GET", "/api/assistants/{assistant_id}/datasets/{dataset_id}"): knowledge("GET"),
+        ("PUT", "/api/assistants/{assistant_id}/datasets/{dataset_id}"): knowledge(
+            "PUT", json={"filter": None}),
+        ("DELETE", "/api/assistants/{assistant_id}/datasets/{dataset_id}"): knowledge("DELETE"),
+        ("GET", "/api/datasets/{dataset_id}"): lambda e: (
+            Attempt("GET", f"/api/datasets/{ds}", (ds,))
+            for ds in (*e.a_datasets(), "a-secret-ds-alias")),
         ("GET", "/healthz"): plain("GET", "/healthz", anon=OK),
         **{(method, f"{p}{mount}/datasets/{kind}/{tail}{extra}"): scoped(bool(mount), k,
                                                                         method)
@@ -553,6 +619,9 @@ def snapshot(c: TestClient, a: Tenant) -> dict[str, Any]:
         get(f"/api/v1/dataset/{ds}/record/export", headers={"Accept": "application/jsonl"})
     for agt in a.agents:
         get(f"/api/v1/assistant/{agt}/fetch")
+        get(f"/api/assistants/{agt}/datasets")
+    for ds in sorted(set(a.datasets.values())):
+        get(f"/api/datasets/{ds}")
     for scope in (f"user/{A_USER}", "context/team/red"):
         get(f"/api/v1/datasets/{scope}")
     # A's credentials still work: nothing was revoked.

@@ -10,7 +10,9 @@ from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
 from dataloft.api.listing import respond
 from dataloft.assistants import service
 from dataloft.assistants.service import AssistantCreate
+from dataloft.knowledge import search as knowledge
 from dataloft.models import Assistant
+from dataloft.search.service import SearchBody
 
 router = APIRouter(prefix="/api/v1/assistant", tags=["assistants"])
 
@@ -44,3 +46,12 @@ def update_assistant(assistant_id: str, session: SessionDep, principal: Principa
 def delete_assistant(assistant_id: str, session: SessionDep,
                      principal: PrincipalDep) -> dict[str, Any]:
     return {"id": service.delete(session, principal, assistant_id).id}
+
+
+@router.post("/{assistant_id}/search")
+def search_assistant(assistant_id: str, body: SearchBody, ctx: CtxDep, session: SessionDep,
+                     principal: PrincipalDep) -> dict[str, Any]:
+    hits = knowledge.search_knowledge(session, ctx.index, ctx.embedder, principal,
+                                      assistant_id, body, ctx.dialect)
+    return {"id": assistant_id, "records": [knowledge.render(r, s, body.search)
+                                            for r, s in hits]}
