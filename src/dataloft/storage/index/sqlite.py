@@ -40,6 +40,7 @@ class SqliteIndex:
     def __init__(self) -> None:
         self._cache: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[tuple[str, str], threading.Lock] = {}
 
     # --- writes (inside the caller's transaction) -------------------------------------
 
@@ -101,18 +102,32 @@ class SqliteIndex:
         if row is None:
             return None
         version, key = int(row.index_version), (kind, dataset_id)
+        hit = self._hit(key, version)
+        if hit is not None:
+            return hit[0]
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        # One build per structure at a time: the searches that arrive meanwhile wait for it
+        # (seconds at 100k records) instead of each building their own copy.
+        with building:
+            hit = self._hit(key, version)
+            if hit is not None:
+                return hit[0]
+            built = build(session, dataset_id, int(row.embedding_dimension or 0))
+            with self._lock:
+                self._cache[key] = (version, built)
+                self._cache.move_to_end(key)
+                while len(self._cache) > _CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+        return built
+
+    def _hit(self, key: tuple[str, str], version: int) -> tuple[Any] | None:
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and cached[0] == version:
-                self._cache.move_to_end(key)
-                return cached[1]
-        built = build(session, dataset_id, int(row.embedding_dimension or 0))
-        with self._lock:
-            self._cache[key] = (version, built)
+            if cached is None or cached[0] != version:
+                return None
             self._cache.move_to_end(key)
-            while len(self._cache) > _CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-        return built
+            return (cached[1],)
 
 
 def _allowed(session: Session, restrict: ColumnElement[bool] | None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -49,11 +50,15 @@ class _Stems(dict[str, str]):
 _stems = _Stems()
 
 
+# The combining-mark blocks: what NFKD splits accents into.
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+
+
 def _fold(text: str) -> str:
     text = text.lower()
     if text.isascii():
         return text
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return _MARKS.sub("", unicodedata.normalize("NFKD", text))
 
 
 def stems(text: str) -> Iterator[str]:
@@ -96,22 +101,24 @@ class TermIndex:
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> TermIndex:
         vocab: dict[str, int] = {}
-        ids_of = _TermIds(vocab)
+        ids_of = _TermIds(vocab).__getitem__
         pks: list[int] = []
-        lengths: list[int] = []
-        chunks: list[np.ndarray] = []
+        words: list[int] = []
+        # Every word's term id in one flat C array (-1 = stop word): no Python object per word.
+        flat = array("q")
         for pk, text in rows:
-            ids = np.fromiter(map(ids_of.__getitem__, _WORD.findall(_fold(text))), np.int64)
-            ids = ids[ids >= 0]
+            before = len(flat)
+            flat.extend(map(ids_of, _WORD.findall(_fold(text))))
             pks.append(pk)
-            lengths.append(len(ids))
-            chunks.append(ids)
+            words.append(len(flat) - before)
         n = len(pks)
-        length = np.array(lengths, dtype=np.float32)
-        flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
-        doc_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        ids = np.frombuffer(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
+        doc_of = np.repeat(np.arange(n, dtype=np.int64), words)
+        kept = ids >= 0
+        ids, doc_of = ids[kept], doc_of[kept]
+        length = np.bincount(doc_of, minlength=n).astype(np.float32)
         # One key per (term, doc) occurrence; unique() sorts by term, then document.
-        keys, tf = np.unique(flat * max(n, 1) + doc_of, return_counts=True)
+        keys, tf = np.unique(ids * max(n, 1) + doc_of, return_counts=True)
         term, doc = keys // max(n, 1), keys % max(n, 1)
         df = np.bincount(term, minlength=len(vocab))
         starts = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
