@@ -97,7 +97,9 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
            "DATALOFT_JOB_LEASE_SECONDS": str(LEASE_S), "DATALOFT_JOB_POLL_SECONDS": "0.1",
            "DATALOFT_SYNC_COOLDOWN_SECONDS": "0", "DATALOFT_WORKERS": "2"}
     apis, workers = launch(processes, tmp_path, env, apis=2, workers=3)
-    clients = [api.client() for api in apis]
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never
+    # goes out on a connection the server is closing.
+    clients = [api.client(limits=httpx.Limits(keepalive_expiry=2.0)) for api in apis]
     try:
         datasets = [clients[i % 2].post("/api/v1/dataset/create",
                                         json={"name": f"ds{i}"}).json()["id"]
