@@ -1,7 +1,8 @@
 """Acceptance of cluster mode: two API replicas and three `dataloft worker` processes on one
 PostgreSQL and one S3 bucket; 200 files uploaded and synced through both APIs at once while
-one worker is killed with SIGKILL in the middle of a sync. Every file ends synced exactly
-once, with exact record counts, no orphan blobs, and no record or vector without its file."""
+one worker is killed with SIGKILL in the middle of a sync, and another stalls past its
+lease mid-sync and then wakes up. Every file ends synced exactly once, with exact record
+counts, no orphan blobs, and no record or vector without its file."""
 
 from __future__ import annotations
 
@@ -136,33 +137,43 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
             return int(rows(db, "SELECT count(*) FROM events WHERE type = 'sync.completed'")
                        [0][0])
 
-        killed_job: list[str] = []
-
-        def kill_a_worker_mid_sync() -> None:
-            """SIGKILL a worker while it holds a sync, once a fair share of syncs is done.
-            It is frozen first and killed only if a sync of its is still running then, so
-            the kill surely lands mid-job, never just after a commit."""
-            victim = workers[0]
-            assert victim.proc is not None
-            pgid = victim.proc.pid
-            owner = f"%:{pgid}:%"
+        def freeze_mid_sync(worker: LiveServer, after_completed: int) -> list[str]:
+            """SIGSTOP `worker` at a moment it holds a started sync, once `after_completed`
+            syncs are done; return those jobs. It is frozen first and its jobs read after,
+            so they are surely mid-run: not committed, and not inside their commit (rows
+            it holds locked are skipped)."""
+            assert worker.proc is not None
+            pgid = worker.proc.pid
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
-                if completed() >= FILES // 5:
+                if completed() >= after_completed:
                     os.killpg(pgid, signal.SIGSTOP)
                     running = rows(db, "SELECT j.id FROM jobs j JOIN events e ON "
                                        "e.data->>'jobId' = j.id AND e.type = 'sync.started' "
                                        "AND (e.data->>'attempt')::int = j.attempts "
-                                       "WHERE j.state = 'running' AND j.lease_owner LIKE :o",
-                                   o=owner)
+                                       "WHERE j.state = 'running' AND j.lease_owner LIKE :o "
+                                       "FOR UPDATE OF j SKIP LOCKED", o=f"%:{pgid}:%")
                     if running:
-                        victim.kill()
-                        killed_job.extend(r[0] for r in running)
-                        return
+                        return [r[0] for r in running]
                     os.killpg(pgid, signal.SIGCONT)
                 time.sleep(0.01)
+            return []
 
-        killer = threading.Thread(target=kill_a_worker_mid_sync)
+        killed_job: list[str] = []
+        frozen_job: list[str] = []
+
+        def chaos() -> None:
+            # One worker dies mid-sync: its job is retried by another after its lease.
+            killed_job.extend(freeze_mid_sync(workers[0], FILES // 5))
+            workers[0].kill()
+            # Another stalls mid-sync past its lease (a long GC pause, a frozen VM), so its
+            # job runs again elsewhere; then it wakes up and must not commit a second time.
+            frozen_job.extend(freeze_mid_sync(workers[1], FILES // 2))
+            time.sleep(2 * LEASE_S + 1)
+            assert workers[1].proc is not None
+            os.killpg(workers[1].proc.pid, signal.SIGCONT)
+
+        killer = threading.Thread(target=chaos)
         killer.start()
         order = list(range(FILES + DOOMED))
         random.Random(5).shuffle(order)
@@ -170,6 +181,7 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
             list(pool.map(one, order))
         killer.join(120)
         assert killed_job, "no worker was killed while it ran a sync"
+        assert frozen_job, "no worker was frozen while it ran a sync"
 
         # Everything settles: no job left to run, once the killed worker's lease ran out.
         deadline = time.monotonic() + 90
@@ -189,17 +201,17 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
     assert {(k, s) for k, s, _, _ in jobs} <= {("dataset.sync", "done"),
                                                 ("dataset.sync", "failed"),
                                                 ("blob.delete", "done")}, jobs
-    # The killed sync was re-run by another worker and committed once.
-    job_id = killed_job[0]
-    (state, attempts, owner), = rows(db, "SELECT state, attempts, lease_owner FROM jobs "
-                                         "WHERE id = :j", j=job_id)
-    assert state == "done" and attempts >= 2
-    kinds = [r[0] for r in rows(db, "SELECT type FROM events WHERE data->>'jobId' = :j "
-                                    "ORDER BY created_at, id", j=job_id)]
-    assert kinds.count("sync.started") >= 2 and kinds.count("sync.completed") == 1, kinds
-    retried = rows(db, "SELECT data->>'previousError' FROM events WHERE type = "
-                       "'sync.retrying' AND data->>'jobId' = :j", j=job_id)
-    assert ("lease_expired",) in retried
+    # The killed and the stalled worker's syncs ran again elsewhere and committed once.
+    for job_id in (killed_job[0], frozen_job[0]):
+        (state, attempts), = rows(db, "SELECT state, attempts FROM jobs WHERE id = :j",
+                                  j=job_id)
+        assert state == "done" and attempts >= 2
+        kinds = [r[0] for r in rows(db, "SELECT type FROM events WHERE data->>'jobId' = :j",
+                                    j=job_id)]
+        assert kinds.count("sync.started") >= 2 and kinds.count("sync.completed") == 1, kinds
+        retried = rows(db, "SELECT data->>'previousError' FROM events WHERE type = "
+                           "'sync.retrying' AND data->>'jobId' = :j", j=job_id)
+        assert ("lease_expired",) in retried
 
     # Every kept file synced exactly once, at its current version, into its dataset.
     done = rows(db, "SELECT file_id, dataset_id, (data->>'recordCount')::int, "
