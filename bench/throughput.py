@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,7 +85,8 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited:\n{self.log_path.read_text()[-3000:]}")
-            if "dataloft worker " in self.log_path.read_text(errors="replace"):
+            log = self.log_path.read_text(errors="replace")
+            if re.search(r"^dataloft worker \S+: \d+ threads", log, re.M):
                 return
             time.sleep(0.1)
         raise RuntimeError("worker did not become ready")

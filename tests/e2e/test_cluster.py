@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -194,6 +196,10 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
         for c in clients:
             c.close()
 
+    # Five processes started together on an empty database: one of them made the first-start
+    # rows, once.
+    assert rows(db, "SELECT count(*) FROM orgs")[0][0] == 1
+    assert rows(db, "SELECT count(*) FROM api_keys")[0][0] == 1
     assert workers[0].proc is not None and workers[0].proc.returncode == -9
     assert all(w.proc is not None and w.proc.poll() is None for w in workers[1:])
     jobs = rows(db, "SELECT kind, state, error_code, count(*) FROM jobs "
@@ -285,3 +291,11 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
     assert workers[1].proc is not None and workers[1].proc.returncode == 0
     assert "worker stopped" in workers[1].log()
     db.dispose()
+
+
+def test_a_worker_needs_at_least_one_thread(tmp_path: Path) -> None:
+    env = {**os.environ, "DATALOFT_DATA_DIR": str(tmp_path / "data"), "DATALOFT_WORKERS": "0"}
+    done = subprocess.run([sys.executable, "-m", "dataloft.cli", "worker"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "DATALOFT_WORKERS is 0" in done.stdout

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -68,8 +69,8 @@ class LiveServer:
         raise RuntimeError(f"{self.command} did not become ready:\n{self.log()}")
 
     def _ready(self) -> bool:
-        if self.command == "worker":
-            return "dataloft worker " in self.log()
+        if self.command == "worker":  # its ready line, not a traceback quoting the code
+            return re.search(r"^dataloft worker \S+: \d+ threads", self.log(), re.M) is not None
         try:
             return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
