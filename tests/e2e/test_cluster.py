@@ -21,11 +21,17 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from dataloft.app import create_app
+from dataloft.ingest.sync import SyncHandler
+from dataloft.jobs import queue
 from dataloft.kit.ids import new_id
+from tests.conftest import KEY, make_settings
+from tests.support.api import create_dataset, create_file
 from tests.support.live import LiveServer
 from tests.support.s3 import MotoS3, moto_s3
 
@@ -299,3 +305,57 @@ def test_a_worker_needs_at_least_one_thread(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "DATALOFT_WORKERS is 0" in done.stdout
+
+
+def test_a_file_deleted_while_its_sync_commits_leaves_no_records(
+        tmp_path: Path, pg_url: str) -> None:
+    """The sync's last transaction is held open, records written, while the file is
+    deleted: whichever commits second must see the other (here the deletion must remove
+    the records the sync has just committed)."""
+    url = fresh_database(pg_url)
+    settings = make_settings(tmp_path, database_url=url, workers=0)
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
+        ctx = c.app.state.ctx  # type: ignore[attr-defined]
+        file_id = create_file(c, text_of(1))
+        dataset_id = create_dataset(c)
+        assert c.post(f"/api/v1/dataset/{dataset_id}/file/{file_id}/attach",
+                      json={"type": "source"}).status_code == 200
+        assert c.post(f"/api/v1/dataset/{dataset_id}/file/{file_id}/sync",
+                      json={}).status_code == 200
+        with ctx.db.write() as session:
+            lease = queue.claim(session, "test", 60_000)
+        assert lease is not None
+        handler = SyncHandler(ctx.db, ctx.blobs, ctx.index, ctx.embedder)
+        db = create_engine(url, poolclass=NullPool)
+
+        def waiting() -> int:
+            return int(rows(db, "SELECT count(*) FROM pg_stat_activity WHERE "
+                               "wait_event_type = 'Lock' AND datname = current_database()")
+                       [0][0])
+
+        def wait_for(n: int) -> None:
+            deadline = time.monotonic() + 60
+            while waiting() < n:
+                assert time.monotonic() < deadline, "nothing blocked"
+                time.sleep(0.05)
+
+        results: dict[str, Any] = {}
+        with db.connect() as holder:
+            # Holding the job's row makes the sync wait in `finish`, its records written.
+            holder.execute(text("SELECT 1 FROM jobs WHERE id = :j FOR UPDATE"),
+                           {"j": lease.job_id})
+            sync = threading.Thread(target=lambda: handler.run(lease, lambda: True))
+            sync.start()
+            wait_for(1)
+            deleter = threading.Thread(target=lambda: results.update(
+                delete=c.post(f"/api/v1/file/{file_id}/delete", json={}).status_code))
+            deleter.start()
+            wait_for(2)
+            holder.rollback()
+        sync.join(60)
+        deleter.join(60)
+        assert results == {"delete": 200}
+        assert rows(db, "SELECT count(*) FROM records WHERE file_id = :f", f=file_id) == [(0,)]
+        assert rows(db, "SELECT count(*) FROM record_index") == [(0,)]
+        assert rows(db, "SELECT state FROM jobs WHERE id = :j", j=lease.job_id) == [("done",)]
+        db.dispose()
