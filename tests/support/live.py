@@ -35,6 +35,10 @@ class LiveServer:
     command: str = "serve"
 
     @property
+    def role(self) -> str:
+        return "server" if self.command == "serve" else self.command
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -52,9 +56,10 @@ class LiveServer:
             "DATALOFT_LOG_LEVEL": "warning",
             **self.env_extra,
         }
-        self.log_path = self.data_dir.parent / f"{self.command}-{self.port}.log"
+        self.log_path = self.data_dir.parent / f"{self.role}-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
-        env.setdefault("COLUMNS", "200")  # rich wraps the worker's ready line otherwise
+        if self.command == "worker":
+            env.setdefault("COLUMNS", "200")  # rich would wrap its ready line
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dataloft.cli", self.command], env=env, stdout=log,
             stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True,
@@ -62,11 +67,11 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.command} exited early:\n{self.log()}")
+                raise RuntimeError(f"{self.role} exited early:\n{self.log()}")
             if self._ready():
                 return self
             time.sleep(0.1)
-        raise RuntimeError(f"{self.command} did not become ready:\n{self.log()}")
+        raise RuntimeError(f"{self.role} did not become ready:\n{self.log()}")
 
     def _ready(self) -> bool:
         if self.command == "worker":  # its ready line, not a traceback quoting the code
