@@ -1,4 +1,4 @@
-"""The dataloft command line: serve, migrate, keys."""
+"""The dataloft command line: serve, worker, migrate, keys."""
 
 from __future__ import annotations
 
@@ -41,12 +41,57 @@ def serve(
             console.print("[bold green]dataloft is set up.[/] Your first admin API key "
                           "(shown once, store it now):")
             print(f"DATALOFT_API_KEY={raw}", flush=True)
-        where = (settings.data_dir.resolve() if settings.backend == "sqlite"
-                 else settings.database_url.split("@")[-1])
-        console.print(f"Serving on http://{settings.host}:{settings.port} (data: {where})")
+        console.print(f"Serving on http://{settings.host}:{settings.port} "
+                      f"(data: {_where(settings)})")
 
     uvicorn.run(create_app(settings, on_ready=announce), host=settings.host, port=settings.port,
                 log_level=settings.log_level, proxy_headers=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run job workers only, no HTTP: DATALOFT_WORKERS threads claiming jobs from the
+    database. Start any number, on any hosts sharing one PostgreSQL and one bucket.
+    SIGTERM or Ctrl-C stops claiming and lets running jobs finish
+    (DATALOFT_JOB_SHUTDOWN_SECONDS)."""
+    import signal
+    import threading
+
+    from dataloft.context import build_worker
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.workers < 1:
+        console.print("[red]DATALOFT_WORKERS is 0: a worker process needs at least one.[/]")
+        raise typer.Exit(2)
+    if settings.backend == "sqlite":
+        # Works (SQLite's single writer serialises everything), but only on this host and
+        # beside a server that owns the same data directory.
+        console.print("[yellow]Embedded SQLite database: `dataloft serve` already runs "
+                      "workers; a separate worker helps only on this host.[/]")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ctx = build_worker(settings)
+    assert ctx.workers is not None
+    console.print(f"dataloft worker {ctx.workers.owner}: {settings.workers} threads "
+                  f"(data: {_where(settings)})")
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        console.print("stopping: running jobs get "
+                      f"{settings.job_shutdown_seconds:g} s to finish")
+        ctx.close()
+    console.print("worker stopped")
+
+
+def _where(settings: Settings) -> str:
+    """Where the data lives, without credentials."""
+    if settings.backend == "sqlite":
+        return str(settings.data_dir.resolve())
+    return settings.database_url.split("@")[-1]
 
 
 @app.command()

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     job_max_run_seconds: float = 1800.0  # a job running longer is taken as stuck
     job_poll_seconds: float = 0.2
+    # On shutdown (SIGTERM), running jobs get this long to finish; then their leases are
+    # given back so another worker takes them over at once instead of after the lease.
+    job_shutdown_seconds: float = Field(default=10.0, ge=0)
     sync_cooldown_seconds: float = 120.0
     # Each extraction runs in a child process under these limits (ingest/sandbox.py).
     extract_memory_mb: int = Field(default=1024, ge=64)

@@ -13,7 +13,7 @@ from dataloft.ingest import sandbox
 from dataloft.ingest.embed.base import Embedder
 from dataloft.ingest.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
 from dataloft.ingest.sync import BlobDeleteHandler, SyncHandler
-from dataloft.jobs import queue
+from dataloft.jobs import locks, queue
 from dataloft.jobs.worker import WorkerConfig, WorkerPool
 from dataloft.keys import service as keys
 from dataloft.kit import migrate
@@ -50,7 +50,7 @@ class Context:
 
     def close(self) -> None:
         if self.workers is not None:
-            self.workers.stop()
+            self.workers.stop(self.settings.job_shutdown_seconds)
         self.db.dispose()
 
 
@@ -77,13 +77,48 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def build(settings: Settings, *, start_workers: bool = True) -> Context:
+    """The API process (`dataloft serve`): embedded, it also runs the workers; in cluster
+    mode with DATALOFT_WORKERS=0 it is a stateless replica."""
+    db, blobs, index, embedder, raw_key = _open(settings, api=True)
+    ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
+                  signing_key=_signing_key(db), bootstrap_key=raw_key)
+    if start_workers and settings.workers > 0:
+        ctx.workers = _start_workers(settings, db, blobs, index, embedder)
+    return ctx
+
+
+def build_worker(settings: Settings) -> Context:
+    """A `dataloft worker` process: job workers only, no HTTP, no bootstrap (an admin key
+    made here could never be shown to anyone)."""
+    db, blobs, index, embedder, _ = _open(settings, api=False)
+    ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
+                  signing_key=b"")
+    ctx.workers = _start_workers(settings, db, blobs, index, embedder)
+    return ctx
+
+
+def _open(settings: Settings, *, api: bool
+          ) -> tuple[Database, BlobStore, Index, Embedder, str | None]:
     if settings.backend == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.sqlalchemy_url)
-    db = Database(settings.sqlalchemy_url)
-    blobs = build_blob_store(settings.blob_url, settings.blob_dir)
-    index = PostgresIndex() if db.dialect == "postgresql" else SqliteIndex()
-    embedder = build_embedder(settings)
+    # API replicas and workers may start together against one PostgreSQL: migrations and
+    # first-start rows (org, admin key, signing key) are made by one of them at a time.
+    with locks.exclusive(settings.sqlalchemy_url, "start-up"):
+        migrate.upgrade(settings.sqlalchemy_url)
+        db = Database(settings.sqlalchemy_url)
+        blobs = build_blob_store(settings.blob_url, settings.blob_dir)
+        index = PostgresIndex() if db.dialect == "postgresql" else SqliteIndex()
+        embedder = build_embedder(settings)
+        raw_key = None
+        if api:
+            raw_key = _first_start(settings, db, embedder)
+            _signing_key(db)
+    if settings.backend == "sqlite" and hasattr(blobs, "purge_partials"):
+        blobs.purge_partials()  # local directory only; on S3 a lifecycle rule does this
+    return db, blobs, index, embedder, raw_key
+
+
+def _first_start(settings: Settings, db: Database, embedder: Embedder) -> str | None:
     with db.write() as session:
         enqueue_stale(session, embedder.name, embedder.dimension)
         raw_key = keys.bootstrap(session, settings.bootstrap_key or None)
@@ -91,23 +126,24 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
         if settings.backend == "sqlite":
             # One process owns an embedded deployment: leases left 'running' belong to a
             # process that died, so make them claimable at once instead of after expiry.
+            # Never in cluster mode: there they belong to live workers elsewhere.
             queue.expire_leases_of_dead_process(session)
-    if settings.backend == "sqlite" and hasattr(blobs, "purge_partials"):
-        blobs.purge_partials()  # local directory only; on S3 a lifecycle rule does this
-    ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
-                  signing_key=_signing_key(db), bootstrap_key=raw_key)
-    if start_workers and settings.workers > 0:
-        handlers = {
-            SYNC_JOB: SyncHandler(db, blobs, index, embedder,
-                                  extract_memory_bytes=settings.extract_memory_mb << 20,
-                                  extract_timeout_s=settings.extract_timeout_seconds),
-            REINDEX_JOB: ReindexHandler(db, index, embedder),
-            "blob.delete": BlobDeleteHandler(db, blobs),
-        }
-        sandbox.start()  # the extraction forkserver, up before the first sync needs it
-        ctx.workers = WorkerPool(db, handlers, WorkerConfig(
-            threads=settings.workers, lease_seconds=settings.job_lease_seconds,
-            poll_seconds=settings.job_poll_seconds,
-            max_run_seconds=settings.job_max_run_seconds))
-        ctx.workers.start()
-    return ctx
+    return raw_key
+
+
+def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: Index,
+                   embedder: Embedder) -> WorkerPool:
+    handlers = {
+        SYNC_JOB: SyncHandler(db, blobs, index, embedder,
+                              extract_memory_bytes=settings.extract_memory_mb << 20,
+                              extract_timeout_s=settings.extract_timeout_seconds),
+        REINDEX_JOB: ReindexHandler(db, index, embedder),
+        "blob.delete": BlobDeleteHandler(db, blobs),
+    }
+    sandbox.start()  # the extraction forkserver, up before the first sync needs it
+    pool = WorkerPool(db, handlers, WorkerConfig(
+        threads=settings.workers, lease_seconds=settings.job_lease_seconds,
+        poll_seconds=settings.job_poll_seconds,
+        max_run_seconds=settings.job_max_run_seconds))
+    pool.start()
+    return pool

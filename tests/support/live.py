@@ -1,8 +1,10 @@
-"""A real dataloft server in a subprocess, on a free loopback port."""
+"""A real dataloft server in a subprocess, on a free loopback port; or, with
+`command="worker"`, a `dataloft worker` process (no port: ready once it says so)."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,6 +32,11 @@ class LiveServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    command: str = "serve"
+
+    @property
+    def role(self) -> str:
+        return "server" if self.command == "serve" else self.command
 
     @property
     def url(self) -> str:
@@ -49,23 +56,30 @@ class LiveServer:
             "DATALOFT_LOG_LEVEL": "warning",
             **self.env_extra,
         }
-        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        self.log_path = self.data_dir.parent / f"{self.role}-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
+        if self.command == "worker":
+            env.setdefault("COLUMNS", "200")  # rich would wrap its ready line
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dataloft.cli", "serve"], env=env, stdout=log,
+            [sys.executable, "-m", "dataloft.cli", self.command], env=env, stdout=log,
             stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+                raise RuntimeError(f"{self.role} exited early:\n{self.log()}")
+            if self._ready():
+                return self
             time.sleep(0.1)
-        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+        raise RuntimeError(f"{self.role} did not become ready:\n{self.log()}")
+
+    def _ready(self) -> bool:
+        if self.command == "worker":  # its ready line, not a traceback quoting the code
+            return re.search(r"^dataloft worker \S+: \d+ threads", self.log(), re.M) is not None
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -77,6 +91,7 @@ class LiveServer:
             self.proc.wait(10)
 
     def stop(self) -> None:
+        """SIGTERM, the graceful stop; SIGKILL after 15 s."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -1,4 +1,5 @@
-"""Durable jobs over a real SQLite database: claims, leases, fencing, retries, the pool."""
+"""Durable jobs over real SQLite and real PostgreSQL: claims, leases, fencing, retries, the
+pool; and on PostgreSQL, claimers in flight at the same time (what many worker processes do)."""
 
 from __future__ import annotations
 
@@ -17,27 +18,52 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import delete, select, update
+from sqlalchemy import create_engine, delete, make_url, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease, LeaseLost
 from dataloft.jobs.worker import JobFailed, WorkerConfig, WorkerPool
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
-from dataloft.kit.ids import now_ms
+from dataloft.kit.ids import new_id, now_ms
 from dataloft.models import Job
 
 LONG = 60_000  # a lease that never runs out on its own during a test
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('jobs') / 'jobs.db'}"
+def _postgres_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database in the session's PostgreSQL server."""
+    base = make_url(request.getfixturevalue("pg_url"))
+    name = f"jobs_{new_id('t').lower()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    if request.param == "postgres":
+        url = _postgres_url(request)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('jobs') / 'jobs.db'}"
     migrate.upgrade(url)
     database = Database(url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def pg(db: Database) -> Database:
+    """The same database, for tests of claimers in flight together: PostgreSQL only (on
+    SQLite a second writer waits for the first to commit; there is no "together")."""
+    if db.dialect != "postgresql":
+        pytest.skip("concurrent claim transactions exist on PostgreSQL only")
+    return db
 
 
 @pytest.fixture(autouse=True)
@@ -263,6 +289,144 @@ def test_release_makes_the_job_claimable_at_once(db: Database) -> None:
         assert queue.release(session, lease)
     again = claim(db)
     assert again is not None and again.job_id == job_id and again.attempt == 2
+
+
+# --- claimers in flight together (PostgreSQL: many worker processes) ------------------------
+
+def _no_waiting(session: Session) -> None:
+    """Make this claim fail loudly instead of queueing behind another claim's row lock."""
+    session.execute(text("SET LOCAL lock_timeout = '2s'"))
+
+
+def test_a_claim_skips_the_rows_another_claim_in_flight_holds(pg: Database) -> None:
+    first, second = add(pg), add(pg)
+    with pg.write() as a:
+        lease_a = queue.claim(a, "a", LONG)
+        assert lease_a is not None and lease_a.job_id == first
+        # a has not committed: to b, `first` still looks queued, but it is locked.
+        started = time.monotonic()
+        with pg.write() as b:
+            _no_waiting(b)
+            lease_b = queue.claim(b, "b", LONG)
+        assert time.monotonic() - started < 1.5
+        assert lease_b is not None and lease_b.job_id == second
+    assert (job(pg, first).lease_owner, job(pg, second).lease_owner) == ("a", "b")
+
+
+def test_two_claims_in_flight_never_start_two_jobs_of_one_serial_key(pg: Database) -> None:
+    x = add(pg, serial_key="dataset:1")
+    y = add(pg, serial_key="dataset:1")
+    other = add(pg, serial_key="dataset:2")
+    with pg.write() as a:
+        lease_a = queue.claim(a, "a", LONG)
+        assert lease_a is not None and lease_a.job_id == x
+        # b's snapshot cannot see x running yet; without the serial-key lock it would take y.
+        with pg.write() as b:
+            _no_waiting(b)
+            lease_b = queue.claim(b, "b", LONG)
+        assert lease_b is not None and lease_b.job_id == other
+    assert claim(pg, owner="c") is None  # x committed as running: y still waits
+    assert job(pg, y).state == "queued"
+
+
+def test_reclaiming_an_expired_job_in_flight_holds_its_siblings_back(pg: Database) -> None:
+    x = add(pg, serial_key="s")
+    y = add(pg, serial_key="s")
+    assert claim(pg, owner="dead") is not None
+    expire(pg, x)
+    with pg.write() as a:
+        again = queue.claim(a, "a", LONG)
+        assert again is not None and (again.job_id, again.attempt) == (x, 2)
+        with pg.write() as b:
+            _no_waiting(b)
+            assert queue.claim(b, "b", LONG) is None  # y must not start beside x
+    assert job(pg, y).state == "queued"
+
+
+class Overlaps:
+    """Runs jobs from many pools at once, and records every time two jobs of one serial
+    key were inside a handler together."""
+
+    def __init__(self, dbs: list[Database], hold_s: float):
+        self.dbs = dbs
+        self.hold_s = hold_s
+        self.lock = threading.Lock()
+        self.inside: dict[str, int] = {}
+        self.overlaps: list[str] = []
+        self.runs: list[str] = []
+
+    def handler(self, db: Database) -> Any:
+        outer = self
+
+        class Handler:
+            def run(self, lease: Lease, alive: Callable[[], bool]) -> None:
+                key = str(lease.payload["key"])
+                with outer.lock:
+                    outer.inside[key] = outer.inside.get(key, 0) + 1
+                    if key != "none" and outer.inside[key] > 1:
+                        outer.overlaps.append(key)
+                time.sleep(outer.hold_s)
+                with outer.lock:
+                    outer.inside[key] -= 1
+                    outer.runs.append(lease.job_id)
+                with db.write() as session:
+                    queue.finish(session, lease)
+
+            def failed(self, *args: object) -> None:
+                return None
+
+        return Handler()
+
+
+def test_many_pools_run_every_job_once_and_serial_keys_one_at_a_time(db: Database) -> None:
+    # Each pool has its own engine (its own connections), as a worker process would.
+    dbs = [Database(db.url) for _ in range(3)]
+    probe = Overlaps(dbs, hold_s=0.005)
+    keys = ["dataset:a", "dataset:b", "dataset:c", None]
+    ids = []
+    with db.write() as session:
+        for n in range(80):
+            key = keys[n % len(keys)]
+            ids.append(queue.enqueue(session, "k", {"key": key or "none"},
+                                     serial_key=key).id)
+    pools = [WorkerPool(d, {"k": probe.handler(d)},
+                        WorkerConfig(threads=3, poll_seconds=0.01)) for d in dbs]
+    try:
+        for p in pools:
+            p.start()
+        wait_until(lambda: len(probe.runs) >= len(ids), timeout=60)
+    finally:
+        for p in pools:
+            p.stop()
+        for d in dbs:
+            d.dispose()
+    assert sorted(probe.runs) == sorted(ids), "a job ran twice or never"
+    assert probe.overlaps == []
+    with db.read() as session:
+        assert set(session.scalars(select(Job.state))) == {"done"}
+
+
+def test_stopping_a_pool_gives_the_lease_of_an_unfinished_job_back(db: Database) -> None:
+    release = threading.Event()
+
+    def slow(lease: Lease, alive: Callable[[], bool]) -> None:
+        release.wait(10)
+
+    handler = FakeHandler(db, slow)
+    workers = pool(db, handler, poll_seconds=0.01)
+    job_id = add(db)
+    workers.start()
+    try:
+        wait_until(lambda: len(handler.runs) == 1)
+        workers.stop(timeout=0.2)
+        # Another worker takes it over now, not when the lease (a minute) runs out.
+        again = claim(db, owner="next")
+        assert again is not None and (again.job_id, again.attempt) == (job_id, 2)
+        assert again.previous_error == "lease_expired"
+    finally:
+        release.set()
+    wait_until(lambda: not any(t.is_alive() for t in workers._threads))
+    assert job(db, job_id).lease_owner == "next"  # the old attempt's finish was refused
 
 
 # --- the worker pool -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
 from dataloft.errors import Conflict, NotAuthenticated, NotAuthorized, not_found
@@ -107,6 +108,13 @@ def delete(session: Session, index: Index, principal: Principal, file_id: str) -
 
 def delete_unchecked(session: Session, index: Index, file: File) -> None:
     """Delete a file the caller was already allowed to delete."""
+    # Lock the row before reading its records: a sync committing records for this file
+    # holds the same lock (ingest/sync.py), so its records are seen here and deleted.
+    file_id = file.id
+    try:
+        session.refresh(file, with_for_update=True)
+    except InvalidRequestError as exc:  # deleted meanwhile by a concurrent request
+        raise not_found("file", file_id) from exc
     # No record may outlive its file: a record without a file is a ghost search result.
     records.delete_where(session, index, org_id=file.org_id, file_id=file.id)
     if file.blob_key:

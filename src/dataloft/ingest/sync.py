@@ -106,8 +106,12 @@ class SyncHandler:
         if not alive():
             return
         with self.db.write() as session:
+            # The file's row lock orders this commit and a deletion of the file (which takes
+            # it first too): else, on PostgreSQL, a deletion could pass between this check
+            # and the insert below and leave records without their file.
+            file_row = session.get(File, file_id, with_for_update=True)
             link = datasets.attachment(session, dataset_id, file_id)
-            if link is None or session.get(File, file_id) is None:
+            if link is None or file_row is None:
                 queue.finish(session, lease)
                 return
             removed = records.delete_where(session, self.index, org_id=org_id,

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from dataloft.jobs import locks
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.models import Job
 
@@ -64,28 +65,60 @@ def _claimable(now: int) -> Any:
 
 def claim(session: Session, owner: str, lease_ms: int,
           on_abandon: Callable[[Session, Job], None] | None = None) -> Lease | None:
-    """Take the oldest claimable job. Call inside a write transaction.
+    """Take the oldest claimable job. Call inside a write transaction, and commit soon: on
+    PostgreSQL the row looked at and the serial key taken stay locked until then.
 
     A job whose lease expired on its last allowed attempt is failed instead, and
     `on_abandon` lets its kind record why (e.g. a sync.failed event)."""
     now = now_ms()
+    passed: set[str] = set()  # jobs that could not be taken (a lost compare-and-set)
+    held: set[str] = set()  # serial keys another claimer holds, or a sibling runs under
     while True:
-        candidates = session.scalars(
-            select(Job).where(_claimable(now)).order_by(Job.run_after, Job.id).limit(8)
-        ).all()
-        abandoned = 0
-        for job in candidates:
-            expired = job.state == "running"
-            if expired and job.attempts >= job.max_attempts:
-                _abandon(session, job, now, on_abandon)
-                abandoned += 1
-                continue
-            lease = _take(session, job, owner, lease_ms, now)
-            if lease is not None:
-                return lease
-        if not abandoned:
+        query = select(Job).where(_claimable(now))
+        if passed:
+            query = query.where(Job.id.not_in(passed))
+        if held:
+            query = query.where(or_(Job.serial_key.is_(None), Job.serial_key.not_in(held)))
+        # One row at a time, locked, skipping rows other claimers have locked: many workers
+        # on PostgreSQL never queue behind one row nor lock rows they will not take (a no-op
+        # on SQLite, whose single writer already runs claims one at a time).
+        job = session.scalars(
+            query.order_by(Job.run_after, Job.id).limit(1)
+            .with_for_update(skip_locked=True, of=Job)
+            .execution_options(populate_existing=True)
+        ).first()
+        if job is None:
             return None
-        # Every candidate may have been an abandoned job hiding a claimable one behind it.
+        if job.serial_key is not None and not _serial_key_free(session, job, now):
+            held.add(job.serial_key)
+            continue
+        if job.state == "running" and job.attempts >= job.max_attempts:
+            _abandon(session, job, now, on_abandon)
+            continue
+        lease = _take(session, job, owner, lease_ms, now)
+        if lease is not None:
+            return lease
+        passed.add(job.id)
+
+
+def _serial_key_free(session: Session, job: Job, now: int) -> bool:
+    """Whether `job` may start now that no sibling runs; on PostgreSQL also takes the key
+    until this claim commits.
+
+    The claim query's sibling check reads a snapshot: two claimers could both see "no
+    sibling running" and start two syncs of one dataset. Under the key's lock the check is
+    repeated with a fresh snapshot, which includes any sibling claim that committed before
+    the lock was free (docs/decisions.md, "serial keys across workers")."""
+    if not locks.try_transaction_lock(session, f"job-serial:{job.serial_key}"):
+        return False
+    other = aliased(Job)
+    busy = session.scalar(select(exists().where(
+        other.serial_key == job.serial_key,
+        other.id != job.id,
+        other.state == "running",
+        other.lease_expires_at >= now,
+    )))
+    return not busy
 
 
 def _abandon(session: Session, job: Job, now: int,

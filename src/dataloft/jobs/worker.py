@@ -62,6 +62,7 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._spawned = 0
+        self._running: dict[str, Lease] = {}  # job id -> lease, while a handler runs it
 
     @property
     def lease_ms(self) -> int:
@@ -90,6 +91,8 @@ class WorkerPool:
             self._spawn()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Claim nothing more; give running jobs `timeout` seconds, then give their leases
+        back, so another worker retries them now rather than when the lease runs out."""
         self._stop.set()
         self._wake.set()
         with self._lock:
@@ -97,6 +100,16 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            unfinished = list(self._running.values())
+        for lease in unfinished:
+            log.warning("job %s did not finish before shutdown; giving its lease back",
+                        lease.job_id)
+            try:
+                with self.db.write() as session:
+                    queue.release(session, lease)
+            except Exception:  # the lease then simply expires
+                log.exception("could not release the lease of job %s", lease.job_id)
 
     def notify(self) -> None:
         """Wake idle workers: a job was just committed."""
@@ -135,6 +148,8 @@ class WorkerPool:
                                 args=(lease, done, lost, threading.current_thread()),
                                 daemon=True)
         beat.start()
+        with self._lock:
+            self._running[lease.job_id] = lease
         try:
             handler.run(lease, lambda: not lost.is_set())
         except LeaseLost:
@@ -145,6 +160,8 @@ class WorkerPool:
             log.exception("job %s failed", lease.job_id)
             self._retry_or_fail(lease, exc)
         finally:
+            with self._lock:
+                self._running.pop(lease.job_id, None)
             done.set()
             beat.join()
         return True
