@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from dataloft import __version__
-from dataloft.api import assistants, datasets, errors, files, inconvo, keys, records
+from dataloft.api import assistants, datasets, errors, files, inconvo, keys, records, sql
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
 from dataloft.context import Context, build
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(records.router)
     app.include_router(assistants.router)
     app.include_router(keys.router)
+    app.include_router(sql.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from dataloft.datasets import service as datasets
 from dataloft.events import service as events
 from dataloft.ingest import sandbox
-from dataloft.ingest.build import build_records
+from dataloft.ingest.build import build_records, file_meta
 from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
 from dataloft.ingest.embed.base import Embedder, to_blob
 from dataloft.ingest.extract import ExtractionError, content_type_for
@@ -25,6 +25,7 @@ from dataloft.kit.ids import now_ms
 from dataloft.models import Dataset, File
 from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
+from dataloft.sql import catalog, snapshot
 from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.index.base import Index
 
@@ -79,6 +80,7 @@ class SyncHandler:
             overlap = settings.get("recordOverlapTokens")  # None: 12% of max_tokens
             name, ctype = file.name, file.content_type
         new: list[NewRecord] = []
+        tables: list[snapshot.TableSnapshot] = []
         if link_type == "source":
             if not blob_key:
                 raise JobFailed("empty_content", "the file has no content; upload it first")
@@ -99,10 +101,15 @@ class SyncHandler:
                     file, items, max_tokens,
                     overlap_tokens=None if overlap is None else int(overlap),
                     file_type=content_type_for(fmt, ctype)))
+                tables = snapshot.plan(file.name, items,
+                                       file_meta(file, content_type_for(fmt, ctype)))
             if not new:
                 raise JobFailed("empty_content", "the file contains no extractable text")
+            del items
             if not self._embed(new, dataset_id, file_id, alive):
                 return
+            # Columnar snapshots for governed SQL, committed below with the records.
+            snapshot.write(self.blobs, tables)
         if not alive():
             return
         with self.db.write() as session:
@@ -113,6 +120,7 @@ class SyncHandler:
             removed = records.delete_where(session, self.index, org_id=org_id,
                                            dataset_id=dataset_id, file_id=file_id)
             records.insert_records(session, self.index, org_id, dataset_id, new, file_id=file_id)
+            catalog.replace(session, org_id, dataset_id, file_id, version, tables)
             dataset = session.get(Dataset, dataset_id)
             if dataset is not None:
                 datasets.adopt_embedder(dataset, self.embedder.name, self.embedder.dimension)
