@@ -468,7 +468,7 @@ def _duck_json_leaf(f: Filter, col: str, path: list[str]) -> str:
     """The leaf on the JSON value at `path` inside a present json column."""
     p = duck_literal("$" + "".join(f'."{seg}"' for seg in path))
     t = f"json_type({col}, {p})"
-    num = f"CAST(json_extract({col}, {p}) AS DOUBLE)"
+    num = f"TRY_CAST(json_extract({col}, {p}) AS DOUBLE)"
     text = f"json_extract_string({col}, {p})"
     if f.op == "$exists":
         return "TRUE"

@@ -130,8 +130,8 @@ def _run(ctx: Context, scope: list[tuple[Table, Filter | None]], body: QueryBody
     if body.sql is not None and structured_parts:
         raise BadRequest("send either sql or a structured query (aggregate, groupBy ...), "
                          "not both")
-    if body.sql is None and not structured_parts and not scope:
-        raise BadRequest("sql: required")
+    if body.sql is None and not structured_parts:
+        raise BadRequest("sql: required (or a structured query: table, select, aggregate ...)")
     tables = [t for t, _ in scope]
     sql = body.sql if body.sql is not None else structured.compile_query(structured_parts,
                                                                          tables)
