@@ -27,9 +27,6 @@ from dataloft.sql.snapshot import TableSnapshot
 
 DATA_TYPES = ("string", "number", "integer", "boolean", "date", "datetime")
 MAX_FIELDS = 1000
-# An old snapshot may be read by a query that looked the catalog up just before the sync
-# committed: it is deleted a while later, not at once.
-SNAPSHOT_DELETE_DELAY_MS = 10 * 60 * 1000
 _ACRONYMS = {"id": "ID", "url": "URL", "uuid": "UUID", "sku": "SKU", "api": "API"}
 
 
@@ -57,8 +54,9 @@ def replace(session: Session, org_id: str, dataset_id: str, file_id: str, versio
     old = session.scalars(select(SqlTable).where(SqlTable.dataset_id == dataset_id,
                                                  SqlTable.file_id == file_id)).all()
     for row in old:
-        queue.enqueue(session, "blob.delete", {"key": row.blob_key}, org_id=org_id,
-                      delay_ms=SNAPSHOT_DELETE_DELAY_MS)
+        # A query that read the catalog just before this commit may still look for it:
+        # sql.service retries such a query once on the new catalog.
+        queue.enqueue(session, "blob.delete", {"key": row.blob_key}, org_id=org_id)
     session.execute(delete(SqlTable).where(SqlTable.dataset_id == dataset_id,
                                            SqlTable.file_id == file_id))
     for snap in snapshots:

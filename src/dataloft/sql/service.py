@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,10 @@ from dataloft.sql.catalog import Table
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 _KINDS = {"integer": "number", "number": "number", "boolean": "bool", "json": "json"}
+
+
+class SnapshotGone(Exception):
+    """A snapshot the catalog named was deleted meanwhile (a newer sync replaced it)."""
 
 
 class QueryBody(BaseModel):
@@ -78,6 +83,8 @@ def snapshot_path(ctx: Context, key: str) -> str:
                 for chunk in ctx.blobs.open(key):
                     fh.write(chunk)
             os.replace(tmp, target)
+        except FileNotFoundError as exc:
+            raise SnapshotGone() from exc
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -109,12 +116,23 @@ def schema(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any
 
 def query_dataset(ctx: Context, principal: Principal, dataset_id: str,
                   body: QueryBody) -> dict[str, Any]:
-    return _run(ctx, _scope_dataset(ctx, principal, dataset_id), body)
+    return _retrying(ctx, lambda: _scope_dataset(ctx, principal, dataset_id), body)
 
 
 def query_assistant(ctx: Context, principal: Principal, assistant_id: str,
                     body: QueryBody) -> dict[str, Any]:
-    return _run(ctx, _scope_assistant(ctx, principal, assistant_id), body)
+    return _retrying(ctx, lambda: _scope_assistant(ctx, principal, assistant_id), body)
+
+
+def _retrying(ctx: Context, scope: Callable[[], list[tuple[Table, Filter | None]]],
+              body: QueryBody) -> dict[str, Any]:
+    """Run once more on a fresh catalog if a sync replaced a snapshot under the query."""
+    try:
+        return _run(ctx, scope(), body)
+    except (SnapshotGone, engine.SqlInvalid) as exc:
+        if isinstance(exc, engine.SqlInvalid) and "parquet" not in exc.message.lower():
+            raise
+        return _run(ctx, scope(), body)
 
 
 def limits(ctx: Context) -> engine.Limits:
@@ -138,6 +156,8 @@ def _run(ctx: Context, scope: list[tuple[Table, Filter | None]], body: QueryBody
     if not sql.strip():
         raise BadRequest("sql: must not be empty")
     loads = [_load(t, snapshot_path(ctx, t.row.blob_key), f) for t, f in scope]
+    if any(not os.path.exists(load.path) for load in loads):
+        raise SnapshotGone()
     result = engine.run(loads, sql, body.limit, limits(ctx))
     if body.format == "table":
         return present.table(result)
