@@ -23,6 +23,7 @@ from dataloft.models import Assistant, AssistantDataset, Record
 from dataloft.sql.engine import Limits
 from tests.conftest import KEY, make_settings
 from tests.support.api import assert_envelope, create_dataset, create_file, sync
+from tests.support.s3 import moto_s3
 
 SALES = (b"order_id,region,amount,order_date,paid\n"
          b"1,North,100,2024-01-05,true\n"
@@ -423,3 +424,30 @@ def test_bad_bodies(client: TestClient, sales: str) -> None:
                  {"sql": "SELECT 1", "bogus": 1}):
         r = client.post(f"/api/v1/dataset/{sales}/query", json=body)
         assert 400 <= r.status_code < 500, (body, r.text)
+
+
+# --- cluster mode: PostgreSQL metadata, S3 blobs ------------------------------------------
+
+def test_cluster_mode_reads_snapshots_from_s3(tmp_path: Path, pg_url: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    base = make_url(pg_url)
+    name = f"sql_{new_id('t').lower()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    with moto_s3() as s3, TestClient(
+            create_app(make_settings(tmp_path, database_url=url, blob_url=s3.url)),
+            headers={"Authorization": f"Bearer {KEY}"}) as c:
+        ds, _ = synced(c, SALES, "sales.csv", "text/csv")
+        body = ok(query(c, ds, "SELECT region, sum(amount) FROM sales GROUP BY 1 ORDER BY 1"))
+        assert body["rows"] == [["East", 75.0], ["North", 150.0], ["South", 250.5]]
+        assert list((tmp_path / "data" / "sql-cache").glob("*.parquet"))  # cached locally
+        assistant = add_assistant(c, [(ds, {"region": {"$in": ["South", "East"]}})])
+        r = c.post(f"/api/v1/assistant/{assistant}/query",
+                   json={"sql": "SELECT order_id FROM sales ORDER BY 1"})
+        assert ok(r)["rows"] == [[2], [4]]
