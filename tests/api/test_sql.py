@@ -193,6 +193,10 @@ def test_structured_query(client: TestClient, sales: str) -> None:
         "orderBy": [{"field": "total", "direction": "desc"}], "limit": 2}))
     assert body["rows"] == [["South", 250.5, 1], ["North", 100.0, 1]]
     assert body["truncated"] is True
+    body = ok(client.post(f"/api/v1/dataset/{sales}/query", json={
+        "select": ["order_id"], "filter": {"order_date": {"$gte": "2024-02-01"}},
+        "orderBy": ["order_id"]}))
+    assert body["rows"] == [[2], [3]]
     bad = client.post(f"/api/v1/dataset/{sales}/query",
                       json={"aggregate": {"x": {"median": "amount"}}})
     assert_envelope(bad, 400, "BAD_REQUEST")
@@ -451,3 +455,11 @@ def test_cluster_mode_reads_snapshots_from_s3(tmp_path: Path, pg_url: str) -> No
         r = c.post(f"/api/v1/assistant/{assistant}/query",
                    json={"sql": "SELECT order_id FROM sales ORDER BY 1"})
         assert ok(r)["rows"] == [[2], [4]]
+
+
+def test_a_detached_file_is_no_table(client: TestClient) -> None:
+    ds, fid = synced(client, b"k\na\n", "gone.csv", "text/csv")
+    assert ok(query(client, ds, "SELECT k FROM gone"))["rows"] == [["a"]]
+    ok(client.post(f"/api/v1/dataset/{ds}/file/{fid}/detach", json={}))
+    assert ok(client.get(f"/api/v1/dataset/{ds}/schema"))["tables"] == []
+    assert_envelope(query(client, ds, "SELECT k FROM gone"), 400, "SQL_INVALID")

@@ -129,7 +129,7 @@ def run(tables: list[LoadTable], sql: str, limit: int, limits: Limits) -> Result
     if payload is None:
         if killed_for == "timeout":
             raise QueryTimeLimit(f"the query ran longer than {limits.timeout_s:g} s")
-        raise QueryMemoryLimit(_memory_message(limits))
+        raise QueryMemoryLimit(f"{_memory_message(limits)}, or ended without an answer")
     kind, *rest = pickle.loads(payload)
     if kind == "ok":
         result: Result = rest[0]
@@ -253,6 +253,8 @@ def _serve(conn: Connection) -> None:
         answer = ("error", exc.code, exc.message)
     except MemoryError:
         answer = ("error", "QUERY_MEMORY_LIMIT", "the query ran out of memory")
+    except Exception as exc:  # noqa: BLE001 - every failure must come back typed
+        answer = ("error", "SQL_INVALID", f"{type(exc).__name__}: {str(exc)[:500]}")
     try:
         data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # noqa: BLE001 - a value pickle cannot carry
