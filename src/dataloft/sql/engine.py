@@ -43,7 +43,7 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any, ClassVar
 
-from dataloft.errors import BadRequest, DataloftError
+from dataloft.errors import BadRequest, DataloftError, TooManyRequests
 from dataloft.ingest import sandbox
 
 # Table functions a query may call: generators only, nothing that reads outside the query.
@@ -57,6 +57,7 @@ DENIED_FUNCTIONS = frozenset({
 DENIED_PREFIXES = ("duckdb_", "pragma_", "read_", "sniff_", "parquet_", "sqlite_", "postgres_",
                    "mysql_", "iceberg_", "delta_", "icu_", "pg_")
 POOL_SIZE = 2
+MAX_CONCURRENT = 4
 RESULT_MAX_BYTES = 64 << 20
 POLL_S = 0.02
 
@@ -118,6 +119,17 @@ class Result:
 
 def run(tables: list[LoadTable], sql: str, limit: int, limits: Limits) -> Result:
     """The first `limit` rows of `sql` over `tables`; raises one of the errors above."""
+    # Each running query may hold its memory limit and more: bound how many run at once.
+    if not _SLOTS.acquire(timeout=limits.timeout_s):
+        raise TooManyRequests(f"more than {MAX_CONCURRENT} queries are running; retry later",
+                              headers={"Retry-After": "1"})
+    try:
+        return _run(tables, sql, limit, limits)
+    finally:
+        _SLOTS.release()
+
+
+def _run(tables: list[LoadTable], sql: str, limit: int, limits: Limits) -> Result:
     worker = _POOL.take()
     deadline = time.monotonic() + limits.timeout_s
     try:
@@ -205,6 +217,7 @@ class _Pool:
 
 
 _POOL = _Pool(POOL_SIZE)
+_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)
 
 
 def _await(worker: _Worker, deadline: float, rss_bound: int) -> tuple[bytes | None, str | None]:
