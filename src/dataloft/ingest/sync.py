@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.index.base import Index
 
 EMBED_BATCH = 512
+log = logging.getLogger("dataloft.sync")
 
 
 @dataclass
@@ -108,8 +110,14 @@ class SyncHandler:
             del items
             if not self._embed(new, dataset_id, file_id, alive):
                 return
-            # Columnar snapshots for governed SQL, committed below with the records.
-            snapshot.write(self.blobs, tables)
+            # Columnar snapshots for governed SQL, committed below with the records. A
+            # failure here must not cost the file its search records: no tables, logged.
+            try:
+                snapshot.write(self.blobs, tables)
+            except Exception:
+                log.exception("table snapshot of file %s failed; it syncs without tables",
+                              file_id)
+                tables = []
         if not alive():
             return
         with self.db.write() as session:
