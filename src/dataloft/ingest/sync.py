@@ -108,16 +108,17 @@ class SyncHandler:
             if not new:
                 raise JobFailed("empty_content", "the file contains no extractable text")
             del items
-            if not self._embed(new, dataset_id, file_id, alive):
-                return
-            # Columnar snapshots for governed SQL, committed below with the records. A
-            # failure here must not cost the file its search records: no tables, logged.
+            # Columnar snapshots for governed SQL, committed below with the records; written
+            # before embedding so the extracted rows are freed early. A failure here must
+            # not cost the file its search records: no tables, logged.
             try:
                 snapshot.write(self.blobs, tables)
             except Exception:
                 log.exception("table snapshot of file %s failed; it syncs without tables",
                               file_id)
                 tables = []
+            if not self._embed(new, dataset_id, file_id, alive):
+                return
         if not alive():
             return
         with self.db.write() as session:
