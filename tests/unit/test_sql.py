@@ -111,3 +111,20 @@ def test_wall_clock_kill_is_a_typed_limit(parquet: str) -> None:
         engine.run([], "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
                    "SELECT count(*) FROM r", 10, quick)
     assert engine.run([], "SELECT 42", 10, LIMITS).rows == [[42]]
+
+
+def test_the_snapshot_cache_drops_the_least_recently_used(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from dataloft.sql import service
+
+    monkeypatch.setattr(service, "CACHE_MAX_BYTES", 250)
+    files = []
+    for i in range(4):
+        p = tmp_path / f"{i}.parquet"
+        p.write_bytes(b"x" * 100)
+        os.utime(p, (1000 + i, 1000 + i))
+        files.append(p)
+    service._prune(tmp_path, keep=files[0])
+    assert [p.exists() for p in files] == [True, False, False, True]

@@ -7,6 +7,7 @@ loaded into the query's DuckDB, before it is locked down (see `sql.engine`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -27,6 +28,9 @@ from dataloft.sql.catalog import Table
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
+# Snapshot copies kept on an API host when blobs are remote (S3): enough for the working
+# set of a few hundred million rows; the least recently fetched go first.
+CACHE_MAX_BYTES = 8 << 30
 _KINDS = {"integer": "number", "number": "number", "boolean": "bool", "json": "json"}
 
 
@@ -75,7 +79,10 @@ def snapshot_path(ctx: Context, key: str) -> str:
         return str(local(key))
     cache = Path(ctx.settings.data_dir).resolve() / "sql-cache"
     target = cache / (hashlib.sha256(key.encode()).hexdigest() + ".parquet")
-    if not target.exists():
+    if target.exists():
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(target)  # recently used: pruned last
+    else:
         cache.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache, suffix=".part")
         try:
@@ -88,7 +95,28 @@ def snapshot_path(ctx: Context, key: str) -> str:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        _prune(cache, keep=target)
     return str(target)
+
+
+def _prune(cache: Path, keep: Path) -> None:
+    """Drop the least recently fetched copies beyond CACHE_MAX_BYTES. A copy deleted under a
+    query that already opened it stays readable; one deleted just before is fetched again
+    (the query is retried once, see `_retrying`)."""
+    entries = []
+    for p in cache.glob("*.parquet"):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        entries.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in sorted(entries):
+        if total <= CACHE_MAX_BYTES:
+            break
+        if p != keep:
+            p.unlink(missing_ok=True)
+            total -= size
 
 
 def _scope_dataset(ctx: Context, principal: Principal, dataset_id: str
