@@ -9,7 +9,8 @@ name is a key of the JSON ``meta`` column, with ``a.b`` descending into nested o
 ``meta.x`` addressing meta key ``x`` explicitly. Field segments are printable ASCII without
 ``"`` or ``\\`` (SQLite's JSON paths cannot address other keys reliably).
 
-Semantics, identical in Python (``matches``) and SQL (``to_sql``, SQLite and PostgreSQL):
+Semantics, identical in Python (``matches``), SQL (``to_sql``, SQLite and PostgreSQL) and
+DuckDB over synced table snapshots (``to_duckdb``, typed columns over shared file meta):
 
 * ``$eq``/``$in`` are type-strict: "5" != 5, true != 1, 5 == 5.0. ``null`` matches a missing
   key or an explicit JSON null. Arrays and objects never equal anything.
