@@ -9,10 +9,21 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from dataloft import __version__
-from dataloft.api import assistants, datasets, errors, files, inconvo, informer, keys, records
+from dataloft.api import (
+    assistants,
+    datasets,
+    errors,
+    files,
+    inconvo,
+    informer,
+    keys,
+    records,
+    sql,
+)
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
 from dataloft.context import Context, build
+from dataloft.sql import engine as sql_engine
 
 
 def create_app(settings: Settings | None = None, *, on_ready: object = None) -> FastAPI:
@@ -22,6 +33,8 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx: Context = await run_in_threadpool(build, settings)
         app.state.ctx = ctx
+        # Idle query workers import DuckDB now, so the first query does not wait for it.
+        await run_in_threadpool(sql_engine.warm)
         if callable(on_ready):
             on_ready(ctx)
         try:
@@ -39,6 +52,7 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(assistants.router)
     app.include_router(keys.router)
     app.include_router(informer.router)
+    app.include_router(sql.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")

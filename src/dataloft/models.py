@@ -238,3 +238,32 @@ class Event(Base):
         Index("ix_events_org_id_id", "org_id", "id"),
         Index("ix_events_dataset_id_id", "dataset_id", "id"),
     )
+
+
+class SqlTable(Timestamps, Base):
+    """One table of a synced tabular file (one per XLSX sheet), as governed SQL reads it.
+
+    Written by the sync in the transaction that replaces the file's records, so the catalog
+    and the records always describe the same file version. The rows live in a columnar
+    snapshot (Parquet) in the blob store under `blob_key`; `columns` lists
+    `{"name", "type", "sqlType"}` in file order, `meta` the record meta every row of the
+    table shares (fileName, fileType, sheet ...), so filters read the same fields as on
+    records. Its SQL name is given at read time (`sql.catalog`), from `base_name`."""
+
+    __tablename__ = "sql_tables"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"),
+                                         index=True)
+    file_version: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # order of the table within its file
+    base_name: Mapped[str] = mapped_column(String(200))
+    source_table: Mapped[str] = mapped_column(String(1024), default="")
+    columns: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    row_column: Mapped[str] = mapped_column(String(200))  # the hidden `row` number column
+    row_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    blob_key: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_sql_tables_dataset_file", "dataset_id", "file_id"),)

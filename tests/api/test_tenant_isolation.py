@@ -454,6 +454,14 @@ def rules() -> dict[tuple[str, str], Rule]:
                     {"json": {"search": "bqmark", "filter": {"fileId": e.a.files["priv"]}}},
                     admin=OK, end_user=frozenset({404}))),
         ("GET", f"{p}/dataset/{{dataset_id}}/event/list"): per_dataset("GET", "/event/list"),
+        ("GET", f"{p}/dataset/{{dataset_id}}/schema"): per_dataset("GET", "/schema"),
+        ("POST", f"{p}/dataset/{{dataset_id}}/query"): lambda e: (
+            *per_dataset("POST", "/query", json={"sql": "SELECT * FROM records"})(e),
+            # In B's own dataset, A's table names are unknown tables, like any other name.
+            *(Attempt("POST", f"{p}/dataset/{e.b.datasets['own']}/query", (), {"json": body},
+                      admin=frozenset({400}), end_user=frozenset({404}))
+              for body in ({"sql": "SELECT * FROM a_upload"},
+                           {"sql": "SELECT * FROM read_csv('/etc/passwd')"}))),
         ("GET", f"{p}/event/list"): listing(f"{p}/event/list"),
         ("GET", f"{p}/event/log/list"): listing(f"{p}/event/log/list"),
         ("POST", f"{p}/dataset/{{dataset_id}}/record/create"): per_dataset(
@@ -474,6 +482,8 @@ def rules() -> dict[tuple[str, str], Rule]:
                                                  json={"name": "b-assistant"}),
         ("GET", f"{p}/assistant/list"): listing(f"{p}/assistant/list"),
         ("GET", f"{p}/assistant/{{assistant_id}}/fetch"): per_assistant("GET", "fetch"),
+        ("POST", f"{p}/assistant/{{assistant_id}}/query"): per_assistant(
+            "POST", "query", json={"sql": "SELECT 1"}),
         ("POST", f"{p}/assistant/{{assistant_id}}/update"): per_assistant(
             "POST", "update", json={"name": "pwned"}),
         ("POST", f"{p}/assistant/{{assistant_id}}/delete"): per_assistant(

@@ -6,6 +6,7 @@ PostgreSQL too, with the session's `pg_url` (DATALOFT_TEST_PG_URL, or a throwawa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 from dataloft.errors import BadRequest
-from dataloft.kit.filters import Filter, from_query_params, matches, parse_filter, to_sql
+from dataloft.kit.filters import (
+    DuckColumn,
+    Filter,
+    from_query_params,
+    matches,
+    parse_filter,
+    to_duckdb,
+    to_sql,
+)
 
 # --- a real table ------------------------------------------------------------------------
 
@@ -500,3 +509,90 @@ def test_none_compiles_to_true_and_bad_dialect_fails() -> None:
     assert str(to_sql(None, records.c.meta, SYSTEM, "sqlite").compile()) == "true"
     with pytest.raises(ValueError):
         to_sql(parse_filter({"a": 1}), records.c.meta, SYSTEM, "mysql")
+
+
+# --- DuckDB: table rows (typed columns over shared meta) ---------------------------------
+# A synced table row is the record meta {**shared, **<non-null cells>}; the "duckdb" target
+# must select exactly the rows `matches` selects on that meta. One column per kind.
+
+DUCK_SHARED = {"fileName": "f.csv", "source": "web", "b": "shared", "2024": 5}
+DUCK_COLUMNS = {
+    "a": DuckColumn('"a"', "number"),
+    "b": DuckColumn('"b"', "string"),
+    "c": DuckColumn('"c"', "bool"),
+    "n": DuckColumn('"n"', "json"),
+    "odd key [$]": DuckColumn('"odd key [$]"', "string"),
+    "row": DuckColumn('"__row"', "number"),
+}
+duck_numbers = numbers | st.integers(-(2**53), 2**53) | st.floats(
+    allow_nan=False, allow_infinity=False)
+duck_nested_values = _mostly(scalars, duck_numbers | st.sampled_from([["a", 5], [], {"x": 1}]))
+duck_json = st.fixed_dictionaries({}, optional={"x": duck_nested_values,
+                                                "0": duck_nested_values}) | st.sampled_from(
+    [["a", 5], []])
+duck_rows = st.lists(
+    st.fixed_dictionaries({}, optional={
+        "a": _mostly(st.sampled_from([0, 5, 5.0, 2.5]), duck_numbers),
+        "b": _mostly(st.sampled_from(["5", "a", "B", "é", "2024-01-01"]), strings),
+        "c": st.booleans(),
+        "n": duck_json,
+        "odd key [$]": strings,
+    }),
+    min_size=1, max_size=10,
+)
+
+
+@pytest.fixture(scope="module")
+def duck() -> Iterator[Any]:
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    yield con
+    con.close()
+
+
+def _duck_ids(con: Any, rows: list[dict[str, Any]], f: Filter | None) -> set[int]:
+    con.execute('CREATE OR REPLACE TABLE t (a DOUBLE, b VARCHAR, c BOOLEAN, n VARCHAR, '
+                '"odd key [$]" VARCHAR, "__row" BIGINT)')
+    con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", [
+        [r.get("a"), r.get("b"), r.get("c"),
+         None if "n" not in r else json.dumps(r["n"]), r.get("odd key [$]"), i]
+        for i, r in enumerate(rows)])
+    where = to_duckdb(f, DUCK_COLUMNS, DUCK_SHARED)
+    return {i for (i,) in con.execute(f'SELECT "__row" FROM t WHERE {where}').fetchall()}
+
+
+def _duck_oracle(rows: list[dict[str, Any]], f: Filter | None) -> set[int]:
+    return {i for i, r in enumerate(rows) if matches(f, {**DUCK_SHARED, **r, "row": i})}
+
+
+@SETTINGS
+@given(rows=duck_rows, raw=filters)
+def test_duckdb_agrees_with_python(duck: Any, rows: list[dict[str, Any]], raw: Any) -> None:
+    f = parse_filter(raw)
+    assert _duck_ids(duck, rows, f) == _duck_oracle(rows, f)
+
+
+@SETTINGS
+@given(rows=duck_rows, raw=ordering_filters | st.sampled_from(
+    [{"row": {"$gte": 2}}, {"b": "shared"}, {"b": None}, {"n.x": {"$exists": True}},
+     {"fileName": "f.csv"}, {"meta.2024": {"$lt": 6}}]))
+def test_duckdb_ordering_and_shared_meta_agree_with_python(
+    duck: Any, rows: list[dict[str, Any]], raw: Any
+) -> None:
+    f = parse_filter(raw)
+    assert _duck_ids(duck, rows, f) == _duck_oracle(rows, f)
+
+
+@SETTINGS
+@given(rows=duck_rows, params=query_params)
+def test_duckdb_query_params_agree_with_python(
+    duck: Any, rows: list[dict[str, Any]], params: Any
+) -> None:
+    f = from_query_params(params)
+    assert _duck_ids(duck, rows, f) == _duck_oracle(rows, f)
+
+
+def test_duckdb_literals_are_quoted() -> None:
+    f = parse_filter({"b": "x' OR 1=1 --", "odd key [$]": {"$gt": "'"}})
+    where = to_duckdb(f, DUCK_COLUMNS, {})
+    assert "'x'' OR 1=1 --'" in where and "''''" in where

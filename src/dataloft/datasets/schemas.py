@@ -40,7 +40,8 @@ class DatasetCreate(BaseModel):
 
 
 class DatasetUpdate(DatasetCreate):
-    pass
+    # Edits of the inferred fields: [{name, label?, dataType?}], checked by sql.catalog.
+    fields: list[Any] | None = None
 
 
 class AttachBody(BaseModel):

@@ -18,6 +18,7 @@ from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import Attachment, Dataset, File
 from dataloft.records import repository as records
+from dataloft.sql.catalog import check_field_edits
 from dataloft.storage.index.base import Index
 
 SYNC_JOB = "dataset.sync"
@@ -82,6 +83,12 @@ def update(session: Session, principal: Principal, dataset_id: str,
     fields = body.model_dump(exclude_unset=True)
     if "alias" in fields:
         _check_alias(session, principal.org_id, fields["alias"], dataset.id)
+    if "fields" in fields:
+        edits = fields.pop("fields")
+        settings = {k: v for k, v in dataset.settings.items() if k != "fields"}
+        if edits is not None:
+            settings["fields"] = check_field_edits(edits)
+        dataset.settings = settings
     _apply(dataset, fields)
     dataset.updated_at = now_ms()
     return dataset

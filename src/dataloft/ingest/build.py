@@ -42,6 +42,12 @@ def _record(text: str, meta: dict[str, Any], source: str, position: int) -> NewR
                      content_hash=hashlib.sha256(text.encode()).hexdigest())
 
 
+def file_meta(file: File, file_type: str | None = None) -> dict[str, Any]:
+    """The meta every record of the file starts from (table snapshots share it too)."""
+    return {"fileName": file.name, "fileType": file_type or file.content_type,
+            "fileCreatedAt": file.created_at}
+
+
 def build_records(file: File, items: Iterable[Section | Row],
                   max_tokens: int = DEFAULT_MAX_TOKENS, *, overlap_tokens: int | None = None,
                   file_type: str | None = None) -> Iterator[NewRecord]:
@@ -49,8 +55,7 @@ def build_records(file: File, items: Iterable[Section | Row],
     `overlap_tokens` defaults to 12% of it; `file_type` (the detected format's MIME type)
     overrides the content type the client declared."""
     source = f"file:///{file.id}"
-    base = {"fileName": file.name, "fileType": file_type or file.content_type,
-            "fileCreatedAt": file.created_at}
+    base = file_meta(file, file_type)
     overlap = default_overlap(max_tokens) if overlap_tokens is None else overlap_tokens
     position = 0
     for item in items:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from dataloft.datasets import service as datasets
 from dataloft.events import service as events
 from dataloft.ingest import sandbox
-from dataloft.ingest.build import build_records
+from dataloft.ingest.build import build_records, file_meta
 from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
 from dataloft.ingest.embed.base import Embedder, to_blob
 from dataloft.ingest.extract import ExtractionError, content_type_for
@@ -25,10 +26,12 @@ from dataloft.kit.ids import now_ms
 from dataloft.models import Dataset, File
 from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
+from dataloft.sql import catalog, snapshot
 from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.index.base import Index
 
 EMBED_BATCH = 512
+log = logging.getLogger("dataloft.sync")
 
 
 @dataclass
@@ -79,6 +82,7 @@ class SyncHandler:
             overlap = settings.get("recordOverlapTokens")  # None: 12% of max_tokens
             name, ctype = file.name, file.content_type
         new: list[NewRecord] = []
+        tables: list[snapshot.TableSnapshot] = []
         if link_type == "source":
             if not blob_key:
                 raise JobFailed("empty_content", "the file has no content; upload it first")
@@ -99,8 +103,20 @@ class SyncHandler:
                     file, items, max_tokens,
                     overlap_tokens=None if overlap is None else int(overlap),
                     file_type=content_type_for(fmt, ctype)))
+                tables = snapshot.plan(file.name, items,
+                                       file_meta(file, content_type_for(fmt, ctype)))
             if not new:
                 raise JobFailed("empty_content", "the file contains no extractable text")
+            del items
+            # Columnar snapshots for governed SQL, committed below with the records; written
+            # before embedding so the extracted rows are freed early. A failure here must
+            # not cost the file its search records: no tables, logged.
+            try:
+                snapshot.write(self.blobs, tables)
+            except Exception:
+                log.exception("table snapshot of file %s failed; it syncs without tables",
+                              file_id)
+                tables = []
             if not self._embed(new, dataset_id, file_id, alive):
                 return
         if not alive():
@@ -117,6 +133,7 @@ class SyncHandler:
             removed = records.delete_where(session, self.index, org_id=org_id,
                                            dataset_id=dataset_id, file_id=file_id)
             records.insert_records(session, self.index, org_id, dataset_id, new, file_id=file_id)
+            catalog.replace(session, org_id, dataset_id, file_id, version, tables)
             dataset = session.get(Dataset, dataset_id)
             if dataset is not None:
                 datasets.adopt_embedder(dataset, self.embedder.name, self.embedder.dimension)

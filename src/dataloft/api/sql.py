@@ -1,0 +1,33 @@
+"""Governed SQL: /api/v1/dataset/{id}/schema, /api/v1/dataset/{id}/query and
+/api/v1/assistant/{id}/query. No request-owned session here: a query can run for seconds
+and must not hold the database writer meanwhile; the service reads the catalog and lets go.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from dataloft.api.deps import CtxDep, PrincipalDep
+from dataloft.sql import service
+from dataloft.sql.service import QueryBody
+
+router = APIRouter(prefix="/api/v1", tags=["sql"])
+
+
+@router.get("/dataset/{dataset_id}/schema")
+def dataset_schema(dataset_id: str, ctx: CtxDep, principal: PrincipalDep) -> dict[str, Any]:
+    return service.schema(ctx, principal, dataset_id)
+
+
+@router.post("/dataset/{dataset_id}/query")
+def query_dataset(dataset_id: str, body: QueryBody, ctx: CtxDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
+    return service.query_dataset(ctx, principal, dataset_id, body)
+
+
+@router.post("/assistant/{assistant_id}/query")
+def query_assistant(assistant_id: str, body: QueryBody, ctx: CtxDep,
+                    principal: PrincipalDep) -> dict[str, Any]:
+    return service.query_assistant(ctx, principal, assistant_id, body)
