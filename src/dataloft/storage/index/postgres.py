@@ -95,6 +95,7 @@ _EF_SEARCH_MIN = 64
 _EF_SEARCH_MAX = 1_000  # pgvector's limit
 _MAX_SCAN_TUPLES = 50_000
 _OVERFETCH = 2
+_EF_PER_HIT = 2.0
 _COUNT_CACHE = 4_096
 # tsvector is capped at 1 MB; indexing the first 500k characters keeps any record legal.
 _TSV_MAX_CHARS = 500_000
@@ -166,7 +167,8 @@ def _register(session: Session) -> None:
 
 
 class PostgresIndex:
-    def __init__(self, *, build_indexes: bool = True) -> None:
+    def __init__(self, *, build_indexes: bool = True, exact_max: int = EXACT_MAX) -> None:
+        self.exact_max = exact_max
         # Dimensions whose HNSW index is known valid, and those being built by this process.
         self._ready: set[int] = set()
         self._building: set[int] = set()
@@ -285,14 +287,14 @@ class PostgresIndex:
         _register(session)
         if restrict is None:
             candidates = self._sizes(session, datasets)
-            if candidates <= EXACT_MAX:
+            if candidates <= self.exact_max:
                 return self._exact(session, ids, q, k) if candidates else []
         else:
             hits, candidates = self._filter_first(session, ids, q, k, restrict)
-            if candidates <= EXACT_MAX:
+            if candidates <= self.exact_max:
                 return hits
         if np.any(q) and self._ensure_hnsw(session, dim):
-            hits = self._approximate(session, ids, q, k, restrict)
+            hits = self._approximate(session, ids, q, k, restrict, candidates)
             if len(hits) >= min(k, candidates):
                 return hits
             log.info("HNSW scan gave %d of %d hits; searching exactly", len(hits), k)
@@ -353,12 +355,12 @@ class PostgresIndex:
         more, no distance is computed (a one-time filter on the count): the caller goes
         approximate, having paid only for counting."""
         allowed = (select(Record.pk).where(Record.dataset_id.in_(ids), restrict)
-                   .limit(EXACT_MAX + 1).cte("allowed").prefix_with("MATERIALIZED"))
+                   .limit(self.exact_max + 1).cte("allowed").prefix_with("MATERIALIZED"))
         count = select(func.count()).select_from(allowed).scalar_subquery()
         distance = _index.c.embedding.op("<=>", return_type=Float)(self._query(q))
         hits = (select(_index.c.pk, distance.label("distance"))
                 .join(allowed, allowed.c.pk == _index.c.pk)
-                .where(_index.c.dataset_id.in_(ids), self._dims(len(q)), count <= EXACT_MAX)
+                .where(_index.c.dataset_id.in_(ids), self._dims(len(q)), count <= self.exact_max)
                 .order_by(literal_column("distance"), _index.c.pk).limit(k).subquery("hits"))
         stmt = union_all(select(hits.c.pk, hits.c.distance), select(null(), cast(count, Float)))
         rows = session.execute(stmt).all()
@@ -381,7 +383,8 @@ class PostgresIndex:
         return _scored(session.execute(self._restricted(stmt, restrict)))
 
     def _approximate(self, session: Session, ids: list[str], q: np.ndarray, k: int,
-                     restrict: ColumnElement[bool] | None) -> list[tuple[int, float]]:
+                     restrict: ColumnElement[bool] | None,
+                     candidates: int) -> list[tuple[int, float]]:
         dim = len(q)
         kind = _hnsw_kind(dim)
         assert kind is not None
@@ -395,8 +398,9 @@ class PostgresIndex:
             .order_by(indexed).limit(_OVERFETCH * k), restrict).subquery()
         stmt = (select(inner.c.pk, inner.c.distance)
                 .order_by(inner.c.distance, inner.c.pk).limit(k))
-        ef = min(_EF_SEARCH_MAX, max(_EF_SEARCH_MIN, 2 * k))
-        wanted: dict[str, str | None] = {"hnsw.ef_search": str(ef)}
+        ef = _ef_search(k, candidates, self._graph_size(session, dim))
+        # Every other plan sorts by distance, i.e. is exact: never what we came here for.
+        wanted: dict[str, str | None] = {"hnsw.ef_search": str(ef), "enable_sort": "off"}
         if self._iterative(session):  # pgvector >= 0.8; before, a short scan goes exact
             wanted |= {"hnsw.iterative_scan": "relaxed_order",
                        "hnsw.max_scan_tuples": str(_MAX_SCAN_TUPLES)}
@@ -413,6 +417,14 @@ class PostgresIndex:
             parts = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
             self._has_iterative_scan = parts >= (0, 8)
         return self._has_iterative_scan
+
+    @staticmethod
+    def _graph_size(session: Session, dim: int) -> float:
+        """How many vectors dimension `dim`'s HNSW graph holds, as of its last VACUUM,
+        ANALYZE or build (0 if never counted): a catalog read, only for sizing ef_search."""
+        return float(session.scalar(text(
+            "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = to_regclass(:name)"),
+            {"name": hnsw_index_name(dim)}) or 0)
 
     @staticmethod
     def _dims(dim: int) -> ColumnElement[bool]:
@@ -469,6 +481,14 @@ class PostgresIndex:
         finally:
             with self._lock:
                 self._building.discard(dim)
+
+
+def _ef_search(k: int, candidates: int, graph: float) -> int:
+    """The graph search's candidate list: enough that the share of it passing the
+    datasets / `restrict` filter still holds _EF_PER_HIT x the rows fetched."""
+    share = min(1.0, candidates / graph) if graph > 0 else 1.0
+    ef = math.ceil(_EF_PER_HIT * _OVERFETCH * k / share)
+    return min(_EF_SEARCH_MAX, max(_EF_SEARCH_MIN, ef))
 
 
 def _set_local(session: Session, settings: dict[str, str | None]) -> dict[str, str | None]:
