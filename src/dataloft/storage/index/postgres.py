@@ -44,10 +44,11 @@ At 1M x 256-d over 100 tenants (bench/vectors.py, docs/benchmarks.md), k = 10: t
 tenant (10k) exact p50 5 ms, recall 1.0, where HNSW with a 1 % filter is 28 ms and 0.97.
 For the HNSW path two things mattered. `enable_sort = off` while it runs: otherwise the
 planner may price a scan + sort below the graph walk (it did for the contract test's
-2,400-row dataset), and at 1M a sort is an exact scan of up to 1M rows. And ef_search: 64 gave recall 0.92 (single
-queries 0.0) for a 30 % tenant; 1,000 gives 0.99 at p50 ~10 ms. The filter passes only a
-share s of what the graph search visits, so ef_search = 15 x rows fetched / s, between
-400 (unfiltered: 0.98) and pgvector's 1,000; s = candidates / the index's reltuples.
+2,400-row dataset), and at 1M a sort is an exact scan of up to 1M rows. And ef_search:
+64 gave recall ~0.92 (single queries 0.0) for a 30 % tenant; 1,000 gives 0.99 at p50
+~10 ms. The filter passes only a share s of what the graph search visits, so ef_search =
+15 x rows fetched / s, between 400 (unfiltered: 0.98) and pgvector's 1,000, with
+s = candidates / the index's reltuples.
 """
 
 from __future__ import annotations
