@@ -265,7 +265,9 @@ def strategies(index: pg_index.PostgresIndex, corp: Corpus) -> dict[str, Search]
 
     def hnsw(s: Any, ds: str, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         pg_index._register(s)  # noqa: SLF001
-        return index._approximate(s, [ds], q, k, None, sizes[ds])  # noqa: SLF001
+        graph = index._graph_size(s, DIM)  # noqa: SLF001
+        ef = pg_index._ef_search(k, sizes[ds], graph)  # noqa: SLF001
+        return index._approximate(s, [ds], q, k, None, ef)  # noqa: SLF001
 
     return {"adapter": lambda s, ds, q, k: index.semantic(s, [ds], q, k),
             "exact": exact, "hnsw": hnsw}
