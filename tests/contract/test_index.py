@@ -383,6 +383,66 @@ def test_multi_dataset_search(backend: Backend, index: Index) -> None:
                                      brute_force(live, subset, query, k), live, query)
 
 
+# --- semantic: approximate (PostgreSQL's HNSW path) -------------------------------------------
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int, clusters: int = 30) -> np.ndarray:
+    """Embedding-like vectors: a Gaussian mixture in a 16-d space, mapped into `dim` (the
+    mapping and the centres are fixed). Random clusters in `dim` itself would be
+    mutually orthogonal islands, which no HNSW graph links up."""
+    mixing = np.random.default_rng(0).normal(size=(dim, 16)).astype(np.float32)
+    centers = np.random.default_rng(1).normal(size=(clusters, 16)).astype(np.float32)
+    latent = centers[rng.integers(clusters, size=n)] + rng.normal(size=(n, 16)).astype(
+        np.float32) * np.float32(0.5)
+    v = latent @ mixing.T + rng.normal(size=(n, dim)).astype(np.float32) * np.float32(0.05)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_large_candidate_sets_use_hnsw_and_keep_recall(backend: Backend) -> None:
+    """Above `exact_max` candidates the PostgreSQL adapter walks the HNSW graph (with an
+    iterative scan when filtered): hits stay inside the datasets and `restrict`, scores
+    are exact cosines, and recall@10 against brute force stays high. At or below it, the
+    search is exact and never touches the graph."""
+    if backend.name != "postgres":
+        pytest.skip("HNSW is the PostgreSQL adapter's")
+    from dataloft.storage.index.postgres import PostgresIndex, hnsw_index_name
+
+    dim = 256  # the migration's index: no background build to wait for
+    big, small = backend.new_dataset(dim), backend.new_dataset(dim)
+    rng = np.random.default_rng(12)
+    vectors = clustered(rng, 2_700, dim)
+    with backend.db.write() as s:
+        model = add(s, backend.make_index(), backend, big,
+                    [Row(big, f"big {i}", v, position=i) for i, v in enumerate(vectors[:2_400])])
+        small_model = add(s, backend.make_index(), backend, small,
+                          [Row(small, f"small {i}", v) for i, v in enumerate(vectors[2_400:])])
+    index = PostgresIndex(build_indexes=False, exact_max=500)
+    quarter: ColumnElement[bool] = Record.position % 4 == 0
+    allowed = {pk: r for pk, r in model.items() if r.position is not None
+               and r.position % 4 == 0}
+    scans = select(func.pg_stat_get_xact_numscans(func.to_regclass(hnsw_index_name(dim))))
+    recalls: list[float] = []
+    with backend.db.read() as s:
+        for query in clustered(rng, 20, dim):
+            for restrict, live in ((None, model), (quarter, allowed)):
+                before = s.scalar(scans)
+                got = index.semantic(s, [big], query, 10, restrict)
+                assert s.scalar(scans) > before, "the HNSW index was not used"
+                want = brute_force(live, [big], query, 10)
+                assert len(got) == 10 and len({pk for pk, _ in got}) == 10
+                assert {pk for pk, _ in got} <= set(live), "a hit outside the candidates"
+                for pk, score in got:
+                    assert score == pytest.approx(float(live[pk].vector @ query), abs=1e-4)
+                assert [sc for _, sc in got] == sorted((sc for _, sc in got), reverse=True)
+                cut = want[-1][1]
+                recalls.append(sum(sc >= cut - 1e-4 for _, sc in got) / 10)
+            before = s.scalar(scans)
+            assert_same_topk(index.semantic(s, [small], query, 10),
+                             brute_force(small_model, [small], query, 10), small_model, query)
+            assert s.scalar(scans) == before, "300 candidates should be searched exactly"
+    assert float(np.mean(recalls)) >= 0.95, recalls
+
+
 # --- transactions ------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,8 +32,10 @@ def _as_user(user: str, *cmd: str, **kwargs: object) -> subprocess.CompletedProc
 
 
 @contextmanager
-def postgres_server(user: str = "nobody") -> Iterator[str]:
-    """Yield a SQLAlchemy URL of a fresh database with the `vector` extension."""
+def postgres_server(user: str = "nobody",
+                    settings: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Yield a SQLAlchemy URL of a fresh database with the `vector` extension. `settings`
+    are extra server parameters (`shared_buffers`, ...), passed as `-c name=value`."""
     bindir = _install_dir() / "bin"
     root = Path(tempfile.mkdtemp(prefix="dataloft-pg-"))
     data, sock = root / "data", root / "sock"
@@ -42,12 +44,14 @@ def postgres_server(user: str = "nobody") -> Iterator[str]:
         shutil.chown(root, user)
         shutil.chown(sock, user)
     port = free_port()
+    extra = "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
     _as_user(user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
              "--auth=trust", "-E", "UTF8", "--locale=C")
     _as_user(user, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
              str(root / "server.log"), "-o",
              f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+             + extra,
              "start")
     try:
         psql = str(bindir / "psql")

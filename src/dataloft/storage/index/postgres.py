@@ -34,11 +34,23 @@ asks for), p50 and recall against exact on 2 busy cores:
 So: count the candidates (datasets x `restrict`) up to EXACT_MAX = 20,000 and, at or
 below it, search exactly after filtering (ORDER BY a distance HNSW cannot serve): exact
 and no slower there, which also gives the contract's brute-force equality on small sets.
-Above it, HNSW with `hnsw.iterative_scan = relaxed_order`, ef_search = 2k, fetching 2k
-rows and keeping the best k by exact distance (that over-fetch took filtered recall from
-~0.90 to ~0.96), and searching exactly if the scan still comes back short. Unrestricted
-candidate counts are cached per dataset and index_version; restricted ones are counted in
-the same statement as the exact search (a one-time filter skips the distances when over).
+Above it, HNSW with `hnsw.iterative_scan = relaxed_order`, fetching 2k rows and keeping
+the best k by exact distance, and searching exactly if the scan still comes back short.
+Unrestricted candidate counts are cached per dataset and index_version; restricted ones
+are counted in the same statement as the exact search (a one-time filter skips the
+distances when over).
+
+At 1M x 256-d over 100 tenants (bench/vectors.py, docs/benchmarks.md), k = 10: the 1 %
+tenant (10k) exact p50 5 ms, recall 1.0, where HNSW with a 1 % filter is 28 ms and 0.97.
+For the HNSW path two things mattered. `enable_sort = off` while it runs: otherwise the
+planner may price a scan + sort below the graph walk (it did for the contract test's
+2,400-row dataset), and at 1M a sort is an exact scan of up to 1M rows. And ef_search:
+64 gave recall ~0.92 (single queries 0.0) for a 30 % tenant; 1,000 gives 0.99 at p50
+~10 ms. The filter passes only a share s of what the graph search visits, so ef_search =
+15 x rows fetched / s, between 400 (unfiltered: 0.98) and pgvector's 1,000, with
+s = candidates / the index's reltuples. For many rows through a narrow filter (top-200
+of a 6.7 % tenant) the iterative walk outgrows ef_search and costs more than the exact
+scan (p99 228 vs 175 ms): see `_graph_walk`.
 """
 
 from __future__ import annotations
@@ -91,10 +103,11 @@ EXACT_MAX = 20_000
 _VECTOR_MAX_DIM = 2_000
 _MAX_DIM = 16_000  # of a stored vector
 _HALFVEC_MAX_DIM = 4_000
-_EF_SEARCH_MIN = 64
+_EF_SEARCH_MIN = 400
 _EF_SEARCH_MAX = 1_000  # pgvector's limit
 _MAX_SCAN_TUPLES = 50_000
 _OVERFETCH = 2
+_EF_PER_HIT = 15
 _COUNT_CACHE = 4_096
 # tsvector is capped at 1 MB; indexing the first 500k characters keeps any record legal.
 _TSV_MAX_CHARS = 500_000
@@ -166,7 +179,8 @@ def _register(session: Session) -> None:
 
 
 class PostgresIndex:
-    def __init__(self, *, build_indexes: bool = True) -> None:
+    def __init__(self, *, build_indexes: bool = True, exact_max: int = EXACT_MAX) -> None:
+        self.exact_max = exact_max
         # Dimensions whose HNSW index is known valid, and those being built by this process.
         self._ready: set[int] = set()
         self._building: set[int] = set()
@@ -283,16 +297,23 @@ class PostgresIndex:
         if not ids:
             return []
         _register(session)
+        graph: float | None = None
         if restrict is None:
             candidates = self._sizes(session, datasets)
-            if candidates <= EXACT_MAX:
+            if candidates <= self.exact_max:
                 return self._exact(session, ids, q, k) if candidates else []
+            # A walk through a narrow filter for many rows can cost more than the scan.
+            graph = self._graph_size(session, dim)
+            if candidates <= self.exact_max * _graph_walk(k, candidates, graph) / _EF_SEARCH_MAX:
+                return self._exact(session, ids, q, k)
         else:
             hits, candidates = self._filter_first(session, ids, q, k, restrict)
-            if candidates <= EXACT_MAX:
+            if candidates <= self.exact_max:
                 return hits
         if np.any(q) and self._ensure_hnsw(session, dim):
-            hits = self._approximate(session, ids, q, k, restrict)
+            if graph is None:
+                graph = self._graph_size(session, dim)
+            hits = self._approximate(session, ids, q, k, restrict, _ef_search(k, candidates, graph))
             if len(hits) >= min(k, candidates):
                 return hits
             log.info("HNSW scan gave %d of %d hits; searching exactly", len(hits), k)
@@ -353,12 +374,12 @@ class PostgresIndex:
         more, no distance is computed (a one-time filter on the count): the caller goes
         approximate, having paid only for counting."""
         allowed = (select(Record.pk).where(Record.dataset_id.in_(ids), restrict)
-                   .limit(EXACT_MAX + 1).cte("allowed").prefix_with("MATERIALIZED"))
+                   .limit(self.exact_max + 1).cte("allowed").prefix_with("MATERIALIZED"))
         count = select(func.count()).select_from(allowed).scalar_subquery()
         distance = _index.c.embedding.op("<=>", return_type=Float)(self._query(q))
         hits = (select(_index.c.pk, distance.label("distance"))
                 .join(allowed, allowed.c.pk == _index.c.pk)
-                .where(_index.c.dataset_id.in_(ids), self._dims(len(q)), count <= EXACT_MAX)
+                .where(_index.c.dataset_id.in_(ids), self._dims(len(q)), count <= self.exact_max)
                 .order_by(literal_column("distance"), _index.c.pk).limit(k).subquery("hits"))
         stmt = union_all(select(hits.c.pk, hits.c.distance), select(null(), cast(count, Float)))
         rows = session.execute(stmt).all()
@@ -381,7 +402,7 @@ class PostgresIndex:
         return _scored(session.execute(self._restricted(stmt, restrict)))
 
     def _approximate(self, session: Session, ids: list[str], q: np.ndarray, k: int,
-                     restrict: ColumnElement[bool] | None) -> list[tuple[int, float]]:
+                     restrict: ColumnElement[bool] | None, ef: int) -> list[tuple[int, float]]:
         dim = len(q)
         kind = _hnsw_kind(dim)
         assert kind is not None
@@ -395,8 +416,8 @@ class PostgresIndex:
             .order_by(indexed).limit(_OVERFETCH * k), restrict).subquery()
         stmt = (select(inner.c.pk, inner.c.distance)
                 .order_by(inner.c.distance, inner.c.pk).limit(k))
-        ef = min(_EF_SEARCH_MAX, max(_EF_SEARCH_MIN, 2 * k))
-        wanted: dict[str, str | None] = {"hnsw.ef_search": str(ef)}
+        # Every other plan sorts by distance, i.e. is exact: never what we came here for.
+        wanted: dict[str, str | None] = {"hnsw.ef_search": str(ef), "enable_sort": "off"}
         if self._iterative(session):  # pgvector >= 0.8; before, a short scan goes exact
             wanted |= {"hnsw.iterative_scan": "relaxed_order",
                        "hnsw.max_scan_tuples": str(_MAX_SCAN_TUPLES)}
@@ -413,6 +434,14 @@ class PostgresIndex:
             parts = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
             self._has_iterative_scan = parts >= (0, 8)
         return self._has_iterative_scan
+
+    @staticmethod
+    def _graph_size(session: Session, dim: int) -> float:
+        """How many vectors dimension `dim`'s HNSW graph holds, as of its last VACUUM,
+        ANALYZE or build (0 if never counted): a catalog read, only for sizing ef_search."""
+        return float(session.scalar(text(
+            "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = to_regclass(:name)"),
+            {"name": hnsw_index_name(dim)}) or 0)
 
     @staticmethod
     def _dims(dim: int) -> ColumnElement[bool]:
@@ -469,6 +498,26 @@ class PostgresIndex:
         finally:
             with self._lock:
                 self._building.discard(dim)
+
+
+def _share(candidates: int, graph: float) -> float:
+    return min(1.0, candidates / graph) if graph > 0 else 1.0
+
+
+def _ef_search(k: int, candidates: int, graph: float) -> int:
+    """The graph search's candidate list: enough that the share of it passing the
+    datasets / `restrict` filter still holds _EF_PER_HIT x the rows fetched."""
+    ef = math.ceil(_EF_PER_HIT * _OVERFETCH * k / _share(candidates, graph))
+    return min(_EF_SEARCH_MAX, max(_EF_SEARCH_MIN, ef))
+
+
+def _graph_walk(k: int, candidates: int, graph: float) -> float:
+    """About how many graph nodes an HNSW search visits: ef_search, or, when the filter
+    is narrow and k large, the rows fetched / the filter's share (the iterative scan goes
+    on until it has them). Measured at 1M: ~18 us a node against ~0.8 us a candidate for
+    the exact scan, so exact wins below ~20 candidates a node: EXACT_MAX at ef 1,000."""
+    return max(float(_ef_search(k, candidates, graph)),
+               _OVERFETCH * k / _share(candidates, graph))
 
 
 def _set_local(session: Session, settings: dict[str, str | None]) -> dict[str, str | None]:
