@@ -31,7 +31,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from dataloft.storage.blobs.base import BlobInfo, Hashing
+from dataloft.storage.blobs.base import BlobInfo, BlobStat, Hashing, describe_by_reading
 
 log = logging.getLogger(__name__)
 
@@ -231,23 +231,20 @@ class S3BlobStore:
                                                  ExpiresIn=int(expires_s), HttpMethod="PUT")
         return url, headers
 
-    def stat(self, key: str) -> int | None:
-        """The object's size, or None while nothing has been uploaded under the key."""
+    def stat(self, key: str) -> BlobStat | None:
+        """The object's size and content type, or None while nothing is stored under the key."""
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.object_name(key))
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 return None
             raise
-        return int(head["ContentLength"])
+        return BlobStat(size=int(head["ContentLength"]), content_type=head.get("ContentType"))
 
     def describe(self, key: str) -> BlobInfo:
         """Size and sha256 of a stored object, read through once (to confirm a direct
         upload, whose bytes never passed through the server). FileNotFoundError if absent."""
-        hashing = Hashing(MAX_PUT_SIZE * MAX_PARTS)
-        for chunk in self.open(key, 1 << 20):
-            hashing.account(chunk)
-        return BlobInfo(key=key, size=hashing.size, sha256=hashing.sha256)
+        return describe_by_reading(self, key)
 
     # --- internals -------------------------------------------------------------------------
 
