@@ -86,11 +86,15 @@ def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
 
 
 @router.post("/dataset/{dataset_id}/search")
-def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep, session: SessionDep,
+def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                    principal: PrincipalDep) -> dict[str, Any]:
-    hits = search.search(session, ctx.index, ctx.embedder, principal, dataset_id, body,
-                         ctx.dialect)
-    return {"id": dataset_id, "records": [search.render(r, s, body.search) for r, s in hits]}
+    # A POST that only reads: one read snapshot (REPEATABLE READ on PostgreSQL), so the
+    # ranked ids and the records loaded for them never straddle a sync's commit.
+    with ctx.db.read() as session:
+        hits = search.search(session, ctx.index, ctx.embedder, principal, dataset_id, body,
+                             ctx.dialect)
+        return {"id": dataset_id,
+                "records": [search.render(r, s, body.search) for r, s in hits]}
 
 
 @router.get("/dataset/{dataset_id}/event/list")
