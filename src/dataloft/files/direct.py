@@ -1,9 +1,9 @@
 """Direct-to-bucket uploads: a presigned PUT straight to the blob store (S3), confirmed by
 the server before the file counts as uploaded.
 
-The ticket names a fresh key in the bucket and signs a PUT of exactly the announced size and
-type to it (If-None-Match: * where the endpoint supports it), so the bytes never pass
-through an API replica. The file row is untouched until a confirmation finds the object,
+The ticket names a fresh key in the bucket and signs a PUT of exactly the announced size to
+it (If-None-Match: * where the endpoint supports it), so the bytes never pass through an
+API replica. The file row is untouched until a confirmation finds the object,
 checks its size and type against the ticket and hashes it; only then is the file pointed at
 it, in the same transaction that consumes the ticket.
 
@@ -121,7 +121,13 @@ def _consume(session: Session, ticket_id: str) -> bool:
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def _same_type(stored: str | None, signed: str) -> bool:
+def _same_type(stored: str | None, announced: str) -> bool:
+    """The ticket's type is the stored one, or one of the values a client joined with a
+    comma (@chatbotkit/sdk sends its default `application/octet-stream` beside ours)."""
     if stored is None:
         return True  # the store keeps no type: the size and hash decide
-    return stored.split(";")[0].strip().lower() == signed.split(";")[0].strip().lower()
+
+    def bare(value: str) -> str:
+        return value.split(";")[0].strip().lower()
+
+    return bare(announced) in {bare(v) for v in stored.split(",")}
