@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -472,6 +473,21 @@ def test_direct_upload_as_the_chatbotkit_sdk_sends_it(app_client: TestClient) ->
     assert r.status_code == 200, r.text
     meta = fetch(app_client, file_id)
     assert (meta["size"], meta["type"]) == (len(content), "text/csv")
+
+
+def test_racing_confirmations_count_an_upload_once(app_client: TestClient) -> None:
+    """Eight requests use the file at once right after the PUT: each sees the upload, and
+    it is applied once (one version, one object, nothing deleted that the file points at)."""
+    content = os.urandom(70_000)
+    file_id = new_file(app_client)
+    req = _ticket(app_client, file_id, len(content))
+    assert _put(app_client, req, content).status_code == 200
+    with ThreadPoolExecutor(8) as pool:
+        metas = list(pool.map(lambda _: fetch(app_client, file_id), range(8)))
+    assert {(m["size"], m["version"]) for m in metas} == {(len(content), 1)}
+    time.sleep(0.5)  # a wrongly queued blob.delete would have run by now
+    assert len(blob_objects(app_client)) == 1
+    assert_download(app_client, file_id, content)
 
 
 def test_deleting_a_file_deletes_its_unconfirmed_upload(app_client: TestClient) -> None:
