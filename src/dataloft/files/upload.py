@@ -182,7 +182,7 @@ class Uploads:
                                          writer.write)
             if form.file is None:
                 raise BadRequest("the multipart body has no 'file' part")
-            blob = writer.commit()
+            blob = await run_in_threadpool(writer.commit)
         return Received(blob, form.file.content_type, form.file.filename)
 
     async def _json(self, request: Request, principal: Principal, file_id: str) -> dict[str, Any]:
@@ -202,8 +202,8 @@ class Uploads:
             data, ctype = _decode_data_url(value, self.max_bytes)
             del raw, body, value
             with self.ctx.blobs.writer(self.max_bytes) as writer:
-                writer.write(data)
-                blob = writer.commit()
+                await run_in_threadpool(writer.write, data)
+                blob = await run_in_threadpool(writer.commit)
             received = Received(blob, ctype, None)
         elif re.match(r"^https?://", value, re.I):
             received = await self._fetch(value)
@@ -220,7 +220,7 @@ class Uploads:
             fetched = await fetch_url(url, writer.write, max_bytes=self.max_bytes,
                                       allow=s.url_fetch_allowlist, timeout=s.url_fetch_timeout,
                                       max_redirects=s.url_fetch_max_redirects)
-            blob = writer.commit()
+            blob = await run_in_threadpool(writer.commit)
         return Received(blob, fetched.content_type, fetched.filename)
 
     async def _commit(self, principal: Principal, file_id: str, received: Received) -> None:
