@@ -820,6 +820,23 @@ def test_fetch_errors_are_400(tmp_path: Path, origin: int, backend_settings: Any
         assert client.get(f"/api/v1/file/{seeded.file_id}/download").content == ORIGINAL
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/api/v1/file/a%00b/fetch", None),
+    ("GET", "/api/v1/dataset/a%00b/fetch", None),
+    ("GET", "/api/v1/file/a%00b/download", None),
+    ("POST", "/api/v1/dataset/a%00b/search", {"search": "x"}),
+    ("POST", "/api/v1/file/create", {"name": "a\u0000b"}),
+    ("POST", "/api/v1/dataset/create", {"name": "d", "description": "\u0000"}),
+])
+def test_nul_characters_are_a_4xx_on_every_backend(app_client: TestClient, method: str,
+                                                    path: str, body: Any) -> None:
+    """PostgreSQL refuses NUL in text where SQLite stores it: never a 500 either way."""
+    r = app_client.request(method, path, json=body)
+    assert 200 <= r.status_code < 500, r.text
+    if r.status_code >= 400:
+        assert_envelope(r, r.status_code)
+
+
 def test_no_500_ever_in_this_module(app_client: TestClient) -> None:
     """A sanity check on the envelope for framework-level errors too."""
     assert_envelope(app_client.get("/api/v1/nope"), 404, "NOT_FOUND")
