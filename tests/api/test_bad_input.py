@@ -827,6 +827,8 @@ def test_fetch_errors_are_400(tmp_path: Path, origin: int, backend_settings: Any
     ("POST", "/api/v1/dataset/a%00b/search", {"search": "x"}),
     ("POST", "/api/v1/file/create", {"name": "a\u0000b"}),
     ("POST", "/api/v1/dataset/create", {"name": "d", "description": "\u0000"}),
+    ("POST", "/api/v1/file/create", {"name": "f", "meta": {"k": "a\u0000b"}}),
+    ("POST", "/api/v1/dataset/create", {"name": "d", "meta": {"a\u0000": 1}}),
 ])
 def test_nul_characters_are_a_4xx_on_every_backend(app_client: TestClient, method: str,
                                                     path: str, body: Any) -> None:

@@ -52,7 +52,7 @@ def install(app: FastAPI) -> None:
     async def _data(_req: Request, exc: DataError) -> JSONResponse:
         # PostgreSQL refuses NUL in text (SQLite stores it): an id, name or filter value
         # with one is the client's input, not our bug. The request's transaction rolled back.
-        if "NUL" in str(exc.orig):
+        if "NUL" in str(exc.orig) or "\\u0000" in str(exc.orig):  # text; JSONB
             return envelope(400, "strings must not contain NUL characters", "BAD_REQUEST")
         log.exception("unhandled error", exc_info=exc)
         return envelope(500, "internal error", "INTERNAL_ERROR")
