@@ -88,7 +88,9 @@ class File(Timestamps, Base):
 
 
 class UploadTicket(Base):
-    """One signed direct-to-source upload URL; consumed by the PUT that uses it."""
+    """One direct-to-source upload URL. Local blobs: a signed URL on this server, consumed
+    by the PUT that uses it (blob_key is None). S3: a presigned PUT to `blob_key` in the
+    bucket, consumed when the server confirms the object arrived (files/direct.py)."""
 
     __tablename__ = "upload_tickets"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -97,6 +99,8 @@ class UploadTicket(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(1024), default=None)
     expires_at: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str | None] = mapped_column(String(80), default=None)
+    created_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Assistant(Timestamps, Base):

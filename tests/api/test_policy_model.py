@@ -43,7 +43,6 @@ from dataloft.assistants import service as assistants
 from dataloft.keys import service as keys
 from dataloft.kit.ids import new_id
 from dataloft.models import Assistant, Attachment, Dataset, Event, File, Job, Org, Record
-from tests.conftest import make_settings
 
 VIS = ("private", "protected", "public")
 USERS = ("u1", "u2", "u3")  # u3 owns nothing
@@ -687,11 +686,13 @@ def verify(client: TestClient, w: World, pool: ThreadPoolExecutor, lite: bool = 
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def client(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any
+           ) -> Iterator[TestClient]:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     tmp: Path = tmp_path_factory.mktemp("policy_model")
-    with TestClient(create_app(make_settings(tmp, workers=2)), raise_server_exceptions=False) as c:
+    with TestClient(create_app(backend_settings(tmp, workers=2)),
+                    raise_server_exceptions=False) as c:
         yield c
 
 

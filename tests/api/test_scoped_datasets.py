@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +21,8 @@ from fastapi.testclient import TestClient
 
 from dataloft.app import create_app
 from dataloft.config import Settings
-from tests.conftest import KEY, make_settings
+from dataloft.storage.blobs.local import LocalBlobStore
+from tests.conftest import KEY
 from tests.support.api import assert_envelope
 
 BOUNDARY = "----dataloftScopedBoundary7MA4YWxk"
@@ -113,19 +113,32 @@ def file_names(client: TestClient, headers: dict[str, str] | None = None) -> lis
     return sorted(f["name"] for f in items["items"])
 
 
+def blob_keys(client: TestClient) -> set[str]:
+    """The app's blobs, through its port (a directory or a bucket)."""
+    return set(client.app.state.ctx.blobs.keys())  # type: ignore[attr-defined]
+
+
+def unfinished_writes(client: TestClient) -> set[str]:
+    """Temp files of a directory, incomplete multipart uploads of a bucket."""
+    blobs = client.app.state.ctx.blobs  # type: ignore[attr-defined]
+    if isinstance(blobs, LocalBlobStore):
+        return {str(p) for p in (blobs.root / "tmp").rglob("*") if p.is_file()}
+    uploads = blobs.client.list_multipart_uploads(Bucket=blobs.bucket, Prefix=blobs.prefix)
+    return {u["UploadId"] for u in uploads.get("Uploads", [])}
+
+
 @dataclass
 class Snapshot:
     """Everything a refused upload must leave as it was."""
-    objects: set[Path]
-    temps: set[Path]
+    objects: set[str]
+    temps: set[str]
     files: list[tuple[str, int, str]]
     datasets: list[str]
     lists: dict[str, Any]
 
     @classmethod
     def take(cls, client: TestClient, settings: Settings, scopes: list[str]) -> Snapshot:
-        objects = {p for p in (settings.blob_dir / "objects").rglob("*") if p.is_file()}
-        temps = {p for p in (settings.blob_dir / "tmp").rglob("*") if p.is_file()}
+        objects, temps = blob_keys(client), unfinished_writes(client)
         files = client.get("/api/v1/file/list", params={"take": 100}).json()["items"]
         sets = client.get("/api/v1/dataset/list", params={"take": 100}).json()["items"]
         lists = {s: client.get(s).json() for s in scopes}
@@ -138,10 +151,10 @@ SCOPES = ["/api/v1/datasets/user/user_123", "/api/v1/datasets/user/user_456",
           "/api/v1/datasets/context/orgId/org_456"]
 
 
-def quiesce(settings: Settings, timeout: float = 10.0) -> None:
+def quiesce(client: TestClient, timeout: float = 10.0) -> None:
     """Wait until the blob store has not changed for a moment (jobs done)."""
-    def objects() -> set[Path]:
-        return {p for p in (settings.blob_dir / "objects").rglob("*") if p.is_file()}
+    def objects() -> set[str]:
+        return blob_keys(client)
 
     deadline, seen = time.monotonic() + timeout, objects()
     while time.monotonic() < deadline:
@@ -219,8 +232,7 @@ def test_same_filename_twice_gives_one_file_with_the_new_content(
     records = app_client.get(f"/api/v1/dataset/{ds}/record/list", params={"take": 100}).json()
     assert not any("alpha111" in r["text"] for r in records["items"]), records
     # the replaced content's blob is deleted by a job: one object left
-    wait_until(lambda: len([p for p in (settings.blob_dir / "objects").rglob("*")
-                            if p.is_file()]) == 1, "the old blob deleted")
+    wait_until(lambda: len(blob_keys(app_client)) == 1, "the old blob deleted")
 
 
 # --------------------------------------------------------------------------- scoping
@@ -442,9 +454,10 @@ CASES: dict[str, Case] = {
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Settings]]:
+def shared(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any
+           ) -> Iterator[tuple[TestClient, Settings]]:
     """One app for all the refusals: each must leave it exactly as it found it."""
-    settings = make_settings(tmp_path_factory.mktemp("refusals"))
+    settings = backend_settings(tmp_path_factory.mktemp("refusals"))
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as client:
         ok_upload(client, USER, b"k,v\nkept,original\n", "sales.csv")
         ok_upload(client, "/api/v1/datasets/context/orgId/org_456", b"k,v\nkept,ctx\n",
@@ -481,7 +494,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(
                 for extra in set(client.get(scope).json().get("files", [])) - set(
                         listed.get("files", [])):
                     client.delete(f"{scope}/{quote(extra, safe='')}")
-            quiesce(settings)
+            quiesce(client)
 
 
 def test_refused_deletes_remove_nothing(app_client: TestClient) -> None:

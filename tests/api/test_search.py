@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dataloft.app import create_app
-from tests.conftest import KEY, make_settings
+from tests.conftest import KEY
 from tests.support.api import assert_envelope, create_dataset, create_file, sync, wait_for_sync
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -32,8 +32,9 @@ DOCS = {
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = make_settings(Path(tmp_path_factory.mktemp("search")), sync_cooldown_seconds=0)
+def client(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any
+           ) -> Iterator[TestClient]:
+    settings = backend_settings(Path(tmp_path_factory.mktemp("search")), sync_cooldown_seconds=0)
     with TestClient(create_app(settings), headers=AUTH) as c:
         yield c
 

@@ -43,7 +43,7 @@ from dataloft.assistants import service as assistants
 from dataloft.keys import service as keys
 from dataloft.kit.ids import new_id
 from dataloft.models import Assistant, Dataset, Event, File, Job, Org, Record
-from tests.conftest import KEY, make_settings
+from tests.conftest import KEY
 
 A_MARKERS = ("aqmarkpriv", "aqmarkprot", "aqmarkpub", "aqmarkuser", "aqmarkinconvo",
              "aqmarkctx", "aqmarkhand")
@@ -391,7 +391,9 @@ def scoped(agent_mount: bool, kind: str, method: str) -> Rule:
 
 def direct_put(e: Env) -> Iterator[Attempt]:
     q = parse_qs(urlsplit(e.a.upload_url).query)
-    forged = f"?expires={q['expires'][0]}&signature={'0' * 64}"
+    # On S3 A's ticket is a presigned URL to the bucket: B still tries our PUT route.
+    expires = q["expires"][0] if "expires" in q else "9999999999999"
+    forged = f"?expires={expires}&signature={'0' * 64}"
     for fid in e.a_files():
         # A's ticket on every A file, with a signature B cannot make.
         yield Attempt("PUT", f"/api/v1/file/{fid}/upload/{e.a.ticket}{forged}",
@@ -428,6 +430,8 @@ def rules() -> dict[tuple[str, str], Rule]:
               for body in ({"type": "text/plain", "size": 5},
                            "data:text/plain;base64,cHduZWQ="))),
         ("PUT", f"{p}/file/{{file_id}}/upload/{{ticket_id}}"): direct_put,
+        ("POST", f"{p}/file/{{file_id}}/upload/confirm"): per_file("POST", "/upload/confirm",
+                                                                    json={}),
         ("GET", f"{p}/file/{{file_id}}/download"): download,
         ("POST", f"{p}/dataset/create"): plain("POST", f"{p}/dataset/create", end_user=CONFLICT,
                                                json={"name": "b-ds", "alias": "b-ds-alias"}),
@@ -640,11 +644,12 @@ def snapshot(c: TestClient, a: Tenant) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Env]]:
+def env(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any
+        ) -> Iterator[tuple[TestClient, Env]]:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     tmp: Path = tmp_path_factory.mktemp("tenants")
-    with TestClient(create_app(make_settings(tmp, workers=2)),
+    with TestClient(create_app(backend_settings(tmp, workers=2)),
                     raise_server_exceptions=False) as c:
         yield c, Env(build_a(c), build_b(c))
 
@@ -704,6 +709,9 @@ def test_a_signed_upload_url_is_bound_to_its_file(env: tuple[TestClient, Env]) -
     target = _file(client, h, "a-direct.txt", None)
     made = ok(client.post(f"/api/v1/file/{target}/upload", headers=h, json={
         "file": {"type": "text/plain", "size": 5}}))
+    if not made["uploadRequest"]["url"].startswith("http://testserver/"):
+        pytest.skip("a presigned PUT to the bucket: S3 binds it to its key (moto does not "
+                    "verify signatures)")
     url = urlsplit(made["uploadRequest"]["url"])
     path, query = url.path, "?" + url.query
     ticket = path.rsplit("/", 1)[1]

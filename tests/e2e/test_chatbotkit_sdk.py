@@ -6,6 +6,11 @@ search, cursor paging, meta filters, JSONL streaming, detach with record deletio
 after detach and after delete. It prints one JSON line per step and exits non-zero on the
 first failed assertion; this test runs it and shows that output on failure.
 
+The walk runs twice, unchanged: against the embedded default (SQLite + a local directory)
+and against cluster mode, configured by environment only: DATALOFT_DATABASE_URL (a fresh
+PostgreSQL database) and DATALOFT_BLOB_URL (a moto S3 bucket), so the SDK's direct upload
+goes to a presigned bucket URL and the server confirms it on the SDK's next request.
+
 Skipped only when `node` is not installed. node_modules is installed once per session into
 tests/e2e/js (git-ignored) and reused.
 """
@@ -15,12 +20,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.live import LiveServer
 from tests.support.node import run_steps
+from tests.support.pg import Databases
+from tests.support.s3 import MotoS3
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 SCRIPT = JS_DIR / "lifecycle.mjs"
@@ -66,10 +74,33 @@ def sdk_installed(node: str) -> Path:
     return JS_DIR
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def sdk_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    """A live server in embedded mode, or in cluster mode by its environment alone."""
+    env = {"DATALOFT_SYNC_COOLDOWN_SECONDS": "120"}
+    database = None
+    if request.param == "postgres":
+        databases: Databases = request.getfixturevalue("pg_databases")
+        s3: MotoS3 = request.getfixturevalue("moto_s3_server")
+        database = databases.create()
+        env.update(s3.env, DATALOFT_DATABASE_URL=database,
+                   DATALOFT_BLOB_URL=s3.new_bucket_url())
+    server = LiveServer(data_dir=tmp_path / "data", env_extra=env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if database is not None:
+            databases.give_back(database)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_sdk_lifecycle(node: str, sdk_installed: Path, live_server: LiveServer) -> None:
-    run_steps(node, SCRIPT, sdk_installed, live_server, timeout=240)
+def test_sdk_lifecycle(node: str, sdk_installed: Path, sdk_server: LiveServer) -> None:
+    steps, _ = run_steps(node, SCRIPT, sdk_installed, sdk_server, timeout=240)
+    upload = next(s for s in steps if s.get("step") == "file.upload (direct-to-source)")
+    assert upload["fetched"]["size"] == upload["bytes"]  # confirmed by the SDK's next fetch
 
 
 @pytest.mark.timeout(120)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
 from dataloft.api.files import SYSTEM_FIELDS as FILE_FIELDS
+from dataloft.api.files import Confirmed
 from dataloft.api.listing import respond, with_meta_filter
 from dataloft.datasets import service
 from dataloft.datasets.schemas import AttachBody, DatasetCreate, DatasetUpdate, DetachBody
@@ -62,7 +63,7 @@ def list_dataset_files(dataset_id: str, request: Request, ctx: CtxDep, session: 
     return respond(request, ctx, session, stmt, File.id, files.render)
 
 
-@router.post("/dataset/{dataset_id}/file/{file_id}/attach")
+@router.post("/dataset/{dataset_id}/file/{file_id}/attach", dependencies=Confirmed)
 def attach_file(dataset_id: str, file_id: str, session: SessionDep, principal: PrincipalDep,
                 body: AttachBody | None = None) -> dict[str, Any]:
     service.attach(session, principal, dataset_id, file_id, body or AttachBody())
@@ -76,7 +77,7 @@ def detach_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
     return {"id": file_id}
 
 
-@router.post("/dataset/{dataset_id}/file/{file_id}/sync")
+@router.post("/dataset/{dataset_id}/file/{file_id}/sync", dependencies=Confirmed)
 def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
     service.request_sync(session, principal, dataset_id, file_id,
@@ -85,11 +86,15 @@ def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
 
 
 @router.post("/dataset/{dataset_id}/search")
-def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep, session: SessionDep,
+def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                    principal: PrincipalDep) -> dict[str, Any]:
-    hits = search.search(session, ctx.index, ctx.embedder, principal, dataset_id, body,
-                         ctx.dialect)
-    return {"id": dataset_id, "records": [search.render(r, s, body.search) for r, s in hits]}
+    # A POST that only reads: one read snapshot (REPEATABLE READ on PostgreSQL), so the
+    # ranked ids and the records loaded for them never straddle a sync's commit.
+    with ctx.db.read() as session:
+        hits = search.search(session, ctx.index, ctx.embedder, principal, dataset_id, body,
+                             ctx.dialect)
+        return {"id": dataset_id,
+                "records": [search.render(r, s, body.search) for r, s in hits]}
 
 
 @router.get("/dataset/{dataset_id}/event/list")

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from dataloft.errors import DataloftError
@@ -46,6 +47,15 @@ def install(app: FastAPI) -> None:
     async def _http(_req: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"ERROR_{exc.status_code}")
         return envelope(exc.status_code, str(exc.detail), code, exc.headers)
+
+    @app.exception_handler(DataError)
+    async def _data(_req: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refuses NUL in text (SQLite stores it): an id, name or filter value
+        # with one is the client's input, not our bug. The request's transaction rolled back.
+        if "NUL" in str(exc.orig) or "\\u0000" in str(exc.orig):  # text; JSONB
+            return envelope(400, "strings must not contain NUL characters", "BAD_REQUEST")
+        log.exception("unhandled error", exc_info=exc)
+        return envelope(500, "internal error", "INTERNAL_ERROR")
 
     @app.exception_handler(Exception)
     async def _bug(_req: Request, exc: Exception) -> JSONResponse:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, get_principal
 from dataloft.api.listing import respond, with_meta_filter
 from dataloft.datasets import service as datasets
-from dataloft.errors import Conflict
-from dataloft.files import service
+from dataloft.errors import Conflict, DataloftError
+from dataloft.files import direct, service
 from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.files.upload import Uploads
 from dataloft.models import File
@@ -21,6 +21,22 @@ from dataloft.models import File
 router = APIRouter(prefix="/api/v1", tags=["files"])
 
 SYSTEM_FIELDS = {"createdAt": File.created_at, "name": File.name}
+
+
+def confirm_uploads(file_id: str, request: Request, ctx: CtxDep) -> None:
+    """Before a route reads or uses a file: count its direct-to-bucket uploads that have
+    arrived (the SDKs send nothing after their PUT). A no-op on local blobs."""
+    if not direct.enabled(ctx):
+        return
+    try:
+        principal = (get_principal(request, ctx) if request.headers.get("authorization")
+                     else None)
+        direct.confirm(ctx, principal, file_id)
+    except DataloftError:
+        return  # the route itself answers a missing credential, file or right
+
+
+Confirmed = [Depends(confirm_uploads)]
 
 
 @router.post("/file/create")
@@ -38,7 +54,7 @@ def list_files(request: Request, ctx: CtxDep, session: SessionDep,
     return respond(request, ctx, session, stmt, File.id, service.render)
 
 
-@router.get("/file/{file_id}/fetch")
+@router.get("/file/{file_id}/fetch", dependencies=Confirmed)
 def fetch_file(file_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     return service.render(service.get(session, principal, file_id))
 
@@ -55,7 +71,7 @@ def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
     return {"id": service.delete(session, ctx.index, principal, file_id).id}
 
 
-@router.post("/file/{file_id}/sync")
+@router.post("/file/{file_id}/sync", dependencies=Confirmed)
 def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
     datasets.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
@@ -80,7 +96,18 @@ async def direct_upload(file_id: str, ticket_id: str, request: Request,
     return await Uploads(ctx).direct_put(request, file_id, ticket_id)
 
 
-@router.get("/file/{file_id}/download")
+@router.post("/file/{file_id}/upload/confirm")
+def confirm_upload(file_id: str, ctx: CtxDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Count a direct-to-bucket upload now rather than on the file's next use."""
+    direct.confirm(ctx, principal, file_id)
+    with ctx.db.read() as session:
+        file = service.get(session, principal, file_id)
+        if not file.blob_key:
+            raise Conflict("no upload has arrived for this file yet")
+    return {"id": file_id}
+
+
+@router.get("/file/{file_id}/download", dependencies=Confirmed)
 def download_file(file_id: str, request: Request, ctx: CtxDep) -> Response:
     """With a credential, any file the caller may see; without one, public files only."""
     with ctx.db.read() as session:

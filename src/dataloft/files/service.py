@@ -14,7 +14,7 @@ from dataloft.jobs import queue
 from dataloft.kit import policy
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
-from dataloft.models import File
+from dataloft.models import File, UploadTicket
 from dataloft.records import repository as records
 from dataloft.storage.blobs.base import BlobInfo
 from dataloft.storage.index.base import Index
@@ -117,8 +117,12 @@ def delete_unchecked(session: Session, index: Index, file: File) -> None:
         raise not_found("file", file_id) from exc
     # No record may outlive its file: a record without a file is a ghost search result.
     records.delete_where(session, index, org_id=file.org_id, file_id=file.id)
-    if file.blob_key:
-        queue.enqueue(session, "blob.delete", {"key": file.blob_key}, org_id=file.org_id)
+    # Unconfirmed direct uploads die with the file (their tickets go by ON DELETE CASCADE).
+    pending = session.scalars(select(UploadTicket.blob_key).where(
+        UploadTicket.file_id == file.id, UploadTicket.blob_key.is_not(None))).all()
+    for key in [file.blob_key, *pending]:
+        if key:
+            queue.enqueue(session, "blob.delete", {"key": key}, org_id=file.org_id)
     session.delete(file)
     session.flush()
 

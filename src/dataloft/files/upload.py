@@ -1,7 +1,9 @@
 """The five upload forms of seed 002, each streamed into the blob store under the size cap.
 
 multipart | raw body | JSON data URL | JSON http(s) URL (fetched SSRF-safely) | JSON file
-descriptor -> a signed, expiring, single-use PUT URL on this server (direct-to-source).
+descriptor -> a signed, expiring, single-use PUT URL on this server (direct-to-source),
+or, where the blob store takes uploads itself (S3), a presigned PUT to the bucket that the
+server confirms before the file counts as uploaded (files/direct.py).
 Bytes are committed to the blob store first; only then is the file row pointed at them, so
 a failed or cancelled upload changes nothing.
 """
@@ -21,12 +23,11 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 
 from fastapi import Request
 from pydantic import ValidationError
-from sqlalchemy import delete
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from dataloft.errors import BadRequest, ContentTooLarge, Gone, NotAuthorized, not_found
-from dataloft.files import multipart, service
+from dataloft.files import direct, multipart, service
 from dataloft.files.schemas import DirectUpload
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
@@ -104,9 +105,19 @@ def _filename_from_disposition(value: str | None) -> str | None:
     return unquote(match.group(1)).replace("\\", "/").rsplit("/", 1)[-1] if match else None
 
 
+_BATCH = 1 << 20
+
+
 async def _stream_into(writer: BlobWriter, body: AsyncIterator[bytes]) -> None:
+    # Off the event loop, a batch at a time: an S3 writer blocks while it sends a part.
+    batch = bytearray()
     async for chunk in body:
-        writer.write(chunk)
+        batch += chunk
+        if len(batch) >= _BATCH:
+            await run_in_threadpool(writer.write, bytes(batch))
+            batch.clear()
+    if batch:
+        await run_in_threadpool(writer.write, bytes(batch))
 
 
 def _decode_data_url(url: str, max_bytes: int) -> tuple[bytes, str | None]:
@@ -159,7 +170,7 @@ class Uploads:
             await _stream_into(writer, capped_body(request, self.max_bytes))
             if writer.size == 0:
                 raise BadRequest("the request body is empty; send the file's bytes")
-            blob = writer.commit()
+            blob = await run_in_threadpool(writer.commit)
         name = _filename_from_disposition(request.headers.get("content-disposition"))
         return Received(blob, content_type, name)
 
@@ -171,7 +182,7 @@ class Uploads:
                                          writer.write)
             if form.file is None:
                 raise BadRequest("the multipart body has no 'file' part")
-            blob = writer.commit()
+            blob = await run_in_threadpool(writer.commit)
         return Received(blob, form.file.content_type, form.file.filename)
 
     async def _json(self, request: Request, principal: Principal, file_id: str) -> dict[str, Any]:
@@ -191,8 +202,8 @@ class Uploads:
             data, ctype = _decode_data_url(value, self.max_bytes)
             del raw, body, value
             with self.ctx.blobs.writer(self.max_bytes) as writer:
-                writer.write(data)
-                blob = writer.commit()
+                await run_in_threadpool(writer.write, data)
+                blob = await run_in_threadpool(writer.commit)
             received = Received(blob, ctype, None)
         elif re.match(r"^https?://", value, re.I):
             received = await self._fetch(value)
@@ -209,7 +220,7 @@ class Uploads:
             fetched = await fetch_url(url, writer.write, max_bytes=self.max_bytes,
                                       allow=s.url_fetch_allowlist, timeout=s.url_fetch_timeout,
                                       max_redirects=s.url_fetch_max_redirects)
-            blob = writer.commit()
+            blob = await run_in_threadpool(writer.commit)
         return Received(blob, fetched.content_type, fetched.filename)
 
     async def _commit(self, principal: Principal, file_id: str, received: Received) -> None:
@@ -218,7 +229,7 @@ class Uploads:
         try:
             await run_in_threadpool(self._point_file_at, principal, file_id, received)
         except BaseException:
-            self.ctx.blobs.delete(received.blob.key)
+            await run_in_threadpool(self.ctx.blobs.delete, received.blob.key)
             raise
 
     def _point_file_at(self, principal: Principal, file_id: str, received: Received) -> None:
@@ -246,20 +257,26 @@ class Uploads:
         if spec.size > self.max_bytes:
             raise ContentTooLarge(f"file size {spec.size} exceeds the limit of "
                                   f"{self.max_bytes} bytes")
-        expires = now_ms() + int(self.ctx.settings.direct_upload_ttl * 1000)
+        disposition = _attachment_header(spec.name) if spec.name else None
+        if direct.enabled(self.ctx):
+            return {"id": file_id,
+                    "uploadRequest": direct.issue(self.ctx, principal, file_id, spec, disposition)}
+        now = now_ms()
+        ttl_ms = int(self.ctx.settings.direct_upload_ttl * 1000)
+        expires = now + ttl_ms
         ticket = UploadTicket(id=new_id("upl"), file_id=file_id, size=spec.size,
-                              content_type=spec.type, name=spec.name, expires_at=expires)
+                              content_type=spec.type, name=spec.name, expires_at=expires,
+                              created_at=now)
         with self.ctx.db.write() as session:
             service.get_owned(session, principal, file_id)
-            # Expired tickets are dead weight (a PUT refuses them anyway): sweep them here.
-            session.execute(delete(UploadTicket).where(UploadTicket.expires_at < now_ms()))
+            direct.sweep(session, now, ttl_ms)  # expired tickets are dead weight
             session.add(ticket)
         base = (self.ctx.settings.public_url or str(request.base_url)).rstrip("/")
         url = (f"{base}/api/v1/file/{file_id}/upload/{ticket.id}"
                f"?expires={expires}&signature={self._sign(file_id, ticket.id, expires)}")
         headers = {"Content-Type": spec.type, "Content-Length": str(spec.size)}
-        if spec.name:
-            headers["Content-Disposition"] = _attachment_header(spec.name)
+        if disposition:
+            headers["Content-Disposition"] = disposition
         return {"id": file_id, "uploadRequest": {"method": "PUT", "url": url, "headers": headers}}
 
     async def direct_put(self, request: Request, file_id: str, ticket_id: str) -> dict[str, Any]:
@@ -277,11 +294,11 @@ class Uploads:
             await _stream_into(writer, capped_body(request, ticket.size))
             if writer.size != ticket.size:
                 raise BadRequest(f"expected {ticket.size} bytes, received {writer.size}")
-            blob = writer.commit()
+            blob = await run_in_threadpool(writer.commit)
         try:
             await run_in_threadpool(self._consume, ticket, blob)
         except BaseException:
-            self.ctx.blobs.delete(blob.key)
+            await run_in_threadpool(self.ctx.blobs.delete, blob.key)
             raise
         self.ctx.notify()
         return {"id": file_id}
@@ -289,7 +306,8 @@ class Uploads:
     def _ticket(self, ticket_id: str, file_id: str) -> UploadTicket:
         with self.ctx.db.read() as session:
             ticket = session.get(UploadTicket, ticket_id)
-            if ticket is None or ticket.file_id != file_id:
+            # A bucket ticket (blob_key set) is uploaded to the bucket, never here.
+            if ticket is None or ticket.file_id != file_id or ticket.blob_key is not None:
                 raise Gone("the upload URL was already used or is no longer valid")
             if ticket.expires_at < now_ms():
                 raise Gone("the upload URL has expired")

@@ -133,6 +133,8 @@ def _scope_files(principal: Principal, dataset: Dataset, scope: Scope) -> Any:
 
 def _named(session: Session, principal: Principal, dataset: Dataset, scope: Scope,
            filename: str) -> File | None:
+    if "\x00" in filename:
+        return None  # no stored name has one (clean_filename), and PostgreSQL refuses NUL
     return session.scalar(_scope_files(principal, dataset, scope).where(File.name == filename))
 
 

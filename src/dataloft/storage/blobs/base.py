@@ -8,6 +8,14 @@ Contract (every adapter passes tests/contract/test_blobs.py):
 - `open(key)` opens the blob at once (FileNotFoundError if absent) and returns an iterator
   of its bytes that keeps working if the key is deleted meanwhile; `delete(key)` is
   idempotent.
+- `stat(key)` is the blob's size (and content type where the store keeps one), or None;
+  `describe(key)` reads a blob through once for its size and sha256 (FileNotFoundError if
+  absent): how the server confirms bytes it did not write itself.
+
+A store that clients can upload to directly (S3) is also a `DirectUploads`: `new_key()`
+names an object to come and `presigned_put()` signs a PUT of exactly `size` bytes to it that
+never replaces an existing object. Nothing else knows the key until the server confirms the
+object with `stat()`/`describe()` (files/direct.py).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from dataloft.errors import ContentTooLarge
 
@@ -25,6 +33,12 @@ class BlobInfo:
     key: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class BlobStat:
+    size: int
+    content_type: str | None = None
 
 
 class BlobWriter(Protocol):
@@ -43,6 +57,24 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
     def keys(self) -> Iterator[str]: ...
+    def stat(self, key: str) -> BlobStat | None: ...
+    def describe(self, key: str) -> BlobInfo: ...
+
+
+@runtime_checkable
+class DirectUploads(Protocol):
+    def new_key(self) -> str: ...
+    def presigned_put(self, key: str, content_type: str, size: int, expires_s: int,
+                      content_disposition: str | None = None
+                      ) -> tuple[str, dict[str, str]]: ...
+
+
+def describe_by_reading(store: BlobStore, key: str) -> BlobInfo:
+    """Size and sha256 of a stored blob, read through once."""
+    hashing = Hashing(1 << 62)
+    for chunk in store.open(key, 1 << 20):
+        hashing.account(chunk)
+    return BlobInfo(key=key, size=hashing.size, sha256=hashing.sha256)
 
 
 class Hashing:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from dataloft.storage.blobs.base import BlobInfo, Hashing
+from dataloft.storage.blobs.base import BlobInfo, BlobStat, Hashing, describe_by_reading
 
 
 def _fsync_dir(path: Path) -> None:
@@ -107,6 +107,13 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def stat(self, key: str) -> BlobStat | None:
+        path = self.path(key)
+        return BlobStat(size=path.stat().st_size) if path.is_file() else None
+
+    def describe(self, key: str) -> BlobInfo:
+        return describe_by_reading(self, key)
 
     def keys(self) -> Iterator[str]:
         objects = self.root / "objects"

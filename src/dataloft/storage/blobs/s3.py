@@ -15,8 +15,8 @@ block aborts it. An upload left behind by a process that died mid-write is invis
 but costs storage: give the bucket a lifecycle rule `AbortIncompleteMultipartUpload`.
 
 Direct-to-source: `new_key()` + `presigned_put()` give a client a URL to PUT the bytes to the
-bucket itself (size, type and If-None-Match signed, so S3 refuses other sizes and a second
-PUT); `stat()`/`describe()` let the server confirm the upload before the file counts.
+bucket itself (size and If-None-Match signed, so S3 refuses other sizes and a second PUT);
+`stat()`/`describe()` let the server confirm the upload before the file counts.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from dataloft.storage.blobs.base import BlobInfo, Hashing
+from dataloft.storage.blobs.base import BlobInfo, BlobStat, Hashing, describe_by_reading
 
 log = logging.getLogger(__name__)
 
@@ -212,14 +212,17 @@ class S3BlobStore:
                       content_disposition: str | None = None) -> tuple[str, dict[str, str]]:
         """A URL and the headers a client must send with its PUT of exactly `size` bytes.
 
-        Content-Type, Content-Length (and If-None-Match, Content-Disposition when used) are
-        signed headers: S3 refuses a PUT whose headers differ, so the body must be exactly
-        `size` bytes and a second PUT to the same URL cannot replace the first. The upload
-        counts only once the server has confirmed it with stat()/describe()."""
+        Content-Length (and If-None-Match, Content-Disposition when used) are signed
+        headers: S3 refuses a PUT whose headers differ, so the body must be exactly `size`
+        bytes and a second PUT to the same URL cannot replace the first. Content-Type is
+        asked for but not signed: @chatbotkit/sdk adds its own `content-type:
+        application/octet-stream` beside ours, so what it sends is both joined by a comma,
+        and a signed type would make S3 refuse the official SDK's upload. The server checks
+        the stored type when it confirms the upload with stat()/describe()."""
         if not 0 <= size <= MAX_PUT_SIZE:
             raise ValueError(f"a presigned PUT carries 0 to {MAX_PUT_SIZE} bytes, not {size}")
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self.object_name(key),
-                                  "ContentType": content_type, "ContentLength": size}
+                                  "ContentLength": size}
         headers = {"Content-Type": content_type, "Content-Length": str(size)}
         if content_disposition:
             params["ContentDisposition"] = content_disposition
@@ -231,23 +234,20 @@ class S3BlobStore:
                                                  ExpiresIn=int(expires_s), HttpMethod="PUT")
         return url, headers
 
-    def stat(self, key: str) -> int | None:
-        """The object's size, or None while nothing has been uploaded under the key."""
+    def stat(self, key: str) -> BlobStat | None:
+        """The object's size and content type, or None while nothing is stored under the key."""
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.object_name(key))
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 return None
             raise
-        return int(head["ContentLength"])
+        return BlobStat(size=int(head["ContentLength"]), content_type=head.get("ContentType"))
 
     def describe(self, key: str) -> BlobInfo:
         """Size and sha256 of a stored object, read through once (to confirm a direct
         upload, whose bytes never passed through the server). FileNotFoundError if absent."""
-        hashing = Hashing(MAX_PUT_SIZE * MAX_PARTS)
-        for chunk in self.open(key, 1 << 20):
-            hashing.account(chunk)
-        return BlobInfo(key=key, size=hashing.size, sha256=hashing.sha256)
+        return describe_by_reading(self, key)
 
     # --- internals -------------------------------------------------------------------------
 
