@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from dataloft.app import create_app
 from dataloft.kit.filters import matches, parse_filter
 from dataloft.kit.ids import new_id
-from dataloft.models import Assistant, AssistantDataset, Record
+from dataloft.models import Assistant, AssistantDataset, Record, SqlTable
 from dataloft.sql.engine import Limits
 from tests.conftest import KEY, make_settings
 from tests.support.api import assert_envelope, create_dataset, create_file, sync
@@ -469,3 +470,35 @@ def test_a_detached_file_is_no_table(client: TestClient) -> None:
     ok(client.post(f"/api/v1/dataset/{ds}/file/{fid}/detach", json={}))
     assert ok(client.get(f"/api/v1/dataset/{ds}/schema"))["tables"] == []
     assert_envelope(query(client, ds, "SELECT k FROM gone"), 400, "SQL_INVALID")
+
+
+def _snapshot_keys(client: TestClient, dataset_id: str) -> set[str]:
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    with ctx.db.read() as s:
+        return set(s.scalars(select(SqlTable.blob_key).where(SqlTable.dataset_id == dataset_id)))
+
+
+def _gone(client: TestClient, keys: set[str], timeout: float = 30.0) -> bool:
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(ctx.blobs.exists(k) for k in keys):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("how", ["detach", "delete file", "delete dataset"])
+def test_no_snapshot_outlives_its_table(client: TestClient, how: str) -> None:
+    ds, fid = synced(client, b"k,v\na,1\nb,2\n", "snap.csv", "text/csv")
+    keys = _snapshot_keys(client, ds)
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    assert keys and all(ctx.blobs.exists(k) for k in keys)
+    if how == "detach":
+        ok(client.post(f"/api/v1/dataset/{ds}/file/{fid}/detach", json={}))
+    elif how == "delete file":
+        ok(client.post(f"/api/v1/file/{fid}/delete"))
+    else:
+        ok(client.post(f"/api/v1/dataset/{ds}/delete"))
+    assert _snapshot_keys(client, ds) == set()
+    assert _gone(client, keys), "snapshot blobs were left behind"

@@ -18,7 +18,7 @@ from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import Attachment, Dataset, File
 from dataloft.records import repository as records
-from dataloft.sql.catalog import check_field_edits
+from dataloft.sql import catalog
 from dataloft.storage.index.base import Index
 
 SYNC_JOB = "dataset.sync"
@@ -87,7 +87,7 @@ def update(session: Session, principal: Principal, dataset_id: str,
         edits = fields.pop("fields")
         settings = {k: v for k, v in dataset.settings.items() if k != "fields"}
         if edits is not None:
-            settings["fields"] = check_field_edits(edits)
+            settings["fields"] = catalog.check_field_edits(edits)
         dataset.settings = settings
     _apply(dataset, fields)
     dataset.updated_at = now_ms()
@@ -98,6 +98,7 @@ def delete(session: Session, index: Index, principal: Principal, dataset_id: str
     principal.require("datasets:write")
     dataset = get_owned(session, principal, dataset_id)
     records.delete_where(session, index, org_id=dataset.org_id, dataset_id=dataset.id)
+    catalog.drop(session, dataset.org_id, dataset_id=dataset.id)
     session.delete(dataset)
     session.flush()
     return dataset
@@ -168,6 +169,8 @@ def detach(session: Session, index: Index, principal: Principal, dataset_id: str
     if body.deleteRecords:
         deleted = records.delete_where(session, index, org_id=dataset.org_id,
                                        dataset_id=dataset.id, file_id=file_id)
+    # A detached file is no table (whatever deleteRecords says: tables follow attachments).
+    catalog.drop(session, dataset.org_id, dataset_id=dataset.id, file_id=file_id)
     session.delete(link)
     events.emit(session, dataset.org_id, "file.detached", dataset_id=dataset.id,
                 file_id=file_id, deletedRecords=deleted)

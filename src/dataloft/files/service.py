@@ -16,6 +16,7 @@ from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
 from dataloft.models import File, UploadTicket
 from dataloft.records import repository as records
+from dataloft.sql import catalog
 from dataloft.storage.blobs.base import BlobInfo
 from dataloft.storage.index.base import Index
 
@@ -117,6 +118,7 @@ def delete_unchecked(session: Session, index: Index, file: File) -> None:
         raise not_found("file", file_id) from exc
     # No record may outlive its file: a record without a file is a ghost search result.
     records.delete_where(session, index, org_id=file.org_id, file_id=file.id)
+    catalog.drop(session, file.org_id, file_id=file.id)
     # Unconfirmed direct uploads die with the file (their tickets go by ON DELETE CASCADE).
     pending = session.scalars(select(UploadTicket.blob_key).where(
         UploadTicket.file_id == file.id, UploadTicket.blob_key.is_not(None))).all()

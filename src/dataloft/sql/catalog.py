@@ -51,20 +51,31 @@ def replace(session: Session, org_id: str, dataset_id: str, file_id: str, versio
             snapshots: list[TableSnapshot]) -> int:
     """The file's tables become `snapshots` (none for a document); old snapshots are queued
     for deletion. Returns how many tables were replaced."""
-    old = session.scalars(select(SqlTable).where(SqlTable.dataset_id == dataset_id,
-                                                 SqlTable.file_id == file_id)).all()
-    for row in old:
-        # A query that read the catalog just before this commit may still look for it:
-        # sql.service retries such a query once on the new catalog.
-        queue.enqueue(session, "blob.delete", {"key": row.blob_key}, org_id=org_id)
-    session.execute(delete(SqlTable).where(SqlTable.dataset_id == dataset_id,
-                                           SqlTable.file_id == file_id))
+    replaced = drop(session, org_id, dataset_id=dataset_id, file_id=file_id)
     for snap in snapshots:
         session.add(SqlTable(
             id=new_id("tbl"), org_id=org_id, dataset_id=dataset_id, file_id=file_id,
             file_version=version, position=snap.position, base_name=snap.base_name,
             source_table=snap.source_table, columns=snap.columns, meta=snap.meta,
             row_column=snap.row_column, row_count=snap.row_count, blob_key=snap.blob_key))
+    return replaced
+
+
+def drop(session: Session, org_id: str, *, dataset_id: str | None = None,
+         file_id: str | None = None) -> int:
+    """Forget the tables of a dataset, a file, or a file in a dataset, and queue their
+    snapshots for deletion (once this commits), so no snapshot outlives its table."""
+    where = [SqlTable.org_id == org_id]
+    if dataset_id is not None:
+        where.append(SqlTable.dataset_id == dataset_id)
+    if file_id is not None:
+        where.append(SqlTable.file_id == file_id)
+    old = session.scalars(select(SqlTable).where(*where)).all()
+    for row in old:
+        # A query that read the catalog just before this commit may still look for it:
+        # sql.service retries such a query once on the new catalog.
+        queue.enqueue(session, "blob.delete", {"key": row.blob_key}, org_id=org_id)
+    session.execute(delete(SqlTable).where(*where))
     return len(old)
 
 
