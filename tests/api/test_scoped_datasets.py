@@ -18,9 +18,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from dataloft.app import create_app
 from dataloft.config import Settings
+from dataloft.models import File, SqlTable
 from dataloft.storage.blobs.local import LocalBlobStore
 from tests.conftest import KEY
 from tests.support.api import assert_envelope
@@ -116,6 +118,14 @@ def file_names(client: TestClient, headers: dict[str, str] | None = None) -> lis
 def blob_keys(client: TestClient) -> set[str]:
     """The app's blobs, through its port (a directory or a bucket)."""
     return set(client.app.state.ctx.blobs.keys())  # type: ignore[attr-defined]
+
+
+def referenced_blobs(client: TestClient) -> set[str]:
+    """The blobs the metadata points at: files' content and tables' snapshots."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    with ctx.db.read() as s:
+        return ({k for k in s.scalars(select(File.blob_key)) if k}
+                | set(s.scalars(select(SqlTable.blob_key))))
 
 
 def unfinished_writes(client: TestClient) -> set[str]:
@@ -231,8 +241,11 @@ def test_same_filename_twice_gives_one_file_with_the_new_content(
     wait_until(only_new, "search finds v2 only")
     records = app_client.get(f"/api/v1/dataset/{ds}/record/list", params={"take": 100}).json()
     assert not any("alpha111" in r["text"] for r in records["items"]), records
-    # the replaced content's blob is deleted by a job: one object left
-    wait_until(lambda: len(blob_keys(app_client)) == 1, "the old blob deleted")
+    # the replaced content's blob (and its table snapshot) are deleted by a job: what is
+    # left is the new content and the new snapshot
+    wait_until(lambda: blob_keys(app_client) == referenced_blobs(app_client),
+               "the old blobs deleted")
+    assert len(referenced_blobs(app_client)) == 2
 
 
 # --------------------------------------------------------------------------- scoping
