@@ -159,4 +159,5 @@ def _build_matrix(session: Session, dataset_id: str, dimension: int) -> _Matrix 
                            .order_by(RecordVector.pk)).all()
     blobs = [bytes(v) for _, v in rows if len(v) == 4 * dimension]
     pks = np.array([pk for pk, v in rows if len(v) == 4 * dimension], dtype=np.int64)
-    return _Matrix(pks, from_blobs(blobs, dimension))
+    # An owned, aligned copy: scanning the joined-bytes buffer in place measured slower.
+    return _Matrix(pks, np.array(from_blobs(blobs, dimension), order="C"))
