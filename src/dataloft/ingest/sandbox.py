@@ -101,7 +101,7 @@ def run_confined(fn: Callable[..., Any], args: tuple[Any, ...], *, memory_bytes:
                  timeout_s: float) -> Any:
     """Call `fn(*args)` in a confined child; `fn` must be importable (module-level)."""
     reader, writer = multiprocessing.Pipe(duplex=False)
-    proc = _Process(target=_child, args=(fn, args, writer, memory_bytes, timeout_s),
+    proc = SandboxProcess(target=_child, args=(fn, args, writer, memory_bytes, timeout_s),
                     name="dataloft-extract", daemon=True)
     try:
         proc.start()
@@ -111,7 +111,7 @@ def run_confined(fn: Callable[..., Any], args: tuple[Any, ...], *, memory_bytes:
         payload, killed_for = _await(proc, reader, memory_bytes, timeout_s)
     finally:
         reader.close()
-        exitcode = _reap(proc)
+        exitcode = reap(proc)
     if payload is not None:
         return _unpack(payload, memory_bytes)
     raise _death(exitcode, killed_for, memory_bytes, timeout_s)
@@ -178,7 +178,7 @@ def _detach(dup: Any) -> int:
     return fd
 
 
-class _Process(ForkServerProcess):
+class SandboxProcess(ForkServerProcess):
     @staticmethod
     def _Popen(process_obj: Any) -> _Popen:
         _configure()  # the preload list must be set before the forkserver starts
@@ -192,7 +192,7 @@ def _await(proc: Any, reader: Connection, memory_bytes: int, timeout_s: float
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            _kill(proc)
+            kill(proc)
             return None, "timeout"
         ready = wait([reader, proc.sentinel], timeout=min(remaining, POLL_S))
         if reader in ready:
@@ -202,16 +202,16 @@ def _await(proc: Any, reader: Connection, memory_bytes: int, timeout_s: float
             except EOFError:  # it died without answering
                 return None, None
             except OSError:  # an answer over the limit, all the same
-                _kill(proc)
+                kill(proc)
                 return None, "memory"
         if proc.sentinel in ready:
             return None, None
-        if _rss(proc.pid) > memory_bytes:
-            _kill(proc)
+        if rss(proc.pid) > memory_bytes:
+            kill(proc)
             return None, "memory"
 
 
-def _rss(pid: int) -> int:
+def rss(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/statm", "rb") as fh:
             return int(fh.read().split()[1]) * resource.getpagesize()
@@ -219,15 +219,15 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def _kill(proc: Any) -> None:
+def kill(proc: Any) -> None:
     with contextlib.suppress(ProcessLookupError, OSError):
         proc.kill()
 
 
-def _reap(proc: Any) -> int | None:
+def reap(proc: Any) -> int | None:
     proc.join(5)
     if proc.exitcode is None:
-        _kill(proc)
+        kill(proc)
         proc.join(5)
     exitcode: int | None = proc.exitcode
     with contextlib.suppress(ValueError):
@@ -339,10 +339,10 @@ def _confine(memory_bytes: int, timeout_s: float) -> None:
         os.nice(NICENESS)
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
         fh.write("1000")
-    _die_with_parent()
+    die_with_parent()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # The parent is the forkserver, which exits when the server does (even on kill -9):
     # without this an orphaned extraction would run on until its CPU limit.
     with contextlib.suppress(OSError, AttributeError):

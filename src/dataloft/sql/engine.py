@@ -171,7 +171,7 @@ class _Worker:
     def __init__(self) -> None:
         parent, child = Pipe(duplex=True)
         self.conn: Connection = parent
-        self.proc = sandbox._Process(target=_serve, args=(child,), name="dataloft-sql",
+        self.proc = sandbox.SandboxProcess(target=_serve, args=(child,), name="dataloft-sql",
                                      daemon=True)
         try:
             self.proc.start()
@@ -184,8 +184,8 @@ class _Worker:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.close()
-        sandbox._kill(self.proc)
-        sandbox._reap(self.proc)
+        sandbox.kill(self.proc)
+        sandbox.reap(self.proc)
 
 
 class _Pool:
@@ -238,7 +238,7 @@ def _await(worker: _Worker, deadline: float, rss_bound: int) -> tuple[bytes | No
                                      f"{RESULT_MAX_BYTES >> 20} MB; ask for fewer rows")), None
         if proc.sentinel in ready:
             return None, "memory"  # died without answering: killed by the kernel or a limit
-        if sandbox._rss(proc.pid) > rss_bound:
+        if sandbox.rss(proc.pid) > rss_bound:
             return None, "memory"
 
 
@@ -253,7 +253,7 @@ def _serve(conn: Connection) -> None:
     warmup.extract_statements("SELECT 1")
     warmup.execute("SELECT json_serialize_sql('SELECT 1')").fetchall()
     warmup.close()
-    sandbox._die_with_parent()
+    sandbox.die_with_parent()
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
         fh.write("1000")
     try:
