@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.concurrency import run_in_threadpool
 
 from dataloft.errors import BadRequest, DataloftError
+from dataloft.files.streams import pump
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS_TOTAL_BYTES = 256 * 1024  # all non-file parts together
-_BATCH = 1 << 20
 
 
 @dataclass
@@ -101,16 +100,7 @@ async def parse(content_type: str, body: AsyncIterator[bytes], file_field: str,
         "on_part_end": on_part_end, "on_end": on_end,
     })
     try:
-        # Parsed off the event loop, ~1 MiB at a time: the sink may block (an S3 writer
-        # sends a part once its buffer fills).
-        batch = bytearray()
-        async for chunk in body:
-            batch += chunk
-            if len(batch) >= _BATCH:
-                await run_in_threadpool(parser.write, bytes(batch))
-                batch.clear()
-        if batch:
-            await run_in_threadpool(parser.write, bytes(batch))
+        await pump(body, parser.write)
         parser.finalize()
     except DataloftError:
         raise

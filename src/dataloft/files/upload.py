@@ -29,10 +29,11 @@ from starlette.requests import ClientDisconnect
 from dataloft.errors import BadRequest, ContentTooLarge, Gone, NotAuthorized, not_found
 from dataloft.files import direct, multipart, service
 from dataloft.files.schemas import DirectUpload
+from dataloft.files.streams import pump
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import File, UploadTicket
-from dataloft.storage.blobs.base import BlobInfo, BlobWriter
+from dataloft.storage.blobs.base import BlobInfo
 
 # RFC 2397: data:[<mediatype>][;base64],<data> where <mediatype> is type/subtype followed by
 # ;attribute=value parameters, and ";base64" (if present) is the very last parameter.
@@ -105,21 +106,6 @@ def _filename_from_disposition(value: str | None) -> str | None:
     return unquote(match.group(1)).replace("\\", "/").rsplit("/", 1)[-1] if match else None
 
 
-_BATCH = 1 << 20
-
-
-async def _stream_into(writer: BlobWriter, body: AsyncIterator[bytes]) -> None:
-    # Off the event loop, a batch at a time: an S3 writer blocks while it sends a part.
-    batch = bytearray()
-    async for chunk in body:
-        batch += chunk
-        if len(batch) >= _BATCH:
-            await run_in_threadpool(writer.write, bytes(batch))
-            batch.clear()
-    if batch:
-        await run_in_threadpool(writer.write, bytes(batch))
-
-
 def _decode_data_url(url: str, max_bytes: int) -> tuple[bytes, str | None]:
     match = _DATA_URL.match(url[:1024])
     if not match:
@@ -167,7 +153,7 @@ class Uploads:
 
     async def _raw(self, request: Request, content_type: str | None) -> Received:
         with self.ctx.blobs.writer(self.max_bytes) as writer:
-            await _stream_into(writer, capped_body(request, self.max_bytes))
+            await pump(capped_body(request, self.max_bytes), writer.write)
             if writer.size == 0:
                 raise BadRequest("the request body is empty; send the file's bytes")
             blob = await run_in_threadpool(writer.commit)
@@ -291,7 +277,7 @@ class Uploads:
             raise Gone("the upload URL has expired")
         ticket = await run_in_threadpool(self._ticket, ticket_id, file_id)
         with self.ctx.blobs.writer(ticket.size) as writer:
-            await _stream_into(writer, capped_body(request, ticket.size))
+            await pump(capped_body(request, ticket.size), writer.write)
             if writer.size != ticket.size:
                 raise BadRequest(f"expected {ticket.size} bytes, received {writer.size}")
             blob = await run_in_threadpool(writer.commit)

@@ -1,0 +1,22 @@
+"""Request bodies fed to blocking sinks without blocking the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from starlette.concurrency import run_in_threadpool
+
+BATCH = 1 << 20
+
+
+async def pump(body: AsyncIterator[bytes], sink: Callable[[bytes], object]) -> None:
+    """Feed `body` to `sink` ~1 MiB at a time, on the threadpool: a sink may block (an S3
+    writer sends a part once its buffer fills)."""
+    batch = bytearray()
+    async for chunk in body:
+        batch += chunk
+        if len(batch) >= BATCH:
+            await run_in_threadpool(sink, bytes(batch))
+            batch.clear()
+    if batch:
+        await run_in_threadpool(sink, bytes(batch))
