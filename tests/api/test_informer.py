@@ -23,8 +23,6 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, make_url
-from sqlalchemy.pool import NullPool
 
 from dataloft.app import create_app
 from dataloft.assistants import service as assistants
@@ -35,6 +33,7 @@ from dataloft.models import Org
 from tests.conftest import KEY, make_settings
 from tests.support.api import assert_envelope, create_file, sync
 from tests.support.embeddings_server import EmbeddingsServer
+from tests.support.pg import empty_database
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 REL = "inf:dataset-knowledge"
@@ -73,13 +72,7 @@ def any_backend(request: pytest.FixtureRequest, client: TestClient,
     if request.param == "sqlite":
         yield client
         return
-    base = make_url(request.getfixturevalue("pg_url"))
-    name = f"informer_{new_id('t').lower()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    url = base.set(database=name).render_as_string(hide_password=False)
+    url = empty_database(request.getfixturevalue("pg_url"), "informer")
     settings_ = make_settings(Path(tmp_path_factory.mktemp("informer-pg")), database_url=url)
     with TestClient(create_app(settings_), headers=AUTH) as c:
         yield c

@@ -25,6 +25,7 @@ from dataloft.models import Assistant, AssistantDataset, Record, SqlTable
 from dataloft.sql.engine import Limits
 from tests.conftest import KEY, make_settings
 from tests.support.api import assert_envelope, create_dataset, create_file, sync
+from tests.support.pg import empty_database
 from tests.support.s3 import moto_s3
 
 SALES = (b"order_id,region,amount,order_date,paid\n"
@@ -440,17 +441,7 @@ def test_bad_bodies(client: TestClient, sales: str) -> None:
 # --- cluster mode: PostgreSQL metadata, S3 blobs ------------------------------------------
 
 def test_cluster_mode_reads_snapshots_from_s3(tmp_path: Path, pg_url: str) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    base = make_url(pg_url)
-    name = f"sql_{new_id('t').lower()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    url = base.set(database=name).render_as_string(hide_password=False)
+    url = empty_database(pg_url, "sql")
     with moto_s3() as s3, TestClient(
             create_app(make_settings(tmp_path, database_url=url, blob_url=s3.url)),
             headers={"Authorization": f"Bearer {KEY}"}) as c:

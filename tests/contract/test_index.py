@@ -46,6 +46,7 @@ from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
 from dataloft.storage.index.base import Index
 from dataloft.storage.index.sqlite import SqliteIndex
+from tests.support.pg import empty_database
 
 DIM = 8
 
@@ -80,13 +81,7 @@ def _postgres(request: pytest.FixtureRequest,
     from dataloft.storage.index.postgres import PostgresIndex
 
     # A fresh database in the session's server, so the module starts from an empty index.
-    base = make_url(request.getfixturevalue("pg_url"))
-    name = f"index_{new_id('t').lower()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    url = base.set(database=name).render_as_string(hide_password=False)
+    url = empty_database(request.getfixturevalue("pg_url"), "index")
     migrate.upgrade(url)  # creates the vector extension too
     return Database(url), PostgresIndex
 

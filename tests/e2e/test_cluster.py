@@ -22,17 +22,17 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from dataloft.app import create_app
 from dataloft.ingest.sync import SyncHandler
 from dataloft.jobs import queue
-from dataloft.kit.ids import new_id
 from tests.conftest import KEY, make_settings
 from tests.support.api import create_dataset, create_file
 from tests.support.live import LiveServer
+from tests.support.pg import empty_database
 from tests.support.s3 import MotoS3, moto_s3
 
 pytestmark = pytest.mark.slow
@@ -54,13 +54,7 @@ def text_of(n: int, version: int = 1) -> bytes:
 
 
 def fresh_database(pg_url: str) -> str:
-    base = make_url(pg_url)
-    name = f"cluster_{new_id('t').lower()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
+    return empty_database(pg_url, "cluster")
 
 
 @pytest.fixture

@@ -137,3 +137,22 @@ class Databases:
         finally:
             engine.dispose()
         self._free.append(url)
+
+
+def empty_database(server_url: str, prefix: str = "t") -> str:
+    """The URL of a new, empty database (no schema) on the server of `server_url`: for tests
+    that migrate it themselves, or start processes that race to."""
+    from sqlalchemy import create_engine, make_url
+    from sqlalchemy.pool import NullPool
+
+    from dataloft.kit.ids import new_id
+
+    base = make_url(server_url)
+    name = f"{prefix}_{new_id('t').lower()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)

@@ -18,30 +18,24 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import create_engine, delete, make_url, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease, LeaseLost
 from dataloft.jobs.worker import JobFailed, WorkerConfig, WorkerPool
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
-from dataloft.kit.ids import new_id, now_ms
+from dataloft.kit.ids import now_ms
 from dataloft.models import Job
+from tests.support.pg import empty_database
 
 LONG = 60_000  # a lease that never runs out on its own during a test
 
 
 def _postgres_url(request: pytest.FixtureRequest) -> str:
     """A fresh database in the session's PostgreSQL server."""
-    base = make_url(request.getfixturevalue("pg_url"))
-    name = f"jobs_{new_id('t').lower()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
+    return empty_database(request.getfixturevalue("pg_url"), "jobs")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
