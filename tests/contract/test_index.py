@@ -470,7 +470,7 @@ def test_rollback_leaves_the_index_unchanged(backend: Backend, index: Index) -> 
 
 def test_rollback_then_commit_never_serves_rolled_back_vectors(backend: Backend,
                                                                index: Index) -> None:
-    """The vector cache must not outlive a rolled-back transaction: a later commit that
+    """The caches (vectors, terms) must not outlive a rolled-back transaction: a later commit that
     happens to reach the same dataset state counter must not revive what was undone."""
     ds = backend.new_dataset()
     rng = np.random.default_rng(8)
@@ -480,12 +480,16 @@ def test_rollback_then_commit_never_serves_rolled_back_vectors(backend: Backend,
     doomed_rows = [Row(ds, f"doomed row {i}", v) for i, v in enumerate(unit(rng, 6))]
     with pytest.raises(Rollback), backend.db.write() as s:
         add(s, index, backend, ds, doomed_rows)
-        index.semantic(s, [ds], doomed_rows[0].vector, 10)  # search inside: may fill a cache
+        # Searches inside the transaction: they may fill the caches.
+        index.semantic(s, [ds], doomed_rows[0].vector, 10)
+        index.lexical(s, [ds], "doomed", 10)
         raise Rollback
     # No search in between: the next transaction writes something else and commits.
     with backend.db.write() as s:
         model |= add(s, index, backend, ds, [Row(ds, "later row", unit(rng, 1)[0])])
     with backend.db.read() as s:
+        assert index.lexical(s, [ds], "doomed", 100) == []
+        assert {pk for pk, _ in index.lexical(s, [ds], "row", 100)} == set(model)
         for q in [r.vector for r in doomed_rows] + list(unit(rng, 3)):
             assert_same_topk(index.semantic(s, [ds], q, 100), brute_force(model, [ds], q, 100),
                              model, q)
