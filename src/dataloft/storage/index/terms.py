@@ -62,9 +62,8 @@ def _fold(text: str) -> str:
 
 
 def stems(text: str) -> Iterator[str]:
-    """The stem of every word of `text`, in order; '' for stop words. (map and filter keep
-    the per-word loop in C: this runs over every word of every record when an index is built
-    and over every returned record for highlights.)"""
+    """The stem of every word of `text`, in order; '' for stop words. (map keeps the per-word
+    loop in C: highlights run this over every returned record.)"""
     return map(_stems.__getitem__, _WORD.findall(_fold(text)))
 
 
@@ -138,10 +137,6 @@ class TermIndex:
             lo, hi = self.starts[t], self.starts[t + 1]
             out[self.docs[lo:hi]] += self.weights[lo:hi]  # a term lists each doc once
         return out
-
-    @property
-    def nbytes(self) -> int:
-        return self.pks.nbytes + self.starts.nbytes + self.docs.nbytes + self.weights.nbytes
 
 
 def top(scores: np.ndarray, pks: np.ndarray, k: int,
