@@ -169,6 +169,9 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
         session.add(link)
         session.flush()
     else:
+        # The file's row lock first, as a sync's commit and a deletion take it: a replace
+        # that locked the attachment before the file could deadlock with them on PostgreSQL.
+        session.refresh(file, with_for_update=True)
         link = datasets.attachment(session, dataset.id, file.id)
         assert link is not None
         if notes is not None:
