@@ -49,6 +49,7 @@ from sqlalchemy import text  # noqa: E402
 from dataloft.kit import migrate  # noqa: E402
 from dataloft.kit.db import Database  # noqa: E402
 from dataloft.storage.index import postgres as pg_index  # noqa: E402
+from dataloft.storage.index import postgres_vectors as pg_vectors  # noqa: E402
 
 ORG = "org_bench"
 DIM = 256
@@ -173,7 +174,7 @@ def load(url: str, corp: Corpus, maintenance_mem: str, workers: int) -> dict[str
     migrate.upgrade(url)
     db = Database(url)
     timings: dict[str, float] = {}
-    name = pg_index.hnsw_index_name(DIM)
+    name = pg_vectors.hnsw_index_name(DIM)
     with db.write() as s:
         s.execute(text("INSERT INTO orgs (id, name, created_at, updated_at) "
                        "VALUES (:o, 'bench', 0, 0)"), {"o": ORG})
@@ -218,7 +219,7 @@ def load(url: str, corp: Corpus, maintenance_mem: str, workers: int) -> dict[str
         t2 = time.perf_counter()
         cur.execute(f"SET maintenance_work_mem = '{maintenance_mem}'")
         cur.execute(f"SET max_parallel_maintenance_workers = {workers}")
-        cur.execute(pg_index.hnsw_index_ddl(DIM, concurrently=False))
+        cur.execute(pg_vectors.hnsw_index_ddl(DIM, concurrently=False))
         timings["hnsw_build_s"] = time.perf_counter() - t2
         cur.execute("SELECT pg_relation_size(:n::regclass)".replace(":n", f"'{name}'"))
         timings["hnsw_mib"] = cur.fetchone()[0] / 2**20  # type: ignore[index]
@@ -267,7 +268,7 @@ def strategies(index: pg_index.PostgresIndex, corp: Corpus) -> dict[str, Search]
     def hnsw(s: Any, ds: str, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         pg_index._register(s)  # noqa: SLF001
         graph = index._graph_size(s, DIM)  # noqa: SLF001
-        ef = pg_index._ef_search(k, sizes[ds], graph)  # noqa: SLF001
+        ef = pg_vectors.ef_search(k, sizes[ds], graph)
         return index._approximate(s, [ds], q, k, None, ef)  # noqa: SLF001
 
     return {"adapter": lambda s, ds, q, k: index.semantic(s, [ds], q, k),

@@ -23,7 +23,6 @@ from dataloft.api import (
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
 from dataloft.context import Context, build
-from dataloft.sql import engine as sql_engine
 
 
 def create_app(settings: Settings | None = None, *, on_ready: object = None) -> FastAPI:
@@ -34,7 +33,7 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
         ctx: Context = await run_in_threadpool(build, settings)
         app.state.ctx = ctx
         # Idle query workers import DuckDB now, so the first query does not wait for it.
-        await run_in_threadpool(sql_engine.warm)
+        await run_in_threadpool(ctx.query.engine.warm)
         if callable(on_ready):
             on_ready(ctx)
         try:

@@ -41,9 +41,16 @@ class Settings(BaseSettings):
     # given back so another worker takes them over at once instead of after the lease.
     job_shutdown_seconds: float = Field(default=10.0, ge=0)
     sync_cooldown_seconds: float = 120.0
-    # Each extraction runs in a child process under these limits (ingest/sandbox.py).
+    # Each extraction runs in a child process under these limits (ingest/confined.py).
     extract_memory_mb: int = Field(default=1024, ge=64)
     extract_timeout_seconds: float = Field(default=120.0, gt=0)
+
+    # Governed SQL: each query runs in a locked-down DuckDB child under these limits
+    # (query/engine.py); at most `query_concurrency` run at once.
+    query_memory_mb: int = Field(default=512, ge=16)
+    query_threads: int = Field(default=2, ge=1)
+    query_timeout_seconds: float = Field(default=10.0, gt=0)
+    query_concurrency: int = Field(default=4, ge=1)
 
     # Embeddings: the offline default, or any OpenAI-compatible /embeddings endpoint.
     embedder: Literal["wordllama", "openai"] = "wordllama"

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dataloft.assistants import service as assistants
 from dataloft.config import Settings
-from dataloft.datasets.service import SYNC_JOB
-from dataloft.ingest import sandbox
+from dataloft.files.tasks import BlobDeleteHandler
+from dataloft.ingest import confined
 from dataloft.ingest.embed.base import Embedder
-from dataloft.ingest.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
-from dataloft.ingest.sync import BlobDeleteHandler, SyncHandler
 from dataloft.jobs import locks, queue
 from dataloft.jobs.worker import WorkerConfig, WorkerPool
 from dataloft.keys import service as keys
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
 from dataloft.models import InstanceSecret
+from dataloft.query.engine import QueryEngine, QueryLimits
+from dataloft.query.service import QueryService
 from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.blobs.factory import build_blob_store
 from dataloft.storage.index.base import Index
 from dataloft.storage.index.postgres import PostgresIndex
 from dataloft.storage.index.sqlite import SqliteIndex
+from dataloft.sync.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
+from dataloft.sync.service import SYNC_JOB
+from dataloft.sync.tasks import ExtractLimits, SyncHandler
 
 log = logging.getLogger("dataloft")
 
@@ -35,10 +38,10 @@ class Context:
     blobs: BlobStore
     index: Index
     embedder: Embedder
+    query: QueryService
     signing_key: bytes
     workers: WorkerPool | None = None
     bootstrap_key: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def dialect(self) -> str:
@@ -51,6 +54,7 @@ class Context:
     def close(self) -> None:
         if self.workers is not None:
             self.workers.stop(self.settings.job_shutdown_seconds)
+        self.query.engine.close()
         self.db.dispose()
 
 
@@ -76,12 +80,23 @@ def build_embedder(settings: Settings) -> Embedder:
     return WordLlamaEmbedder()
 
 
+def build_query(settings: Settings, db: Database, blobs: BlobStore) -> QueryService:
+    """Governed SQL; its pool of query children starts only when the API warms it."""
+    limits = QueryLimits(memory_bytes=settings.query_memory_mb << 20,
+                         threads=settings.query_threads,
+                         timeout_s=settings.query_timeout_seconds,
+                         concurrency=settings.query_concurrency)
+    return QueryService(db, blobs, QueryEngine(limits),
+                        cache_dir=settings.data_dir.resolve() / "sql-cache")
+
+
 def build(settings: Settings, *, start_workers: bool = True) -> Context:
     """The API process (`dataloft serve`): embedded, it also runs the workers; in cluster
     mode with DATALOFT_WORKERS=0 it is a stateless replica."""
     db, blobs, index, embedder, raw_key = _open(settings, api=True)
     ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
-                  signing_key=_signing_key(db), bootstrap_key=raw_key)
+                  query=build_query(settings, db, blobs), signing_key=_signing_key(db),
+                  bootstrap_key=raw_key)
     if start_workers and settings.workers > 0:
         ctx.workers = _start_workers(settings, db, blobs, index, embedder)
     return ctx
@@ -92,7 +107,7 @@ def build_worker(settings: Settings) -> Context:
     made here could never be shown to anyone)."""
     db, blobs, index, embedder, _ = _open(settings, api=False)
     ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
-                  signing_key=b"")
+                  query=build_query(settings, db, blobs), signing_key=b"")
     ctx.workers = _start_workers(settings, db, blobs, index, embedder)
     return ctx
 
@@ -113,8 +128,8 @@ def _open(settings: Settings, *, api: bool
         if api:
             raw_key = _first_start(settings, db, embedder)
             _signing_key(db)
-    if settings.backend == "sqlite" and hasattr(blobs, "purge_partials"):
-        blobs.purge_partials()  # local directory only; on S3 a lifecycle rule does this
+    if settings.backend == "sqlite":
+        blobs.purge_partials()
     return db, blobs, index, embedder, raw_key
 
 
@@ -134,13 +149,13 @@ def _first_start(settings: Settings, db: Database, embedder: Embedder) -> str | 
 def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: Index,
                    embedder: Embedder) -> WorkerPool:
     handlers = {
-        SYNC_JOB: SyncHandler(db, blobs, index, embedder,
-                              extract_memory_bytes=settings.extract_memory_mb << 20,
-                              extract_timeout_s=settings.extract_timeout_seconds),
+        SYNC_JOB: SyncHandler(db, blobs, index, embedder, ExtractLimits(
+            memory_bytes=settings.extract_memory_mb << 20,
+            timeout_s=settings.extract_timeout_seconds)),
         REINDEX_JOB: ReindexHandler(db, index, embedder),
-        "blob.delete": BlobDeleteHandler(db, blobs),
+        queue.BLOB_DELETE: BlobDeleteHandler(db, blobs),
     }
-    sandbox.start()  # the extraction forkserver, up before the first sync needs it
+    confined.start()  # the extraction forkserver, up before the first sync needs it
     pool = WorkerPool(db, handlers, WorkerConfig(
         threads=settings.workers, lease_seconds=settings.job_lease_seconds,
         poll_seconds=settings.job_poll_seconds,

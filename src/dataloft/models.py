@@ -5,6 +5,7 @@ Timestamps are epoch milliseconds (BigInteger), the unit the wire format uses.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -21,11 +22,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from dataloft.kit.ids import now_ms
-
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only autoincrements an INTEGER PRIMARY KEY, PostgreSQL wants BIGINT identity.
 IntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def now_ms() -> int:
+    # Restated from kit.ids: the tables are the bottom layer and import nothing of ours.
+    return time.time_ns() // 1_000_000
 
 
 class Base(DeclarativeBase):

@@ -22,7 +22,6 @@ from dataloft.app import create_app
 from dataloft.kit.filters import matches, parse_filter
 from dataloft.kit.ids import new_id
 from dataloft.models import Assistant, AssistantDataset, Record, SqlTable
-from dataloft.sql.engine import Limits
 from tests.conftest import KEY, make_settings
 from tests.support.api import assert_envelope, create_dataset, create_file, sync
 from tests.support.pg import empty_database
@@ -39,10 +38,9 @@ SALES = (b"order_id,region,amount,order_date,paid\n"
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """One app for the module (syncs are slow on a shared machine), with tight SQL limits
     so the sandbox tests end quickly."""
-    settings_ = make_settings(tmp_path_factory.mktemp("sql"))
+    settings_ = make_settings(tmp_path_factory.mktemp("sql"), query_memory_mb=256,
+                              query_threads=1, query_timeout_seconds=4.0)
     with TestClient(create_app(settings_), headers={"Authorization": f"Bearer {KEY}"}) as c:
-        c.app.state.ctx.extra["sql_limits"] = Limits(  # type: ignore[attr-defined]
-            memory_bytes=256 << 20, threads=1, timeout_s=4.0)
         yield c
 
 
@@ -210,7 +208,7 @@ def test_structured_query(client: TestClient, sales: str) -> None:
 # --- fields -----------------------------------------------------------------------------------
 
 def test_fields_are_inferred_and_editable(client: TestClient, sales: str) -> None:
-    from dataloft.sql import catalog
+    from dataloft.tables import catalog
 
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
 

@@ -299,11 +299,12 @@ def test_stat_and_describe_confirm_what_was_stored(store: BlobStore) -> None:
 
 def test_only_a_store_clients_can_upload_to_offers_presigned_puts(
         store: BlobStore, backend: Backend) -> None:
-    from dataloft.storage.blobs.base import DirectUploads
-
-    # files/direct.py takes the bucket flow exactly when the store is a DirectUploads; the
-    # local directory's direct uploads go through a signed URL on our own server instead.
-    assert isinstance(store, DirectUploads) == (backend.name == "s3")
+    # files/direct.py takes the bucket flow exactly when the store has a direct-upload side;
+    # the local directory's direct uploads go through a signed URL on our own server instead.
+    assert (store.direct_uploads() is not None) == (backend.name == "s3")
+    # Extraction and SQL read a local blob in place, and copy a remote one.
+    key = store.new_key()
+    assert (store.local_path(key) is None) == (backend.name == "s3")
 
 
 # --- state machine -------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from dataloft.app import create_app
-from dataloft.ingest.sync import SyncHandler
 from dataloft.jobs import queue
+from dataloft.sync.tasks import SyncHandler
 from tests.conftest import KEY, make_settings
 from tests.support.api import create_dataset, create_file
 from tests.support.live import LiveServer

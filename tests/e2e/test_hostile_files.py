@@ -33,16 +33,17 @@ from tests.support.live import LiveServer
 
 
 def _sync_uses_the_sandbox() -> bool:
-    from dataloft.ingest import sandbox, sync
+    from dataloft.ingest import confined
+    from dataloft.sync import tasks
 
-    return getattr(sync, "sandbox", None) is sandbox
+    return getattr(tasks, "confined", None) is confined
 
 
 pytestmark = [
     pytest.mark.slow,
     # In-process extraction fails this by design (a 2 GiB PDF stream stalls the queue).
     pytest.mark.skipif(not _sync_uses_the_sandbox(),
-                       reason="ingest/sync.py does not extract through ingest/sandbox.py yet"),
+                       reason="sync/tasks.py does not extract through ingest/confined.py yet"),
 ]
 
 BOMB_BYTES = 2 << 30  # inflated size of every bomb: twice the default memory limit

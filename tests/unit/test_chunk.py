@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataloft.ingest.build import build_records, render_row
 from dataloft.ingest.chunk import CHARS_PER_TOKEN, Chunk, chunk, estimate_tokens
 from dataloft.ingest.extract import Row, Section
+from dataloft.sync.build import build_records, render_row
 
 _WS = re.compile(r"\s+")
 _HEADING_LINE = re.compile(r"[ \t]{0,3}(#{1,6})[ \t]+(.*\S)")

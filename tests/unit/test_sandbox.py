@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from dataloft.ingest import sandbox
+from dataloft.ingest import confined as sandbox
 from dataloft.ingest.extract import ExtractionError, Section, extract
+from dataloft.kit import confine
 
 MB = 1 << 20
 
@@ -159,8 +160,8 @@ def test_the_child_runs_confined() -> None:
     seen = confined(limits_seen, memory_mb=300, timeout_s=7)
     assert seen["data"] == (450 * MB, 450 * MB)  # DATA_FACTOR x the limit
     assert seen["cpu"][0] >= 7 and seen["core"] == (0, 0)
-    assert seen["recursion"] == sandbox.RECURSION_LIMIT
-    assert seen["nice"] >= sandbox.NICENESS and seen["oom"] == 1000
+    assert seen["recursion"] == confine.RECURSION_LIMIT
+    assert seen["nice"] >= confine.NICENESS and seen["oom"] == 1000
     assert seen["main"] is None  # the parent's __main__ (here pytest's) is not re-run
 
 
@@ -175,17 +176,15 @@ def test_the_child_reads_the_descriptor_not_the_path(tmp_path: Path) -> None:
     path.write_bytes(b"still readable")
     with open(path, "rb") as fh:
         path.unlink()  # as when a newer upload deletes the blob mid-sync
-        got = confined(sandbox._extract_fd, "doomed.txt", None, sandbox._Inherited(fh.fileno()))
+        got = confined(sandbox.extract_fd, "doomed.txt", None, confine.Inherited(fh.fileno()))
     assert got == extract("doomed.txt", None, b"still readable")
 
 
 def test_a_dead_forkserver_is_replaced(tmp_path: Path) -> None:
-    from multiprocessing import forkserver
-
     path = file(tmp_path, "a.txt", b"before and after")
     expected = extract("a.txt", None, b"before and after")
     assert sandbox.run_extract("a.txt", None, path) == expected
-    pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    pid = confine._server(sandbox.PRELOAD)._forkserver_pid  # type: ignore[attr-defined]
     os.kill(pid, signal.SIGKILL)  # as the OOM killer might
     time.sleep(0.2)
     assert sandbox.run_extract("a.txt", None, path) == expected

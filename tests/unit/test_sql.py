@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dataloft.errors import BadRequest
-from dataloft.sql import catalog, engine, present, snapshot
-from dataloft.sql.engine import LoadTable, Result
+from dataloft.query import engine, present
+from dataloft.query.engine import LoadTable, Result
+from dataloft.tables import catalog, snapshot
 
 
 @pytest.mark.parametrize(("file_name", "meta", "expected"), [
@@ -83,41 +85,53 @@ def parquet(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path
 
 
-LIMITS = engine.Limits(memory_bytes=128 << 20, threads=1, timeout_s=20)
+LIMITS = engine.QueryLimits(memory_bytes=128 << 20, threads=1, timeout_s=20)
 
 
-def test_a_restricted_snapshot_is_not_readable_by_the_query(parquet: str) -> None:
+@pytest.fixture(scope="module")
+def sql() -> Iterator[engine.QueryEngine]:
+    query_engine = engine.QueryEngine(LIMITS)
+    yield query_engine
+    query_engine.close()
+
+
+def test_a_restricted_snapshot_is_not_readable_by_the_query(parquet: str,
+                                                            sql: engine.QueryEngine) -> None:
     restricted = LoadTable('"t"', parquet, '"n"', '"even"')
-    assert engine.run([restricted], "SELECT count(*) FROM t", 10, LIMITS).rows == [[5]]
-    for sql in (f"SELECT * FROM '{parquet}'", f"SELECT * FROM read_parquet('{parquet}')",
-                f"SELECT * FROM parquet_scan('{parquet}')"):
+    assert sql.run([restricted], "SELECT count(*) FROM t", 10).rows == [[5]]
+    for text in (f"SELECT * FROM '{parquet}'", f"SELECT * FROM read_parquet('{parquet}')",
+                 f"SELECT * FROM parquet_scan('{parquet}')"):
         with pytest.raises(engine.SqlNotAllowed):
-            engine.run([restricted], sql, 10, LIMITS)
+            sql.run([restricted], text, 10)
 
 
-def test_an_unrestricted_table_is_a_view_of_its_snapshot_only(parquet: str,
-                                                              tmp_path: Path) -> None:
+def test_an_unrestricted_table_is_a_view_of_its_snapshot_only(
+        parquet: str, tmp_path: Path, sql: engine.QueryEngine) -> None:
     whole = LoadTable('"t"', parquet, '"n"', "TRUE")
-    assert engine.run([whole], "SELECT sum(n) FROM t", 10, LIMITS).rows == [[45]]
+    assert sql.run([whole], "SELECT sum(n) FROM t", 10).rows == [[45]]
     other = tmp_path / "other.csv"
     other.write_text("secret\n1\n")
     with pytest.raises(engine.SqlNotAllowed):
-        engine.run([whole], f"SELECT * FROM '{other}'", 10, LIMITS)
+        sql.run([whole], f"SELECT * FROM '{other}'", 10)
 
 
-def test_wall_clock_kill_is_a_typed_limit(parquet: str) -> None:
-    quick = engine.Limits(memory_bytes=128 << 20, threads=1, timeout_s=1.5)
-    with pytest.raises(engine.QueryTimeLimit):
-        engine.run([], "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
-                   "SELECT count(*) FROM r", 10, quick)
-    assert engine.run([], "SELECT 42", 10, LIMITS).rows == [[42]]
+def test_wall_clock_kill_is_a_typed_limit(parquet: str, sql: engine.QueryEngine) -> None:
+    quick = engine.QueryEngine(engine.QueryLimits(memory_bytes=128 << 20, threads=1,
+                                                  timeout_s=1.5))
+    try:
+        with pytest.raises(engine.QueryTimeLimit):
+            quick.run([], "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+                      "SELECT count(*) FROM r", 10)
+    finally:
+        quick.close()
+    assert sql.run([], "SELECT 42", 10).rows == [[42]]
 
 
 def test_the_snapshot_cache_drops_the_least_recently_used(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from dataloft.sql import service
+    from dataloft.query import service
 
     monkeypatch.setattr(service, "CACHE_MAX_BYTES", 250)
     files = []

@@ -17,6 +17,7 @@ from dataloft.files import service as files
 from dataloft.models import Dataset, Event, File
 from dataloft.search import service as search
 from dataloft.search.service import SearchBody
+from dataloft.sync import service as sync
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 
@@ -80,7 +81,7 @@ def detach_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
 @router.post("/dataset/{dataset_id}/file/{file_id}/sync", dependencies=Confirmed)
 def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
-    service.request_sync(session, principal, dataset_id, file_id,
+    sync.request_sync(session, principal, dataset_id, file_id,
                          ctx.settings.sync_cooldown_seconds, ctx.settings.job_max_attempts)
     return {"id": file_id}
 

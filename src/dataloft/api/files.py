@@ -11,12 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, get_principal
 from dataloft.api.listing import respond, with_meta_filter
-from dataloft.datasets import service as datasets
 from dataloft.errors import Conflict, DataloftError
 from dataloft.files import direct, service
 from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.files.upload import Uploads
 from dataloft.models import File
+from dataloft.sync import service as sync
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 
@@ -74,7 +74,7 @@ def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
 @router.post("/file/{file_id}/sync", dependencies=Confirmed)
 def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
-    datasets.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
+    sync.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
                                ctx.settings.job_max_attempts)
     return {"id": file_id}
 

@@ -12,10 +12,10 @@ from fastapi.responses import StreamingResponse
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
 from dataloft.api.listing import respond, with_meta_filter
+from dataloft.datasets import records as service
+from dataloft.datasets.records import RecordCreate, RecordUpdate
 from dataloft.kit.pagination import PageParams, stream
 from dataloft.models import Record
-from dataloft.records import service
-from dataloft.records.service import RecordCreate, RecordUpdate
 from dataloft.search.service import record_columns
 
 router = APIRouter(prefix="/api/v1/dataset/{dataset_id}/record", tags=["records"])

@@ -10,24 +10,23 @@ from typing import Any
 from fastapi import APIRouter
 
 from dataloft.api.deps import CtxDep, PrincipalDep
-from dataloft.sql import service
-from dataloft.sql.service import QueryBody
+from dataloft.query.service import QueryBody
 
 router = APIRouter(prefix="/api/v1", tags=["sql"])
 
 
 @router.get("/dataset/{dataset_id}/schema")
 def dataset_schema(dataset_id: str, ctx: CtxDep, principal: PrincipalDep) -> dict[str, Any]:
-    return service.schema(ctx, principal, dataset_id)
+    return ctx.query.schema(principal, dataset_id)
 
 
 @router.post("/dataset/{dataset_id}/query")
 def query_dataset(dataset_id: str, body: QueryBody, ctx: CtxDep,
                   principal: PrincipalDep) -> dict[str, Any]:
-    return service.query_dataset(ctx, principal, dataset_id, body)
+    return ctx.query.query_dataset(principal, dataset_id, body)
 
 
 @router.post("/assistant/{assistant_id}/query")
 def query_assistant(assistant_id: str, body: QueryBody, ctx: CtxDep,
                     principal: PrincipalDep) -> dict[str, Any]:
-    return service.query_assistant(ctx, principal, assistant_id, body)
+    return ctx.query.query_assistant(principal, assistant_id, body)

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from dataloft.datasets.schemas import SETTING_NAMES, AttachBody, DatasetCreate, DetachBody
-from dataloft.errors import Conflict, NotAuthorized, NotFound, TooManyRequests, not_found
+from dataloft.errors import Conflict, NotAuthorized, NotFound, not_found
 from dataloft.events import service as events
 from dataloft.files import service as files
-from dataloft.jobs import queue
 from dataloft.kit import policy
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import Attachment, Dataset, File
 from dataloft.records import repository as records
-from dataloft.sql import catalog
 from dataloft.storage.index.base import Index
-
-SYNC_JOB = "dataset.sync"
+from dataloft.tables import catalog
 
 
 def _check_alias(session: Session, org_id: str, alias: str | None, dataset_id: str | None) -> None:
@@ -176,45 +172,7 @@ def detach(session: Session, index: Index, principal: Principal, dataset_id: str
                 file_id=file_id, deletedRecords=deleted)
 
 
-def request_sync(session: Session, principal: Principal, dataset_id: str, file_id: str,
-                 cooldown_s: float, max_attempts: int = 3) -> Attachment:
-    """Queue a sync of one attachment; refused while the last request is under cooldown."""
-    principal.require("datasets:write")
-    dataset = get_owned(session, principal, dataset_id)
-    files.get(session, principal, file_id)  # an invisible file answers like a missing one
-    link = attachment(session, dataset.id, file_id)
-    if link is None:
-        raise NotFound(f"file {file_id!r} is not attached to dataset {dataset_id!r}")
-    now = now_ms()
-    if link.sync_requested_at is not None:
-        wait_ms = link.sync_requested_at + cooldown_s * 1000 - now
-        if wait_ms > 0:
-            retry = str(math.ceil(wait_ms / 1000))
-            raise TooManyRequests(
-                f"this attachment was synced recently; retry in {retry} s",
-                headers={"Retry-After": retry},
-            )
-    queue_sync(session, dataset, link, max_attempts)
-    return link
-
-
-def queue_sync(session: Session, dataset: Dataset, link: Attachment, max_attempts: int = 3
-               ) -> None:
-    """Enqueue the sync job and its event, in the caller's transaction."""
-    link.sync_requested_at = now_ms()
-    job = queue.enqueue(session, SYNC_JOB, {"datasetId": dataset.id, "fileId": link.file_id},
-                        org_id=dataset.org_id, serial_key=f"dataset:{dataset.id}",
-                        max_attempts=max_attempts)
-    events.emit(session, dataset.org_id, "sync.queued", dataset_id=dataset.id,
-                file_id=link.file_id, jobId=job.id)
-
-
-def request_file_sync(session: Session, principal: Principal, file_id: str,
-                      cooldown_s: float, max_attempts: int = 3) -> list[str]:
-    """Sync a file to every dataset it is attached to as a source."""
-    file = files.get(session, principal, file_id)
-    links = session.scalars(select(Attachment).where(Attachment.file_id == file.id,
-                                                     Attachment.type == "source")).all()
-    for link in links:
-        request_sync(session, principal, link.dataset_id, file.id, cooldown_s, max_attempts)
-    return [link.dataset_id for link in links]
+def source_links(session: Session, file_id: str) -> list[Attachment]:
+    """The attachments that make `file_id` a source of a dataset."""
+    return list(session.scalars(select(Attachment).where(Attachment.file_id == file_id,
+                                                         Attachment.type == "source")))

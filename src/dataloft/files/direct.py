@@ -33,13 +33,12 @@ from dataloft.storage.blobs.base import BlobInfo, DirectUploads
 
 
 def enabled(ctx: Any) -> bool:
-    return isinstance(ctx.blobs, DirectUploads)
+    return ctx.blobs.direct_uploads() is not None
 
 
-def issue(ctx: Any, principal: Principal, file_id: str, spec: DirectUpload,
-          content_disposition: str | None) -> dict[str, Any]:
+def issue(ctx: Any, blobs: DirectUploads, principal: Principal, file_id: str,
+          spec: DirectUpload, content_disposition: str | None) -> dict[str, Any]:
     """A ticket and the presigned PUT a client sends the bytes with."""
-    blobs: DirectUploads = ctx.blobs
     ttl = int(ctx.settings.direct_upload_ttl)
     now = now_ms()
     ticket = UploadTicket(id=new_id("upl"), file_id=file_id, size=spec.size,
@@ -65,7 +64,7 @@ def sweep(session: Session, now: int, grace_ms: int) -> None:
                    UploadTicket.expires_at < now - grace_ms))).all()
     for ticket_id, key, org_id in stale:
         if _consume(session, ticket_id) and key:
-            queue.enqueue(session, "blob.delete", {"key": key}, org_id=org_id)
+            queue.delete_blob_later(session, key, org_id)
 
 
 def confirm(ctx: Any, principal: Principal | None, file_id: str) -> int:
@@ -108,7 +107,7 @@ def _confirm_one(ctx: Any, ticket: UploadTicket) -> bool:
         if blob is None or blob.size != ticket.size:
             # Not what the ticket signed (S3 itself refuses such a PUT; an endpoint that
             # does not check signatures may not): the upload does not count.
-            queue.enqueue(session, "blob.delete", {"key": key}, org_id=file.org_id)
+            queue.delete_blob_later(session, key, file.org_id)
             return False
         service.set_content(session, file, blob, ticket.content_type, ticket.name)
     return True

@@ -16,9 +16,9 @@ from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
 from dataloft.models import File, UploadTicket
 from dataloft.records import repository as records
-from dataloft.sql import catalog
 from dataloft.storage.blobs.base import BlobInfo
 from dataloft.storage.index.base import Index
+from dataloft.tables import catalog
 
 
 def _check_alias(session: Session, org_id: str, alias: str | None, file_id: str | None) -> None:
@@ -90,7 +90,7 @@ def set_content(session: Session, file: File, blob: BlobInfo, content_type: str 
                 name: str | None) -> None:
     """Point the file at new bytes; the old blob is removed by a job once this commits."""
     if file.blob_key:
-        queue.enqueue(session, "blob.delete", {"key": file.blob_key}, org_id=file.org_id)
+        queue.delete_blob_later(session, file.blob_key, file.org_id)
     file.blob_key = blob.key
     file.size = blob.size
     file.sha256 = blob.sha256
@@ -124,7 +124,7 @@ def delete_unchecked(session: Session, index: Index, file: File) -> None:
         UploadTicket.file_id == file.id, UploadTicket.blob_key.is_not(None))).all()
     for key in [file.blob_key, *pending]:
         if key:
-            queue.enqueue(session, "blob.delete", {"key": key}, org_id=file.org_id)
+            queue.delete_blob_later(session, key, file.org_id)
     session.delete(file)
     session.flush()
 

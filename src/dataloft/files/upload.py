@@ -244,9 +244,10 @@ class Uploads:
             raise ContentTooLarge(f"file size {spec.size} exceeds the limit of "
                                   f"{self.max_bytes} bytes")
         disposition = _attachment_header(spec.name) if spec.name else None
-        if direct.enabled(self.ctx):
-            return {"id": file_id,
-                    "uploadRequest": direct.issue(self.ctx, principal, file_id, spec, disposition)}
+        bucket = self.ctx.blobs.direct_uploads()
+        if bucket is not None:
+            return {"id": file_id, "uploadRequest": direct.issue(
+                self.ctx, bucket, principal, file_id, spec, disposition)}
         now = now_ms()
         ttl_ms = int(self.ctx.settings.direct_upload_ttl * 1000)
         expires = now + ttl_ms

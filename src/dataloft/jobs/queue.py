@@ -22,6 +22,14 @@ from dataloft.jobs import locks
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.models import Job
 
+BLOB_DELETE = "blob.delete"
+
+
+def delete_blob_later(session: Session, key: str, org_id: str | None) -> Job:
+    """Queue the deletion of a blob, to run once the caller's transaction commits (so a
+    rollback keeps the blob its rows still name)."""
+    return enqueue(session, BLOB_DELETE, {"key": key}, org_id=org_id)
+
 
 def enqueue(session: Session, kind: str, payload: dict[str, Any], *, org_id: str | None = None,
             serial_key: str | None = None, max_attempts: int = 3, delay_ms: int = 0) -> Job:

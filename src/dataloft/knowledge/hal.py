@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from sqlalchemy.orm import Session
 
 from dataloft.models import AssistantDataset, Dataset
-from dataloft.sql import catalog
+from dataloft.tables import catalog
 
 REL = "inf:dataset-knowledge"
 SEARCH_MODES = ("hybrid", "lexical", "semantic")

@@ -28,6 +28,7 @@ from dataloft.kit.ids import new_id
 from dataloft.kit.principal import CONTEXT_KEY, CONTEXT_PART, Principal, check_user_identifier
 from dataloft.models import Assistant, Attachment, Dataset, File
 from dataloft.storage.blobs.base import BlobInfo
+from dataloft.sync import service as sync
 
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -177,7 +178,7 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
         if notes is not None:
             file.description = notes
     files.set_content(session, file, blob, content_type, filename)
-    datasets.queue_sync(session, dataset, link, max_attempts)
+    sync.queue_sync(session, dataset, link, max_attempts)
     return {"file": {"name": filename, "path": path_of(agent_, scope, filename),
                      "size": blob.size}}
 

@@ -35,13 +35,3 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return vectors / norms
-
-
-def to_blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def from_blobs(blobs: Sequence[bytes], dimension: int) -> np.ndarray:
-    if not blobs:
-        return np.zeros((0, dimension), dtype=np.float32)
-    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dimension)

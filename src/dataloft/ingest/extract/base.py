@@ -11,20 +11,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dataloft.kit.confine import Confined
+
 ErrorCode = Literal["unsupported_format", "corrupted_file", "empty_content", "encrypted"]
 
 
-class ExtractionError(Exception):
-    """A typed extraction failure; `code` ends up in the sync.failed event."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Crosses a process boundary (the extraction sandbox): rebuild from both fields.
-        return (type(self), (self.code, self.message))
+class ExtractionError(Confined):
+    """A typed extraction failure; `code` ends up in the sync.failed event. A `Confined`
+    error, so it crosses the confinement boundary with its code and message."""
 
 
 @dataclass

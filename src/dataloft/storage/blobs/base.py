@@ -11,11 +11,15 @@ Contract (every adapter passes tests/contract/test_blobs.py):
 - `stat(key)` is the blob's size (and content type where the store keeps one), or None;
   `describe(key)` reads a blob through once for its size and sha256 (FileNotFoundError if
   absent): how the server confirms bytes it did not write itself.
-
-A store that clients can upload to directly (S3) is also a `DirectUploads`: `new_key()`
-names an object to come and `presigned_put()` signs a PUT of exactly `size` bytes to it that
-never replaces an existing object. Nothing else knows the key until the server confirms the
-object with `stat()`/`describe()` (files/direct.py).
+- `local_path(key)` is the blob's file on this host when the store is a local directory
+  (extraction and SQL read it in place), None on a remote store (callers copy it).
+- `purge_partials()` drops what writers of dead processes left half-written, where the
+  store can see that (a local directory; a bucket's lifecycle rule does it on S3).
+- `direct_uploads()` is the store's direct-upload side, or None when clients cannot upload
+  to it directly. A `DirectUploads`: `new_key()` names an object to come and
+  `presigned_put()` signs a PUT of exactly `size` bytes to it that never replaces an
+  existing object. Nothing else knows the key until the server confirms the object with
+  `stat()`/`describe()` (files/direct.py).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Protocol
 
 from dataloft.errors import ContentTooLarge
 
@@ -51,7 +56,15 @@ class BlobWriter(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+class DirectUploads(Protocol):
+    def new_key(self) -> str: ...
+    def presigned_put(self, key: str, content_type: str, size: int, expires_s: int,
+                      content_disposition: str | None = None
+                      ) -> tuple[str, dict[str, str]]: ...
+
+
 class BlobStore(Protocol):
+    def new_key(self) -> str: ...
     def writer(self, max_bytes: int) -> BlobWriter: ...
     def open(self, key: str, chunk_size: int = 1 << 16) -> Iterator[bytes]: ...
     def delete(self, key: str) -> None: ...
@@ -59,14 +72,9 @@ class BlobStore(Protocol):
     def keys(self) -> Iterator[str]: ...
     def stat(self, key: str) -> BlobStat | None: ...
     def describe(self, key: str) -> BlobInfo: ...
-
-
-@runtime_checkable
-class DirectUploads(Protocol):
-    def new_key(self) -> str: ...
-    def presigned_put(self, key: str, content_type: str, size: int, expires_s: int,
-                      content_disposition: str | None = None
-                      ) -> tuple[str, dict[str, str]]: ...
+    def local_path(self, key: str) -> Path | None: ...
+    def purge_partials(self) -> int: ...
+    def direct_uploads(self) -> DirectUploads | None: ...
 
 
 def describe_by_reading(store: BlobStore, key: str) -> BlobInfo:

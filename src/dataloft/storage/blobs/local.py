@@ -80,6 +80,12 @@ class LocalBlobStore:
             raise ValueError(f"not a key of this store: {key!r}")
         return self.root / "objects" / key
 
+    def local_path(self, key: str) -> Path:
+        return self.path(key)
+
+    def direct_uploads(self) -> None:
+        return None
+
     def purge_partials(self) -> int:
         """Embedded start-up: every tmp/*.part belongs to a writer of a process that died."""
         parts = list((self.root / "tmp").glob("*.part"))

@@ -169,6 +169,15 @@ class S3BlobStore:
 
     # --- port ------------------------------------------------------------------------------
 
+    def local_path(self, key: str) -> None:
+        return None
+
+    def direct_uploads(self) -> S3BlobStore:
+        return self
+
+    def purge_partials(self) -> int:
+        return 0  # a bucket lifecycle rule aborts stale multipart uploads
+
     def writer(self, max_bytes: int) -> S3Writer:
         return S3Writer(self, max_bytes)
 

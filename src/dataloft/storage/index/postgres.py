@@ -16,41 +16,7 @@ matched rows: ~0.35-0.5 s for a multi-word query over one 104k-doc dataset (ts_r
 the same), ~30 ms for a 1k-doc tenant of a 207k-row table. Rows stay inline and
 uncompressed (toast_tuple_target): TOASTed tsvectors made ranking ~8x slower.
 
-Semantic. `embedding` has no fixed dimension; dimension d gets a partial expression index
-`record_index_hnsw_{d}` on `(embedding::vector(d))` (halfvec from 2,001 to 4,000 dims;
-above, exact only), built by the migration for 256 and otherwise by a background CREATE
-INDEX CONCURRENTLY once vectors of that size arrive; until it is valid, search is exact.
-
-Filter first, or HNSW with an iterative scan? Both measured on 100 tenants (datasets) x
-1,000 clustered 256-d vectors, tenants independent of clusters, k = 200 (the pool search
-asks for), p50 and recall against exact on 2 busy cores:
-  1 tenant (1 %)                 filter first 1.4 ms, 1.000 (planner shuns HNSW anyway)
-  1 % restrict over all 100k     filter first 61-72 ms, 1.000 | iterative 320-430 ms, 0.73
-  10 % restrict                  filter first 50-55 ms, 1.000 | iterative 120-130 ms, 0.97
-  20 tenants (20k candidates)    exact 11-15 ms, 1.000        | HNSW 37-49 ms, 0.97
-  50 tenants (50k candidates)    exact 57 ms, 1.000           | HNSW 25-43 ms, 0.97
-  25 % restrict (25k)            exact 99-135 ms, 1.000       | iterative 58-99 ms, 0.95
-  unfiltered 100k                exact 67-85 ms, 1.000        | HNSW 10-17 ms, 0.996
-So: count the candidates (datasets x `restrict`) up to EXACT_MAX = 20,000 and, at or
-below it, search exactly after filtering (ORDER BY a distance HNSW cannot serve): exact
-and no slower there, which also gives the contract's brute-force equality on small sets.
-Above it, HNSW with `hnsw.iterative_scan = relaxed_order`, fetching 2k rows and keeping
-the best k by exact distance, and searching exactly if the scan still comes back short.
-Unrestricted candidate counts are cached per dataset and index_version; restricted ones
-are counted in the same statement as the exact search (a one-time filter skips the
-distances when over).
-
-At 1M x 256-d over 100 tenants (bench/vectors.py, docs/benchmarks.md), k = 10: the 1 %
-tenant (10k) exact p50 5 ms, recall 1.0, where HNSW with a 1 % filter is 28 ms and 0.97.
-For the HNSW path two things mattered. `enable_sort = off` while it runs: otherwise the
-planner may price a scan + sort below the graph walk (it did for the contract test's
-2,400-row dataset), and at 1M a sort is an exact scan of up to 1M rows. And ef_search:
-64 gave recall ~0.92 (single queries 0.0) for a 30 % tenant; 1,000 gives 0.99 at p50
-~10 ms. The filter passes only a share s of what the graph search visits, so ef_search =
-15 x rows fetched / s, between 400 (unfiltered: 0.98) and pgvector's 1,000, with
-s = candidates / the index's reltuples. For many rows through a narrow filter (top-200
-of a 6.7 % tenant) the iterative walk outgrows ef_search and costs more than the exact
-scan (p99 228 vs 175 ms): see `_graph_walk`.
+Semantic: pgvector, HNSW or exact by the candidates' count; see `postgres_vectors.py`.
 """
 
 from __future__ import annotations
@@ -89,10 +55,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Select
-from sqlalchemy.types import UserDefinedType
 
 from dataloft.models import Dataset, Record
 from dataloft.storage.index.base import IndexRow, tokens
+from dataloft.storage.index.postgres_vectors import (
+    EF_SEARCH_MAX,
+    OVERFETCH,
+    Vec,
+    ef_search,
+    graph_walk,
+    hnsw_index_ddl,
+    hnsw_index_name,
+    hnsw_kind,
+)
 
 log = logging.getLogger("dataloft.index")
 
@@ -100,14 +75,8 @@ _BATCH = 500
 # Candidate sets up to this size are searched exactly (see the module docstring).
 EXACT_MAX = 20_000
 # HNSW: vector supports up to 2,000 dimensions, halfvec up to 4,000; above that, exact only.
-_VECTOR_MAX_DIM = 2_000
 _MAX_DIM = 16_000  # of a stored vector
-_HALFVEC_MAX_DIM = 4_000
-_EF_SEARCH_MIN = 400
-_EF_SEARCH_MAX = 1_000  # pgvector's limit
 _MAX_SCAN_TUPLES = 50_000
-_OVERFETCH = 2
-_EF_PER_HIT = 15
 _COUNT_CACHE = 4_096
 # tsvector is capped at 1 MB; indexing the first 500k characters keeps any record legal.
 _TSV_MAX_CHARS = 500_000
@@ -122,18 +91,6 @@ _index = table("record_index", column("pk", BigInteger), column("dataset_id", St
                column("tsv"), column("embedding"))
 
 
-class _Vec(UserDefinedType[Any]):
-    """pgvector's `vector` / `halfvec` with an optional dimension, for CASTs."""
-
-    cache_ok = True
-
-    def __init__(self, name: str = "vector", dim: int | None = None) -> None:
-        self.name, self.dim = name, dim
-
-    def get_col_spec(self, **_: Any) -> str:
-        return f"{self.name}({self.dim})" if self.dim else self.name
-
-
 def fold(value: str) -> str:
     """The text with diacritics removed (café -> cafe, as SQLite's remove_diacritics does)
     and NULs, which PostgreSQL text cannot hold, blanked."""
@@ -146,29 +103,6 @@ def _split_heading(value: str) -> tuple[str, str]:
     if match is None:
         return "", value
     return match.group(0).lstrip(" \t#"), value[match.end():]
-
-
-def _hnsw_kind(dim: int) -> str | None:
-    if 0 < dim <= _VECTOR_MAX_DIM:
-        return "vector"
-    if dim <= _HALFVEC_MAX_DIM:
-        return "halfvec"
-    return None
-
-
-def hnsw_index_name(dim: int) -> str:
-    return f"record_index_hnsw_{int(dim)}"
-
-
-def hnsw_index_ddl(dim: int, *, concurrently: bool) -> str:
-    """The DDL of one dimension's HNSW index; migration 0004 writes the same for 256."""
-    d, kind = int(dim), _hnsw_kind(dim)
-    if kind is None:
-        raise ValueError(f"no HNSW index for {d} dimensions")
-    how = "CONCURRENTLY " if concurrently else ""
-    return (f"CREATE INDEX {how}IF NOT EXISTS {hnsw_index_name(d)} ON record_index "
-            f"USING hnsw ((embedding::{kind}({d})) {kind}_cosine_ops) "
-            f"WHERE vector_dims(embedding) = {d}")
 
 
 def _register(session: Session) -> None:
@@ -304,7 +238,7 @@ class PostgresIndex:
                 return self._exact(session, ids, q, k) if candidates else []
             # A walk through a narrow filter for many rows can cost more than the scan.
             graph = self._graph_size(session, dim)
-            if candidates <= self.exact_max * _graph_walk(k, candidates, graph) / _EF_SEARCH_MAX:
+            if candidates <= self.exact_max * graph_walk(k, candidates, graph) / EF_SEARCH_MAX:
                 return self._exact(session, ids, q, k)
         else:
             hits, candidates = self._filter_first(session, ids, q, k, restrict)
@@ -313,7 +247,7 @@ class PostgresIndex:
         if np.any(q) and self._ensure_hnsw(session, dim):
             if graph is None:
                 graph = self._graph_size(session, dim)
-            hits = self._approximate(session, ids, q, k, restrict, _ef_search(k, candidates, graph))
+            hits = self._approximate(session, ids, q, k, restrict, ef_search(k, candidates, graph))
             if len(hits) >= min(k, candidates):
                 return hits
             log.info("HNSW scan gave %d of %d hits; searching exactly", len(hits), k)
@@ -390,7 +324,7 @@ class PostgresIndex:
 
     @staticmethod
     def _query(q: np.ndarray) -> ColumnElement[Any]:
-        return cast(bindparam("q", Vector(q)), _Vec())
+        return cast(bindparam("q", Vector(q)), Vec())
 
     def _exact(self, session: Session, ids: list[str], q: np.ndarray, k: int,
                restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
@@ -404,16 +338,16 @@ class PostgresIndex:
     def _approximate(self, session: Session, ids: list[str], q: np.ndarray, k: int,
                      restrict: ColumnElement[bool] | None, ef: int) -> list[tuple[int, float]]:
         dim = len(q)
-        kind = _hnsw_kind(dim)
+        kind = hnsw_kind(dim)
         assert kind is not None
         # ORDER BY the indexed expression, so the planner can walk the HNSW graph.
-        indexed = cast(_index.c.embedding, _Vec(kind, dim)).op("<=>", return_type=Float)(
-            cast(self._query(q), _Vec(kind, dim)))
+        indexed = cast(_index.c.embedding, Vec(kind, dim)).op("<=>", return_type=Float)(
+            cast(self._query(q), Vec(kind, dim)))
         exact_distance = _index.c.embedding.op("<=>", return_type=Float)(self._query(q))
         inner = self._restricted(
             select(_index.c.pk, exact_distance.label("distance"))
             .where(_index.c.dataset_id.in_(ids), self._dims(dim))
-            .order_by(indexed).limit(_OVERFETCH * k), restrict).subquery()
+            .order_by(indexed).limit(OVERFETCH * k), restrict).subquery()
         stmt = (select(inner.c.pk, inner.c.distance)
                 .order_by(inner.c.distance, inner.c.pk).limit(k))
         # Every other plan sorts by distance, i.e. is exact: never what we came here for.
@@ -454,7 +388,7 @@ class PostgresIndex:
         """Whether dimension `dim` has a valid HNSW index; starts building one if not."""
         if dim in self._ready:
             return True
-        if _hnsw_kind(dim) is None:
+        if hnsw_kind(dim) is None:
             return False
         valid = session.scalar(text(
             "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:name)"),
@@ -498,26 +432,6 @@ class PostgresIndex:
         finally:
             with self._lock:
                 self._building.discard(dim)
-
-
-def _share(candidates: int, graph: float) -> float:
-    return min(1.0, candidates / graph) if graph > 0 else 1.0
-
-
-def _ef_search(k: int, candidates: int, graph: float) -> int:
-    """The graph search's candidate list: enough that the share of it passing the
-    datasets / `restrict` filter still holds _EF_PER_HIT x the rows fetched."""
-    ef = math.ceil(_EF_PER_HIT * _OVERFETCH * k / _share(candidates, graph))
-    return min(_EF_SEARCH_MAX, max(_EF_SEARCH_MIN, ef))
-
-
-def _graph_walk(k: int, candidates: int, graph: float) -> float:
-    """About how many graph nodes an HNSW search visits: ef_search, or, when the filter
-    is narrow and k large, the rows fetched / the filter's share (the iterative scan goes
-    on until it has them). Measured at 1M: ~18 us a node against ~0.8 us a candidate for
-    the exact scan, so exact wins below ~20 candidates a node: EXACT_MAX at ef 1,000."""
-    return max(float(_ef_search(k, candidates, graph)),
-               _OVERFETCH * k / _share(candidates, graph))
 
 
 def _set_local(session: Session, settings: dict[str, str | None]) -> dict[str, str | None]:

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, delete, insert, select
 from sqlalchemy.orm import Session
 
-from dataloft.ingest.embed.base import from_blobs
+from dataloft.kit.vectors import from_blobs
 from dataloft.models import Dataset, Record, RecordVector
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.terms import TermIndex, query_terms, top

@@ -3,9 +3,9 @@
 Why a child: a query can ask for unbounded memory or time (a cross join, an endless
 recursive CTE), and DuckDB's own limits do not cover everything (a recursive CTE can run
 for ever in bounded memory). The server only waits on a pipe and kills the child at the
-wall-clock deadline or when its resident memory passes the bound (the same watchdog as the
-extraction sandbox, whose forkserver launch it reuses: a fork of a single-threaded server,
-so no lock of a server thread is inherited).
+wall-clock deadline or when its resident memory passes the bound (the same watchdog and
+forkserver launch as every confined child, `kit/confine.py`: a fork of a single-threaded
+server, so no lock of a server thread is inherited).
 
 Why single-use children from a warm pool: importing DuckDB in a fresh child costs about as
 much as the query; a pool of idle children that have already imported it takes that off the
@@ -44,7 +44,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, ClassVar
 
 from dataloft.errors import BadRequest, DataloftError, TooManyRequests
-from dataloft.ingest import sandbox
+from dataloft.kit import confine
 
 # Table functions a query may call: generators only, nothing that reads outside the query.
 TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
@@ -56,8 +56,8 @@ DENIED_FUNCTIONS = frozenset({
 })
 DENIED_PREFIXES = ("duckdb_", "pragma_", "read_", "sniff_", "parquet_", "sqlite_", "postgres_",
                    "mysql_", "iceberg_", "delta_", "icu_", "pg_")
-POOL_SIZE = 2
-MAX_CONCURRENT = 4
+# The query children need nothing preloaded: they import DuckDB themselves while idle.
+PRELOAD: tuple[str, ...] = ()
 RESULT_MAX_BYTES = 64 << 20
 POLL_S = 0.02
 
@@ -104,10 +104,14 @@ class LoadTable:
 
 
 @dataclass(frozen=True)
-class Limits:
+class QueryLimits:
+    """Per query (memory, threads, wall clock), and how many run and wait ready at once."""
+
     memory_bytes: int = 512 << 20
     threads: int = 2
     timeout_s: float = 10.0
+    concurrency: int = 4
+    pool_size: int = 2
 
 
 @dataclass(frozen=True)
@@ -117,51 +121,62 @@ class Result:
     truncated: bool
 
 
-def run(tables: list[LoadTable], sql: str, limit: int, limits: Limits) -> Result:
-    """The first `limit` rows of `sql` over `tables`; raises one of the errors above."""
-    # Each running query may hold its memory limit and more: bound how many run at once.
-    if not _SLOTS.acquire(timeout=limits.timeout_s):
-        raise TooManyRequests(f"more than {MAX_CONCURRENT} queries are running; retry later",
-                              headers={"Retry-After": "1"})
-    try:
-        return _run(tables, sql, limit, limits)
-    finally:
-        _SLOTS.release()
+class QueryEngine:
+    """The warm pool of single-use query children and the slots that bound concurrency;
+    built and closed in the app's lifespan."""
+
+    def __init__(self, limits: QueryLimits) -> None:
+        self.limits = limits
+        self._pool = _Pool(limits.pool_size)
+        self._slots = threading.BoundedSemaphore(limits.concurrency)
+
+    def warm(self) -> None:
+        """Start the pool now (server start-up), so the first query does not wait for it."""
+        self._pool.fill()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def run(self, tables: list[LoadTable], sql: str, limit: int) -> Result:
+        """The first `limit` rows of `sql` over `tables`; raises one of the errors above."""
+        # Each running query may hold its memory limit and more: bound how many run at once.
+        if not self._slots.acquire(timeout=self.limits.timeout_s):
+            raise TooManyRequests(f"more than {self.limits.concurrency} queries are running; "
+                                  "retry later", headers={"Retry-After": "1"})
+        try:
+            return self._run(tables, sql, limit)
+        finally:
+            self._slots.release()
+
+    def _run(self, tables: list[LoadTable], sql: str, limit: int) -> Result:
+        limits = self.limits
+        worker = self._pool.take()
+        deadline = time.monotonic() + limits.timeout_s
+        try:
+            worker.conn.send_bytes(pickle.dumps((tables, sql, limit, limits)))
+            payload, killed_for = _await(worker, deadline, _rss_bound(limits))
+        finally:
+            worker.close()
+            self._pool.refill()
+        if payload is None:
+            if killed_for == "timeout":
+                raise QueryTimeLimit(f"the query ran longer than {limits.timeout_s:g} s")
+            raise QueryMemoryLimit(f"{_memory_message(limits)}, or ended without an answer")
+        kind, *rest = pickle.loads(payload)
+        if kind == "ok":
+            result: Result = rest[0]
+            return result
+        code, message = rest
+        raise _ERRORS.get(code, SqlInvalid)(message)
 
 
-def _run(tables: list[LoadTable], sql: str, limit: int, limits: Limits) -> Result:
-    worker = _POOL.take()
-    deadline = time.monotonic() + limits.timeout_s
-    try:
-        worker.conn.send_bytes(pickle.dumps((tables, sql, limit, limits)))
-        payload, killed_for = _await(worker, deadline, _rss_bound(limits))
-    finally:
-        worker.close()
-        _POOL.refill()
-    if payload is None:
-        if killed_for == "timeout":
-            raise QueryTimeLimit(f"the query ran longer than {limits.timeout_s:g} s")
-        raise QueryMemoryLimit(f"{_memory_message(limits)}, or ended without an answer")
-    kind, *rest = pickle.loads(payload)
-    if kind == "ok":
-        result: Result = rest[0]
-        return result
-    code, message = rest
-    raise _ERRORS.get(code, SqlInvalid)(message)
-
-
-def warm() -> None:
-    """Start the pool now (server start-up), so the first query does not wait for it."""
-    _POOL.fill()
-
-
-def _rss_bound(limits: Limits) -> int:
+def _rss_bound(limits: QueryLimits) -> int:
     # DuckDB's own limit covers its buffers; the rest (interpreter, result rows) gets as
     # much again plus a fixed allowance before the watchdog kills.
     return 2 * limits.memory_bytes + (256 << 20)
 
 
-def _memory_message(limits: Limits) -> str:
+def _memory_message(limits: QueryLimits) -> str:
     return f"the query needed more than {limits.memory_bytes >> 20} MB of memory"
 
 
@@ -171,8 +186,7 @@ class _Worker:
     def __init__(self) -> None:
         parent, child = Pipe(duplex=True)
         self.conn: Connection = parent
-        self.proc = sandbox.SandboxProcess(target=_serve, args=(child,), name="dataloft-sql",
-                                     daemon=True)
+        self.proc = confine.process(_serve, (child,), preload=PRELOAD, name="dataloft-sql")
         try:
             self.proc.start()
         finally:
@@ -184,8 +198,8 @@ class _Worker:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.close()
-        sandbox.kill(self.proc)
-        sandbox.reap(self.proc)
+        confine.kill(self.proc)
+        confine.reap(self.proc)
 
 
 class _Pool:
@@ -193,6 +207,7 @@ class _Pool:
         self.size = size
         self.idle: deque[_Worker] = deque()
         self.lock = threading.Lock()
+        self.closed = False
 
     def take(self) -> _Worker:
         with self.lock:
@@ -212,12 +227,14 @@ class _Pool:
 
     def fill(self) -> None:
         with self.lock:
-            while len(self.idle) < self.size:
+            while not self.closed and len(self.idle) < self.size:
                 self.idle.append(_Worker())
 
-
-_POOL = _Pool(POOL_SIZE)
-_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            while self.idle:
+                self.idle.popleft().close()
 
 
 def _await(worker: _Worker, deadline: float, rss_bound: int) -> tuple[bytes | None, str | None]:
@@ -238,7 +255,7 @@ def _await(worker: _Worker, deadline: float, rss_bound: int) -> tuple[bytes | No
                                      f"{RESULT_MAX_BYTES >> 20} MB; ask for fewer rows")), None
         if proc.sentinel in ready:
             return None, "memory"  # died without answering: killed by the kernel or a limit
-        if sandbox.rss(proc.pid) > rss_bound:
+        if proc.pid is not None and confine.rss(proc.pid) > rss_bound:
             return None, "memory"
 
 
@@ -253,9 +270,8 @@ def _serve(conn: Connection) -> None:
     warmup.extract_statements("SELECT 1")
     warmup.execute("SELECT json_serialize_sql('SELECT 1')").fetchall()
     warmup.close()
-    sandbox.die_with_parent()
-    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
-        fh.write("1000")
+    confine.die_with_parent()
+    confine.first_to_be_killed()
     try:
         job = pickle.loads(conn.recv_bytes())
     except (EOFError, OSError):
@@ -277,7 +293,7 @@ def _serve(conn: Connection) -> None:
         conn.close()
 
 
-def _connect(limits: Limits) -> Any:
+def _connect(limits: QueryLimits) -> Any:
     import duckdb  # noqa: PLC0415
 
     return duckdb.connect(":memory:", config={
@@ -292,7 +308,7 @@ def _connect(limits: Limits) -> Any:
 LOCK_DOWN = ("SET enable_external_access = false", "SET lock_configuration = true")
 
 
-def _execute(tables: list[LoadTable], sql: str, limit: int, limits: Limits) -> Result:
+def _execute(tables: list[LoadTable], sql: str, limit: int, limits: QueryLimits) -> Result:
     import duckdb  # noqa: PLC0415
 
     con = _connect(limits)

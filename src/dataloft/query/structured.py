@@ -16,7 +16,7 @@ from typing import Any
 
 from dataloft.errors import BadRequest
 from dataloft.kit.filters import DuckColumn, duck_quote, parse_filter, to_duckdb
-from dataloft.sql.catalog import Table
+from dataloft.tables.catalog import Table
 
 AGGREGATES = {"count": "count", "sum": "sum", "avg": "avg", "min": "min", "max": "max",
               "countDistinct": "count(DISTINCT {})"}

@@ -1,27 +1,32 @@
-"""Extraction in a confined child process: a hostile file can fail its own sync, nothing more.
+"""Confined child processes: a function that may blow up runs where only it can fail.
 
-Every extraction runs in a fresh child with a memory limit and a wall-clock kill; the
-parent (the server) only waits on a pipe. Whatever happens in the child ends as an
-`ExtractionError` with a typed code:
+Each call runs in a fresh child with a memory limit and a wall-clock kill; the parent only
+waits on a pipe. Whatever happens in the child ends as a `Confined` error with a typed code,
+which each caller maps to its own vocabulary (extraction: `ingest/confined.py`):
 
-- the extractor's own `ExtractionError`      -> same code and message
+- the function's own `Confined` (or subclass)   -> same code and message
 - wall clock over `timeout_s` (parent SIGKILL), or the CPU backstop (SIGXCPU)
-                                              -> `processing_timeout`
+                                                -> `timeout`
 - `MemoryError`, an allocator failure in C/C++, death by a signal, RSS over the limit
-                                              -> `resource_limit`
-- any other exception                         -> `corrupted_file` ("<type>: <message>")
+                                                -> `memory`
+- any other exception, or an unexplained exit   -> `crashed` ("<type>: <message>")
 
 Why a forkserver. Plain `fork` from the server is unsafe: the server has threads (workers,
 the SQLite writer, uvicorn), and a forked child can inherit a lock held mid-operation by a
 thread that does not exist in the child. `spawn` is safe but starts an interpreter and
 re-imports the extractors on every call (about a second). The forkserver is a
-single-threaded process started once (by fork+exec) with `dataloft.ingest.extract`
-preloaded; each extraction is a fork of *it*, which is safe and costs a few milliseconds
+single-threaded process started once (by fork+exec) with the caller's `preload` modules
+imported; each call is a fork of *it*, which is safe and costs a few milliseconds
 (see tests/unit/test_sandbox.py, which bounds it). A persistent pool would be cheaper still
 but would carry one file's heap fragmentation, leaked memory and mutated module state into
 the next file and needs the same kill-and-replace logic anyway; a fresh fork per file does
-not. Consequence: the child sees the extractors as *imported*, so extractors (and plugins)
-must register at import time of `dataloft.ingest.extract`, not later at run time.
+not. Consequence: the child sees the preloaded modules as *imported*, so extractors (and
+plugins) must register at import time of their module, not later at run time.
+
+Each preload list gets a forkserver of its own (a `multiprocessing.forkserver.ForkServer`
+instance, not the interpreter-wide one), so nothing here changes multiprocessing's global
+state. The servers are per process, like the interpreter's own: apps built in one process
+(the test suite builds hundreds) share them instead of each paying the preload.
 
 What "memory limit" means. `memory_bytes` bounds the child's resident memory (RSS), which
 the parent polls every POLL_S and answers with SIGKILL. RLIMIT_AS cannot be the limit:
@@ -39,7 +44,6 @@ kernel's OOM killer, so that under real memory pressure the server is never the 
 
 Memory budget of a deployment: `workers` x `memory_bytes` on top of the server itself.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -54,55 +58,80 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkServerProcess, set_spawning_popen
+from multiprocessing.process import BaseProcess
 from typing import Any
 
-from dataloft.ingest.extract import ExtractionError, Row, Section, extract
-
-DEFAULT_MEMORY_BYTES = 1 << 30
-DEFAULT_TIMEOUT_S = 120.0
 DATA_FACTOR = 1.5
-# CPython's default; restated because extractor libraries may raise it at import, and a deep
-# recursion in C code with a high limit overflows the C stack instead of raising.
+# CPython's default; restated because libraries may raise it at import, and a deep recursion
+# in C code with a high limit overflows the C stack instead of raising.
 RECURSION_LIMIT = 1000
-# Extraction is batch work: under load the API must win the CPU, not the extractor.
+# Confined work is batch work: under load the API must win the CPU, not the child.
 NICENESS = 10
 POLL_S = 0.025
 # The CPU-time limit is only a backstop (the wall clock is the real limit); it lets a
-# multi-threaded extractor use every core for the whole wall-clock budget, plus a grace.
+# multi-threaded child use every core for the whole wall-clock budget, plus a grace.
 CPU_GRACE_S = 10
-
-# Imported once by the forkserver, so every child starts with the extractors loaded.
-PRELOAD = (__name__, "dataloft.ingest.extract")
 _PR_SET_PDEATHSIG = 1
-_configure_lock = threading.Lock()
-_configured = False
 
 
-def run_extract(name: str | None, content_type: str | None, path: str, *,
-                memory_bytes: int = DEFAULT_MEMORY_BYTES, timeout_s: float = DEFAULT_TIMEOUT_S
-                ) -> tuple[str, list[Section | Row]]:
-    """`extract(name, content_type, <bytes of path>)` in a confined child process.
+class Confined(Exception):
+    """A typed failure of confined work: `timeout`, `memory`, `crashed`, or the code of a
+    `Confined` the function itself raised (subclasses cross the boundary as this class)."""
 
-    The parent opens `path` and hands the child the descriptor, never the bytes: nothing
-    big crosses the pipe, the child needs no access to the blob directory, and a blob that
-    a newer upload deletes meanwhile stays readable, as with `BlobStore.open`."""
-    with open(path, "rb") as fh:
-        result: tuple[str, list[Section | Row]] = run_confined(
-            _extract_fd, (name, content_type, _Inherited(fh.fileno())),
-            memory_bytes=memory_bytes, timeout_s=timeout_s)
-    return result
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.code, self.message))
 
 
-def run_confined(fn: Callable[..., Any], args: tuple[Any, ...], *, memory_bytes: int,
-                 timeout_s: float) -> Any:
-    """Call `fn(*args)` in a confined child; `fn` must be importable (module-level)."""
+_servers: dict[tuple[str, ...], forkserver.ForkServer] = {}
+_servers_lock = threading.Lock()
+
+
+def _server(preload: Sequence[str]) -> forkserver.ForkServer:
+    key = tuple(preload)
+    with _servers_lock:
+        server = _servers.get(key)
+        if server is None:
+            server = _servers[key] = forkserver.ForkServer()
+            server.set_forkserver_preload([__name__, *key])
+        return server
+
+
+def start(preload: Sequence[str]) -> None:
+    """Start the forkserver for `preload` now (at start-up), so the first call won't wait."""
+    _server(preload).ensure_running()
+
+
+def process(target: Callable[..., Any], args: tuple[Any, ...], *, preload: Sequence[str],
+            name: str) -> BaseProcess:
+    """An unstarted daemon child forked from the `preload` forkserver."""
+    proc = ConfinedProcess(target=target, args=args, name=name, daemon=True)
+    proc.preload = tuple(preload)
+    return proc
+
+
+class ConfinedProcess(ForkServerProcess):
+    preload: tuple[str, ...] = ()
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> _Popen:
+        return _Popen(process_obj, _server(process_obj.preload))
+
+
+def run(fn: Callable[..., Any], args: tuple[Any, ...], *, preload: Sequence[str],
+        memory_bytes: int, timeout_s: float) -> Any:
+    """`fn(*args)` in a confined child; `fn` must be importable (module-level)."""
     reader, writer = multiprocessing.Pipe(duplex=False)
-    proc = SandboxProcess(target=_child, args=(fn, args, writer, memory_bytes, timeout_s),
-                    name="dataloft-extract", daemon=True)
+    proc = process(_child, (fn, args, writer, memory_bytes, timeout_s), preload=preload,
+                   name="dataloft-confined")
     try:
         proc.start()
     finally:
@@ -117,29 +146,19 @@ def run_confined(fn: Callable[..., Any], args: tuple[Any, ...], *, memory_bytes:
     raise _death(exitcode, killed_for, memory_bytes, timeout_s)
 
 
-def start() -> None:
-    """Start the forkserver now (server start-up), so the first sync does not wait for it."""
-    _configure()
-    forkserver.ensure_running()
-
-
-def _configure() -> None:
-    global _configured
-    with _configure_lock:
-        if not _configured:
-            # Global to multiprocessing, and read only when the forkserver (re)starts.
-            multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
-            _configured = True
-
-
 class _Popen(popen_forkserver.Popen):
-    """The stdlib forkserver launch, minus re-running the server's `__main__` in each child.
+    """The stdlib forkserver launch through our own server, minus re-running the parent's
+    `__main__` in each child.
 
     multiprocessing re-imports the parent's main module in every spawn/forkserver child;
     for the `dataloft` console script that re-imports the CLI (~190 ms and ~40 MB per
-    extraction, measured), and runs whatever a main script does at import. The child
-    needs nothing from `__main__`: its target and arguments live in importable modules.
+    call, measured), and runs whatever a main script does at import. The child needs
+    nothing from `__main__`: its target and arguments live in importable modules.
     """
+
+    def __init__(self, process_obj: Any, server: forkserver.ForkServer) -> None:
+        self._server = server
+        super().__init__(process_obj)
 
     def _launch(self, process_obj: Any) -> None:
         prep_data = spawn.get_preparation_data(process_obj._name)
@@ -152,8 +171,8 @@ class _Popen(popen_forkserver.Popen):
             reduction.dump(process_obj, buf)
         finally:
             set_spawning_popen(None)
-        # Private in typeshed, not in CPython: the same lines as the method it overrides.
-        self.sentinel, w = forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
+        # The same lines as the method this overrides, with our server's connection.
+        self.sentinel, w = self._server.connect_to_new_process(self._fds)
         parent_w = os.dup(w)
         self.finalizer = util.Finalize(self, util.close_fds,  # type: ignore[attr-defined]
                                        (parent_w, self.sentinel))
@@ -162,7 +181,7 @@ class _Popen(popen_forkserver.Popen):
         self.pid = forkserver.read_signed(self.sentinel)
 
 
-class _Inherited:
+class Inherited:
     """A descriptor that crosses to the child as a descriptor (SCM_RIGHTS via the
     forkserver), the way multiprocessing passes a Connection; it arrives as an int."""
 
@@ -178,14 +197,7 @@ def _detach(dup: Any) -> int:
     return fd
 
 
-class SandboxProcess(ForkServerProcess):
-    @staticmethod
-    def _Popen(process_obj: Any) -> _Popen:
-        _configure()  # the preload list must be set before the forkserver starts
-        return _Popen(process_obj)
-
-
-def _await(proc: Any, reader: Connection, memory_bytes: int, timeout_s: float
+def _await(proc: BaseProcess, reader: Connection, memory_bytes: int, timeout_s: float
            ) -> tuple[bytes | None, str | None]:
     """Read the child's answer while it runs (a big answer never blocks it); kill on limits."""
     deadline = time.monotonic() + timeout_s
@@ -206,7 +218,7 @@ def _await(proc: Any, reader: Connection, memory_bytes: int, timeout_s: float
                 return None, "memory"
         if proc.sentinel in ready:
             return None, None
-        if rss(proc.pid) > memory_bytes:
+        if proc.pid is not None and rss(proc.pid) > memory_bytes:
             kill(proc)
             return None, "memory"
 
@@ -219,12 +231,12 @@ def rss(pid: int) -> int:
         return 0
 
 
-def kill(proc: Any) -> None:
+def kill(proc: BaseProcess) -> None:
     with contextlib.suppress(ProcessLookupError, OSError):
         proc.kill()
 
 
-def reap(proc: Any) -> int | None:
+def reap(proc: BaseProcess) -> int | None:
     proc.join(5)
     if proc.exitcode is None:
         kill(proc)
@@ -241,28 +253,26 @@ def _unpack(payload: bytes, memory_bytes: int) -> Any:
     if kind == "ok":
         return rest[0]
     code, message = rest
-    if code == "resource_limit" and not message:
+    if code == "memory" and not message:
         message = _memory_message(memory_bytes)
-    raise ExtractionError(code, message)
+    raise Confined(code, message)
 
 
 def _death(exitcode: int | None, killed_for: str | None, memory_bytes: int, timeout_s: float
-           ) -> ExtractionError:
+           ) -> Confined:
     if killed_for == "timeout" or exitcode == -signal.SIGXCPU:
-        return ExtractionError("processing_timeout",
-                               f"extraction took longer than {timeout_s:g} s and was stopped")
+        return Confined("timeout", f"took longer than {timeout_s:g} s and was stopped")
     if killed_for == "memory":
-        return ExtractionError("resource_limit", _memory_message(memory_bytes))
+        return Confined("memory", _memory_message(memory_bytes))
     if exitcode is not None and exitcode < 0:
         sig = _signal_name(-exitcode)
-        return ExtractionError("resource_limit", f"extraction was killed by {sig}, most likely "
-                               f"over the memory limit of {memory_bytes // (1 << 20)} MB")
-    return ExtractionError("corrupted_file",
-                           f"the extractor stopped unexpectedly (exit status {exitcode})")
+        return Confined("memory", f"was killed by {sig}, most likely over the memory limit of "
+                        f"{memory_bytes // (1 << 20)} MB")
+    return Confined("crashed", f"stopped unexpectedly (exit status {exitcode})")
 
 
 def _memory_message(memory_bytes: int) -> str:
-    return f"extraction exceeded the memory limit of {memory_bytes // (1 << 20)} MB"
+    return f"exceeded the memory limit of {memory_bytes // (1 << 20)} MB"
 
 
 def _signal_name(number: int) -> str:
@@ -274,16 +284,9 @@ def _signal_name(number: int) -> str:
 
 # ---- in the child -------------------------------------------------------------------------
 
-_OOM = pickle.dumps(("error", "resource_limit", ""))
+_OOM = pickle.dumps(("error", "memory", ""))
 _ALLOCATOR_FAILURES = ("bad_alloc", "cannot allocate memory", "out of memory",
                        "failed to allocate")
-
-
-def _extract_fd(name: str | None, content_type: str | None, fd: int
-                ) -> tuple[str, list[Section | Row]]:
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read()
-    return extract(name, content_type, data)
 
 
 def _child(fn: Callable[..., Any], args: tuple[Any, ...], writer: Connection,
@@ -295,7 +298,7 @@ def _child(fn: Callable[..., Any], args: tuple[Any, ...], writer: Connection,
         payload = _OOM
     writer.send_bytes(payload)
     writer.close()
-    # Exit now: a thread an extractor left running (non-daemon) would otherwise hold the
+    # Exit now: a thread the function left running (non-daemon) would otherwise hold the
     # child in multiprocessing's shutdown until the parent's reaper kills it.
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -306,7 +309,7 @@ def _child(fn: Callable[..., Any], args: tuple[Any, ...], writer: Connection,
 def _outcome(fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
     try:
         answer: tuple[Any, ...] = ("ok", fn(*args))
-    except ExtractionError as exc:
+    except Confined as exc:
         answer = ("error", exc.code, exc.message)
     except MemoryError:
         return _OOM
@@ -317,15 +320,15 @@ def _outcome(fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
     except MemoryError:
         return _OOM
     except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on a deeply nested result
-        return pickle.dumps(("error", "corrupted_file", f"the extracted content could not be "
-                             f"returned: {type(exc).__name__}: {exc}"))
+        return pickle.dumps(("error", "crashed", f"the result could not be returned: "
+                             f"{type(exc).__name__}: {exc}"))
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
     text = f"{type(exc).__name__}: {exc}"
     if any(marker in text.lower() for marker in _ALLOCATOR_FAILURES):
-        return "resource_limit", ""
-    return "corrupted_file", text[:2000]
+        return "memory", ""
+    return "crashed", text[:2000]
 
 
 def _confine(memory_bytes: int, timeout_s: float) -> None:
@@ -337,13 +340,18 @@ def _confine(memory_bytes: int, timeout_s: float) -> None:
     sys.setrecursionlimit(RECURSION_LIMIT)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
+    first_to_be_killed()
+    die_with_parent()
+
+
+def first_to_be_killed() -> None:
+    """Under real memory pressure the kernel's OOM killer takes this child, not the server."""
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
         fh.write("1000")
-    die_with_parent()
 
 
 def die_with_parent() -> None:
     # The parent is the forkserver, which exits when the server does (even on kill -9):
-    # without this an orphaned extraction would run on until its CPU limit.
+    # without this an orphaned child would run on until its CPU limit.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

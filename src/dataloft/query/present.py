@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataloft.sql.engine import Result
+from dataloft.query.engine import Result
 
 VEGA_LITE = "https://vega.github.io/schema/vega-lite/v5.json"
 _MEASURE = {"integer": "quantitative", "number": "quantitative", "date": "temporal",

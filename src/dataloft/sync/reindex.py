@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from dataloft.ingest.embed.base import Embedder, to_blob
+from dataloft.ingest.embed.base import Embedder
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease
+from dataloft.kit.db import Database
+from dataloft.kit.vectors import to_blob
 from dataloft.models import Dataset, Job, Record
 from dataloft.records import repository as records
 from dataloft.storage.index.base import Index
@@ -39,7 +40,7 @@ def enqueue_stale(session: Session, embedder_name: str, dimension: int) -> int:
 
 @dataclass
 class ReindexHandler:
-    db: Any
+    db: Database
     index: Index
     embedder: Embedder
 

@@ -23,7 +23,7 @@ from dataloft.kit import policy
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
 from dataloft.models import Attachment, Dataset, File, SqlTable
-from dataloft.sql.snapshot import TableSnapshot
+from dataloft.tables.snapshot import TableSnapshot
 
 DATA_TYPES = ("string", "number", "integer", "boolean", "date", "datetime")
 MAX_FIELDS = 1000
@@ -74,7 +74,7 @@ def drop(session: Session, org_id: str, *, dataset_id: str | None = None,
     for row in old:
         # A query that read the catalog just before this commit may still look for it:
         # sql.service retries such a query once on the new catalog.
-        queue.enqueue(session, "blob.delete", {"key": row.blob_key}, org_id=org_id)
+        queue.delete_blob_later(session, row.blob_key, org_id)
     session.execute(delete(SqlTable).where(*where))
     return len(old)
 

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
 from dataloft.errors import not_found
-from dataloft.ingest.embed.base import Embedder, to_blob
+from dataloft.ingest.embed.base import Embedder
 from dataloft.kit import policy
 from dataloft.kit.ids import now_ms
 from dataloft.kit.principal import Principal
+from dataloft.kit.vectors import to_blob
 from dataloft.models import Record
 from dataloft.records import repository
 from dataloft.records.repository import NewRecord

@@ -1,0 +1,74 @@
+"""Extraction in a confined child (`kit/confine.py`): a hostile file can fail its own sync,
+nothing more. Every failure ends as an `ExtractionError` with a typed code:
+
+- the extractor's own `ExtractionError`                       -> same code and message
+- over the wall clock, or the CPU backstop                    -> `processing_timeout`
+- `MemoryError`, an allocator failure, death by a signal, RSS -> `resource_limit`
+- any other exception                                         -> `corrupted_file`
+
+Memory budget of a deployment: `workers` x `memory_bytes` on top of the server itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from dataloft.ingest.extract import ExtractionError, Row, Section, extract
+from dataloft.kit import confine
+from dataloft.kit.confine import Confined, Inherited
+
+DEFAULT_MEMORY_BYTES = 1 << 30
+DEFAULT_TIMEOUT_S = 120.0
+# Imported once by the forkserver, so every child starts with the extractors loaded.
+PRELOAD = ("dataloft.ingest.extract", __name__)
+
+
+def start() -> None:
+    confine.start(PRELOAD)
+
+
+def run_extract(name: str | None, content_type: str | None, path: str, *,
+                memory_bytes: int = DEFAULT_MEMORY_BYTES, timeout_s: float = DEFAULT_TIMEOUT_S
+                ) -> tuple[str, list[Section | Row]]:
+    """`extract(name, content_type, <bytes of path>)` in a confined child process.
+
+    The parent opens `path` and hands the child the descriptor, never the bytes: nothing
+    big crosses the pipe, the child needs no access to the blob directory, and a blob that
+    a newer upload deletes meanwhile stays readable, as with `BlobStore.open`."""
+    with open(path, "rb") as fh:
+        result: tuple[str, list[Section | Row]] = run_confined(
+            extract_fd, (name, content_type, Inherited(fh.fileno())),
+            memory_bytes=memory_bytes, timeout_s=timeout_s)
+    return result
+
+
+def run_confined(fn: Callable[..., Any], args: tuple[Any, ...], *, memory_bytes: int,
+                 timeout_s: float) -> Any:
+    """`fn(*args)` in a child of the extraction forkserver; failures as `ExtractionError`."""
+    try:
+        return confine.run(fn, args, preload=PRELOAD, memory_bytes=memory_bytes,
+                           timeout_s=timeout_s)
+    except Confined as exc:
+        raise as_extraction_error(exc) from None
+
+
+def as_extraction_error(exc: Confined) -> ExtractionError:
+    if exc.code == "timeout":
+        return ExtractionError("processing_timeout", f"extraction {exc.message}")
+    if exc.code == "memory":
+        return ExtractionError("resource_limit", f"extraction {exc.message}")
+    if exc.code == "crashed":
+        message = exc.message
+        if message.startswith("stopped unexpectedly"):
+            message = f"the extractor {message}"
+        return ExtractionError("corrupted_file", message)
+    return ExtractionError(exc.code, exc.message)
+
+
+def extract_fd(name: str | None, content_type: str | None, fd: int
+               ) -> tuple[str, list[Section | Row]]:
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read()
+    return extract(name, content_type, data)
