@@ -21,8 +21,13 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The house rules: ruff, mypy --strict, the import layers, and the AST checks (two-way
+# imports, SQL only in repositories, module and function sizes).
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/house_rules.py
 
 clean:
 	rm -rf $(VENV) .dataloft

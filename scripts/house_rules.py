@@ -102,9 +102,7 @@ def sql_sites(tree: ast.Module) -> Iterator[tuple[int, str]]:
         if isinstance(fn, ast.Name) and fn.id in builders:
             yield node.lineno, f"{fn.id}(...)"
         elif (isinstance(fn, ast.Attribute) and fn.attr in SESSION_CALLS
-              and isinstance(fn.value, ast.Name) and fn.value.id in ("session", "s", "db")):
-            yield node.lineno, f"{fn.value.id}.{fn.attr}(...)"
-        elif isinstance(fn, ast.Attribute) and fn.attr in ("select", "insert", "update",
+              and isinstance(fn.value, ast.Name) and fn.value.id in ("session", "s", "db")) or isinstance(fn, ast.Attribute) and fn.attr in ("select", "insert", "update",
                                                            "delete", "text") and \
                 isinstance(fn.value, ast.Name) and fn.value.id in ("sa", "sqlalchemy"):
             yield node.lineno, f"{fn.value.id}.{fn.attr}(...)"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from dataloft.config import Settings
+
+if TYPE_CHECKING:
+    from dataloft.kit.db import Database
 
 app = typer.Typer(help="dataloft: a self-hosted dataset service for AI agents.",
                   no_args_is_help=True)
@@ -106,9 +109,8 @@ def migrate() -> None:
     console.print("migrations applied")
 
 
-def _db():  # type: ignore[no-untyped-def]
+def _db() -> Database:
     from dataloft.kit import migrate as m
-    from dataloft.kit.db import Database
 
     settings = Settings()
     if settings.backend == "sqlite":

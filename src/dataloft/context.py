@@ -12,7 +12,7 @@ from dataloft.files.tasks import BlobDeleteHandler
 from dataloft.ingest import confined
 from dataloft.ingest.embed.base import Embedder
 from dataloft.jobs import locks, queue
-from dataloft.jobs.worker import WorkerConfig, WorkerPool
+from dataloft.jobs.worker import Handler, WorkerConfig, WorkerPool
 from dataloft.keys import service as keys
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
@@ -148,7 +148,7 @@ def _first_start(settings: Settings, db: Database, embedder: Embedder) -> str | 
 
 def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: Index,
                    embedder: Embedder) -> WorkerPool:
-    handlers = {
+    handlers: dict[str, Handler] = {
         SYNC_JOB: SyncHandler(db, blobs, index, embedder, ExtractLimits(
             memory_bytes=settings.extract_memory_mb << 20,
             timeout_s=settings.extract_timeout_seconds)),

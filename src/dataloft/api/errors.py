@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +22,7 @@ _HTTP_CODES = {
 }
 
 
-def envelope(status: int, message: str, code: str, headers: dict[str, str] | None = None
+def envelope(status: int, message: str, code: str, headers: Mapping[str, str] | None = None
              ) -> JSONResponse:
     return JSONResponse({"message": message, "code": code}, status_code=status, headers=headers)
 

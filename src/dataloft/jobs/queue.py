@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import CursorResult, Update, and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from dataloft.jobs import locks
@@ -142,6 +142,7 @@ def _abandon(session: Session, job: Job, now: int,
 
 def _take(session: Session, job: Job, owner: str, lease_ms: int, now: int) -> Lease | None:
     expired = job.state == "running"
+    previous: tuple[str | None, str | None]
     if expired:
         previous = ("lease_expired", "the previous attempt was interrupted "
                     "(its worker stopped or stopped responding)")
@@ -155,13 +156,12 @@ def _take(session: Session, job: Job, owner: str, lease_ms: int, now: int) -> Le
             else Job.lease_token == job.lease_token]
     if expired:
         seen.append(Job.lease_expires_at < now)
-    won = session.execute(
-        update(Job)
-        .where(*seen)
-        .values(state="running", lease_owner=owner, lease_token=token,
-                lease_expires_at=now + lease_ms, attempts=Job.attempts + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    won = _changed(session, update(Job)
+                   .where(*seen)
+                   .values(state="running", lease_owner=owner, lease_token=token,
+                           lease_expires_at=now + lease_ms, attempts=Job.attempts + 1,
+                           updated_at=now)
+                   .execution_options(synchronize_session=False))
     if not won:
         return None
     session.refresh(job)
@@ -171,21 +171,17 @@ def _take(session: Session, job: Job, owner: str, lease_ms: int, now: int) -> Le
 
 def heartbeat(session: Session, lease: Lease, lease_ms: int) -> bool:
     """Extend the lease; False when it is no longer ours (re-claimed, failed, finished)."""
-    return bool(session.execute(
-        update(Job).where(Job.id == lease.job_id, Job.lease_token == lease.token,
-                          Job.state == "running")
-        .values(lease_expires_at=now_ms() + lease_ms)
-    ).rowcount)
+    return bool(_changed(session, update(Job).where(
+        Job.id == lease.job_id, Job.lease_token == lease.token, Job.state == "running")
+        .values(lease_expires_at=now_ms() + lease_ms)))
 
 
 def release(session: Session, lease: Lease) -> bool:
     """Give the lease up now (a run over its time limit): the job is claimable at once, as
     if its lease had expired, and this token stays valid only until someone claims it."""
-    return bool(session.execute(
-        update(Job).where(Job.id == lease.job_id, Job.lease_token == lease.token,
-                          Job.state == "running")
-        .values(lease_expires_at=0, updated_at=now_ms())
-    ).rowcount)
+    return bool(_changed(session, update(Job).where(
+        Job.id == lease.job_id, Job.lease_token == lease.token, Job.state == "running")
+        .values(lease_expires_at=0, updated_at=now_ms())))
 
 
 def finish(session: Session, lease: Lease, *, error_code: str | None = None,
@@ -200,15 +196,18 @@ def finish(session: Session, lease: Lease, *, error_code: str | None = None,
     else:
         values.update(state="failed" if error_code else "done", error_code=error_code,
                       error_message=error_message)
-    won = session.execute(
-        update(Job).where(Job.id == lease.job_id, Job.lease_token == lease.token).values(**values)
-    ).rowcount
+    won = _changed(session, update(Job).where(Job.id == lease.job_id,
+                                              Job.lease_token == lease.token).values(**values))
     if not won:
         raise LeaseLost(lease.job_id)
 
 
 def expire_leases_of_dead_process(session: Session) -> int:
     """Embedded mode runs one process: at start-up every 'running' lease is an orphan."""
-    return session.execute(
-        update(Job).where(Job.state == "running").values(lease_expires_at=0)
-    ).rowcount
+    return _changed(session, update(Job).where(Job.state == "running").values(lease_expires_at=0))
+
+
+def _changed(session: Session, statement: Update) -> int:
+    """Rows an UPDATE changed: the compare-and-set result every lease operation hangs on."""
+    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    return int(result.rowcount)

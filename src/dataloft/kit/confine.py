@@ -172,7 +172,7 @@ class _Popen(popen_forkserver.Popen):
         finally:
             set_spawning_popen(None)
         # The same lines as the method this overrides, with our server's connection.
-        self.sentinel, w = self._server.connect_to_new_process(self._fds)
+        self.sentinel, w = self._server.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
         parent_w = os.dup(w)
         self.finalizer = util.Finalize(self, util.close_fds,  # type: ignore[attr-defined]
                                        (parent_w, self.sentinel))

@@ -41,7 +41,8 @@ def _scope_sql(principal: Principal, owner_scope: Any, visibility: Any) -> Colum
 def _dataset_limit(principal: Principal, dataset_id: Any) -> ColumnElement[bool]:
     if principal.datasets is None:
         return true()
-    return dataset_id.in_(sorted(principal.datasets))
+    limited: ColumnElement[bool] = dataset_id.in_(sorted(principal.datasets))
+    return limited
 
 
 # --- datasets ---------------------------------------------------------------------------------

@@ -34,4 +34,5 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
         raise EmbeddingError(f"expected a 2-d array of vectors, got shape {vectors.shape}")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return vectors / norms
+    unit: np.ndarray = vectors / norms
+    return unit

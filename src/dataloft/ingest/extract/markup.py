@@ -88,6 +88,28 @@ class _MarkdownWriter:
             elif isinstance(child, Tag):
                 self.element(child, depth + 1)
 
+    def a_list(self, tag: Tag, depth: int, *, ordered: bool) -> None:
+        self.flush()
+        if not self.lists:
+            self.glue = "\n\n"  # a list starts a new block; its nested lists do not
+        self.lists.append([0] if ordered else None)
+        self.walk(tag, depth)
+        self.flush()
+        self.lists.pop()
+        if not self.lists:
+            self.glue = "\n\n"
+
+    def list_item(self, tag: Tag, depth: int) -> None:
+        self.flush()
+        counter = self.lists[-1] if self.lists else None
+        if counter is not None:
+            counter[0] += 1
+        indent = "  " * max(len(self.lists) - 1, 0)
+        self.prefix = indent + (f"{counter[0]}. " if counter is not None else "- ")
+        self.walk(tag, depth)
+        self.flush()
+        self.prefix = ""
+
     def element(self, tag: Tag, depth: int) -> None:
         name = (tag.name or "").lower()
         if name in _SKIP:
@@ -95,25 +117,9 @@ class _MarkdownWriter:
         if name in _HEADINGS:
             self.block(markdown.heading(_HEADINGS[name], tag.get_text(" ")))
         elif name in ("ul", "ol", "menu"):
-            self.flush()
-            if not self.lists:
-                self.glue = "\n\n"  # a list starts a new block; its nested lists do not
-            self.lists.append([0] if name == "ol" else None)
-            self.walk(tag, depth)
-            self.flush()
-            self.lists.pop()
-            if not self.lists:
-                self.glue = "\n\n"
+            self.a_list(tag, depth, ordered=name == "ol")
         elif name == "li":
-            self.flush()
-            counter = self.lists[-1] if self.lists else None
-            if counter is not None:
-                counter[0] += 1
-            indent = "  " * max(len(self.lists) - 1, 0)
-            self.prefix = indent + (f"{counter[0]}. " if counter is not None else "- ")
-            self.walk(tag, depth)
-            self.flush()
-            self.prefix = ""
+            self.list_item(tag, depth)
         elif name == "table":
             self.block(_table(tag))
         elif name == "pre":

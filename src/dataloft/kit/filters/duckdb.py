@@ -45,7 +45,8 @@ def _duck_bool(b: bool) -> str:
 
 
 def _duck_values(f: Filter) -> tuple[Scalar, ...]:
-    return qs_candidates(f.value) if f.op == "$qs" else f.value  # type: ignore[no-any-return]
+    values: tuple[Scalar, ...] = qs_candidates(f.value) if f.op == "$qs" else f.value
+    return values
 
 
 def _duck_scalar_leaf(f: Filter, expr: str, kind: str) -> str:

@@ -34,7 +34,8 @@ def _lookup(field: str, meta: object, system: Mapping[str, object] | None) -> An
     return cur
 
 
-def matches(f: Filter | None, meta: dict, system: dict[str, object] | None = None) -> bool:
+def matches(f: Filter | None, meta: dict[str, Any],
+            system: dict[str, object] | None = None) -> bool:
     """Evaluate in Python; ``system`` holds the row's values of the caller's system fields."""
     if f is None:
         return True

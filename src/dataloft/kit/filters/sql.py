@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import QueryableAttribute
 
 from dataloft.kit.filters.parse import COMPARISONS, Filter, meta_path, qs_candidates
 from dataloft.kit.filters.python import kind_of
@@ -128,31 +129,45 @@ def _leaf_sql(f: Filter, r: _Ref) -> ColumnElement[bool]:
         parts.append(r.is_true)
     if any(v is False for v in values):
         parts.append(r.is_false)
-    if nums := [v for v in values if kind_of(v) == "number"]:
+    if nums := [v for v in values if isinstance(v, int | float) and kind_of(v) == "number"]:
         parts.append(sa.and_(r.is_num, r.num.in_([r.num_param(n) for n in nums])))
     if strs := [v for v in values if isinstance(v, str)]:
         parts.append(sa.and_(r.is_str, r.text.in_(strs)))
     return sa.or_(*parts) if parts else sa.false()
 
 
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+
+
 def to_sql(
     f: Filter | None,
-    meta_col: ColumnElement[Any],
-    system_cols: Mapping[str, ColumnElement[Any]],
+    meta_col: Column,
+    system_cols: Mapping[str, Column],
     dialect: str,
 ) -> ColumnElement[bool]:
     """Compile to a WHERE clause for ``dialect`` "sqlite" or "postgresql"; None -> true()."""
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"unsupported dialect {dialect!r}")
+    return _compile(f, _element(meta_col),
+                    {name: _element(col) for name, col in system_cols.items()}, dialect)
+
+
+def _element(col: Column) -> ColumnElement[Any]:
+    return col.expression if isinstance(col, QueryableAttribute) else col
+
+
+def _compile(f: Filter | None, meta_col: ColumnElement[Any],
+             system_cols: Mapping[str, ColumnElement[Any]], dialect: str
+             ) -> ColumnElement[bool]:
     if f is None:
         return sa.true()
     if f.op == "$and":
-        kids = [to_sql(c, meta_col, system_cols, dialect) for c in f.children]
+        kids = [_compile(c, meta_col, system_cols, dialect) for c in f.children]
         return sa.and_(*kids) if kids else sa.true()
     if f.op == "$or":
-        return sa.or_(*(to_sql(c, meta_col, system_cols, dialect) for c in f.children))
+        return sa.or_(*(_compile(c, meta_col, system_cols, dialect) for c in f.children))
     if f.op == "$not":
-        return sa.not_(to_sql(f.children[0], meta_col, system_cols, dialect))
+        return sa.not_(_compile(f.children[0], meta_col, system_cols, dialect))
     if f.field in system_cols:
         ref = _system_column(system_cols[f.field], dialect)
     elif dialect == "sqlite":

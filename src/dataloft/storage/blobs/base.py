@@ -47,7 +47,8 @@ class BlobStat:
 
 
 class BlobWriter(Protocol):
-    size: int
+    @property
+    def size(self) -> int: ...
 
     def write(self, chunk: bytes) -> None: ...
     def commit(self) -> BlobInfo: ...

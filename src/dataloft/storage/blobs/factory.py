@@ -46,18 +46,7 @@ def _s3(url: str, bucket: str, path: str, query: str, fragment: str) -> BlobStor
                          "the AWS environment variables, not in the URL")
     if fragment:
         raise ValueError(f"blob URL {url!r}: s3 URLs take no fragment")
-    try:
-        raw = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
-        raise ValueError(f"blob URL {url!r}: malformed query: {exc}") from exc
-    unknown = sorted(set(raw) - _S3_PARAMS)
-    if unknown:
-        raise ValueError(f"blob URL {url!r}: unknown parameter(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(_S3_PARAMS))}")
-    repeated = sorted(k for k, v in raw.items() if len(v) > 1)
-    if repeated:
-        raise ValueError(f"blob URL {url!r}: parameter(s) given twice: {', '.join(repeated)}")
-    q = {k: v[0] for k, v in raw.items()}
+    q = _s3_query(url, query)
     kwargs: dict[str, Any] = {}
     endpoint = q.get("endpoint")
     if endpoint:
@@ -68,14 +57,7 @@ def _s3(url: str, bucket: str, path: str, query: str, fragment: str) -> BlobStor
         kwargs["endpoint_url"] = endpoint
     if q.get("region"):
         kwargs["region"] = q["region"]
-    path_prefix = path.strip("/")
-    if "prefix" in q and path_prefix:
-        raise ValueError(f"blob URL {url!r}: give the prefix as the path or as ?prefix=, "
-                         "not both")
-    if "prefix" in q:
-        kwargs["prefix"] = q["prefix"]
-    elif path_prefix:
-        kwargs["prefix"] = path_prefix + "/"
+    kwargs.update(_s3_prefix(url, path, q))
     if "part_size" in q:
         if not q["part_size"].isascii() or not q["part_size"].isdigit():
             raise ValueError(f"blob URL {url!r}: part_size must be a number of bytes")
@@ -89,3 +71,28 @@ def _s3(url: str, bucket: str, path: str, query: str, fragment: str) -> BlobStor
     except ImportError as exc:  # pragma: no cover - boto3 is a dependency
         raise ValueError("s3:// blob URLs need boto3 installed") from exc
     return S3BlobStore(bucket, **kwargs)
+
+
+def _s3_query(url: str, query: str) -> dict[str, str]:
+    try:
+        raw = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ValueError(f"blob URL {url!r}: malformed query: {exc}") from exc
+    unknown = sorted(set(raw) - _S3_PARAMS)
+    if unknown:
+        raise ValueError(f"blob URL {url!r}: unknown parameter(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(_S3_PARAMS))}")
+    repeated = sorted(k for k, v in raw.items() if len(v) > 1)
+    if repeated:
+        raise ValueError(f"blob URL {url!r}: parameter(s) given twice: {', '.join(repeated)}")
+    return {k: v[0] for k, v in raw.items()}
+
+
+def _s3_prefix(url: str, path: str, q: dict[str, str]) -> dict[str, str]:
+    path_prefix = path.strip("/")
+    if "prefix" in q and path_prefix:
+        raise ValueError(f"blob URL {url!r}: give the prefix as the path or as ?prefix=, "
+                         "not both")
+    if "prefix" in q:
+        return {"prefix": q["prefix"]}
+    return {"prefix": path_prefix + "/"} if path_prefix else {}

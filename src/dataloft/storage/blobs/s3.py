@@ -25,7 +25,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -136,7 +136,7 @@ class S3Writer:
 class S3BlobStore:
     def __init__(self, bucket: str, *, endpoint_url: str | None = None,
                  region: str | None = None, prefix: str = "blobs/", part_size: int = 8 * MIB,
-                 addressing_style: str | None = None, client: Any = None):
+                 addressing_style: Literal["path", "virtual"] | None = None, client: Any = None):
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
         if prefix and not prefix.endswith("/"):
@@ -145,7 +145,8 @@ class S3BlobStore:
         self.prefix = prefix.lstrip("/")
         self.part_size = part_size
         if client is None:
-            style = addressing_style or ("path" if endpoint_url else "auto")
+            style: Literal["auto", "virtual", "path"] = (
+                addressing_style or ("path" if endpoint_url else "auto"))
             client = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint_url or None, region_name=region or None,
                 config=Config(signature_version="s3v4", s3={"addressing_style": style},
