@@ -34,6 +34,7 @@ SQL_HOMES = ("*/repository.py", "storage/*", "storage/*/*", "jobs/queue.py", "jo
 SQL_BUILDERS = frozenset({"select", "insert", "update", "delete", "text", "exists", "union",
                           "union_all", "literal_column", "table", "column", "aliased",
                           "with_for_update"})
+SESSIONS = ("session", "s", "db")
 SESSION_CALLS = frozenset({"execute", "scalars", "scalar", "get", "add", "add_all", "delete",
                            "merge", "refresh", "flush", "query", "get_one"})
 
@@ -101,11 +102,11 @@ def sql_sites(tree: ast.Module) -> Iterator[tuple[int, str]]:
         fn = node.func
         if isinstance(fn, ast.Name) and fn.id in builders:
             yield node.lineno, f"{fn.id}(...)"
-        elif (isinstance(fn, ast.Attribute) and fn.attr in SESSION_CALLS
-              and isinstance(fn.value, ast.Name) and fn.value.id in ("session", "s", "db")) or isinstance(fn, ast.Attribute) and fn.attr in ("select", "insert", "update",
-                                                           "delete", "text") and \
-                isinstance(fn.value, ast.Name) and fn.value.id in ("sa", "sqlalchemy"):
-            yield node.lineno, f"{fn.value.id}.{fn.attr}(...)"
+        elif isinstance(fn, ast.Attribute) and isinstance(fn.value, ast.Name):
+            owner, name = fn.value.id, fn.attr
+            if (owner in SESSIONS and name in SESSION_CALLS) or (
+                    owner in ("sa", "sqlalchemy") and name in SQL_BUILDERS):
+                yield node.lineno, f"{owner}.{name}(...)"
 
 
 def check_repositories() -> list[str]:
