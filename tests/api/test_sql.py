@@ -379,6 +379,14 @@ SANDBOX = [
     ("SELECT 1; DROP TABLE sales", "SQL_NOT_ALLOWED"),
     ("EXPLAIN SELECT 1", "SQL_NOT_ALLOWED"),
     ("SELECT * FROM secret", "SQL_INVALID"),
+    # The catalogue shows the snapshots' absolute paths (view definitions): refused.
+    ("SELECT * FROM duckdb_views", "SQL_NOT_ALLOWED"),
+    ("SELECT sql FROM sqlite_master", "SQL_NOT_ALLOWED"),
+    ("SELECT * FROM information_schema.views", "SQL_NOT_ALLOWED"),
+    ("SELECT * FROM pg_catalog.pg_views", "SQL_NOT_ALLOWED"),
+    ("SELECT * FROM main.duckdb_tables", "SQL_NOT_ALLOWED"),
+    ("SELECT * FROM system.main.duckdb_views", "SQL_NOT_ALLOWED"),
+    ("WITH sales AS (SELECT sql FROM sqlite_master) SELECT * FROM sales", "SQL_NOT_ALLOWED"),
     ("SELCT 1", "SQL_INVALID"),
     ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
      "QUERY_TIME_LIMIT"),
@@ -405,6 +413,12 @@ def test_sandbox_refuses_and_the_server_keeps_serving(client: TestClient, sales:
     assert ok(query(client, sales, "SELECT count(*) FROM sales"))["rows"] == [[4]]
     assert not Path("/tmp/dataloft-leak.csv").exists()
     assert not Path("/tmp/dataloft-evil.db").exists()
+
+
+def test_ctes_and_the_tables_by_schema_are_queryable(client: TestClient, sales: str) -> None:
+    assert ok(query(client, sales, "WITH s AS (SELECT * FROM sales) "
+                                   "SELECT count(*) FROM s"))["rows"] == [[4]]
+    assert ok(query(client, sales, "SELECT count(*) FROM main.sales"))["rows"] == [[4]]
 
 
 def test_another_tenants_table_is_not_reachable(client: TestClient, sales: str) -> None:

@@ -365,9 +365,7 @@ def _check(con: Any, sql: str) -> None:
     tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
     if tree.get("error"):
         raise SqlNotAllowed(f"the statement cannot be checked: {tree.get('error_message')}")
-    for name in _base_tables(tree):
-        if any(ch in name for ch in "/\\:") or name.lower().endswith(_FILE_SUFFIXES):
-            raise SqlNotAllowed(f"{name!r}: files cannot be queried; query the tables")
+    _check_tables(con, tree)
     for name, is_table in _functions(tree):
         lowered = name.lower()
         if is_table and lowered not in TABLE_FUNCTIONS:
@@ -392,15 +390,51 @@ _FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".json", ".jsonl", ".ndjson", ".tx
                   ".zst", ".db", ".duckdb", ".sqlite", ".xlsx")
 
 
-def _base_tables(node: Any) -> Iterator[str]:
+def _check_tables(con: Any, tree: Any) -> None:
+    """Every table the statement names is one of the query's own tables or CTEs; files and
+    the catalogue (information_schema, pg_catalog, duckdb_views, sqlite_master ...: they
+    show the snapshots' server paths) are refused. An unknown plain name is left to DuckDB,
+    which answers that it does not exist."""
+    ours = {str(n).lower() for (n,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL "
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    internal = {str(n).lower() for (n,) in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE internal").fetchall()}
+    ctes = set(_cte_names(tree))
+    for catalog, schema, name in _base_tables(tree):
+        lowered = name.lower()
+        if any(ch in name for ch in "/\\:") or lowered.endswith(_FILE_SUFFIXES):
+            raise SqlNotAllowed(f"{name!r}: files cannot be queried; query the tables")
+        if not schema and not catalog and lowered in ctes:
+            continue
+        qualified = schema.lower() not in ("", "main") or catalog.lower() not in ("", "memory")
+        if qualified or (lowered not in ours and (
+                lowered in internal or lowered.startswith(DENIED_PREFIXES))):
+            raise SqlNotAllowed(f"{'.'.join(p for p in (catalog, schema, name) if p)!r}: "
+                                "the catalogue cannot be queried; query the tables")
+
+
+def _base_tables(node: Any) -> Iterator[tuple[str, str, str]]:
     if isinstance(node, dict):
         if node.get("type") == "BASE_TABLE" and "table_name" in node:
-            yield str(node["table_name"])
+            yield (str(node.get("catalog_name") or ""), str(node.get("schema_name") or ""),
+                   str(node["table_name"]))
         for value in node.values():
             yield from _base_tables(value)
     elif isinstance(node, list):
         for item in node:
             yield from _base_tables(item)
+
+
+def _cte_names(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for entry in (node.get("cte_map") or {}).get("map", []):
+            yield str(entry.get("key", "")).lower()
+        for value in node.values():
+            yield from _cte_names(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _cte_names(item)
 
 
 def data_type(sql_type: str) -> str:
