@@ -228,8 +228,15 @@ class Job(Timestamps, Base):
     lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     error_code: Mapped[str | None] = mapped_column(String(40), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    # When a worker last took it: claims go to the organisation (and, within one, the serial
+    # key) served least recently, so no backlog delays another tenant's jobs.
+    claimed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
-    __table_args__ = (Index("ix_jobs_state_run_after", "state", "run_after"),)
+    __table_args__ = (
+        Index("ix_jobs_state_run_after", "state", "run_after"),
+        Index("ix_jobs_org_claimed", "org_id", "claimed_at"),
+        Index("ix_jobs_serial_claimed", "serial_key", "claimed_at"),
+    )
 
 
 class Event(Base):

@@ -714,3 +714,42 @@ def test_random_interleavings_keep_the_invariants(db: Database) -> None:
         settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
                           suppress_health_check=list(HealthCheck)),
     )
+
+
+# --- fairness ------------------------------------------------------------------------------
+
+def drain(db: Database) -> list[int]:
+    """Claim and finish one job at a time (a single worker); the order jobs ran in."""
+    order = []
+    while (lease := claim(db)) is not None:
+        order.append(int(lease.payload["n"]))
+        with db.write() as session:
+            queue.finish(session, lease)
+    return order
+
+
+def test_one_organisations_backlog_delays_another_by_at_most_one_job(db: Database) -> None:
+    for n in range(1, 7):  # org A: a backlog over three datasets
+        add(db, org_id="org_a", serial_key=f"dataset:a{n % 3}", n=n)
+    add(db, org_id="org_b", serial_key="dataset:b", n=100)
+    order = drain(db)
+    assert sorted(order) == [1, 2, 3, 4, 5, 6, 100]
+    assert order.index(100) <= 1, order  # A's oldest, then B's first at the latest
+
+
+def test_an_organisation_served_before_waits_for_one_never_served(db: Database) -> None:
+    add(db, org_id="org_a", serial_key="dataset:a", n=1)
+    assert drain(db) == [1]
+    for n in range(2, 6):
+        add(db, org_id="org_a", serial_key=f"dataset:a{n}", n=n)
+    add(db, org_id="org_b", serial_key="dataset:b", n=100)
+    assert drain(db)[0] == 100
+
+
+def test_datasets_of_one_organisation_take_turns(db: Database) -> None:
+    for n in range(1, 5):
+        add(db, org_id="org_a", serial_key="dataset:big", n=n)
+    add(db, org_id="org_a", serial_key="dataset:small", n=100)
+    order = drain(db)
+    assert order.index(100) <= 1, order
+    assert [n for n in order if n != 100] == [1, 2, 3, 4]  # each dataset's own order kept

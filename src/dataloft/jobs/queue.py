@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, Update, and_, exists, or_, select, update
+from sqlalchemy import CursorResult, Update, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from dataloft.jobs import locks
@@ -71,10 +71,22 @@ def _claimable(now: int) -> Any:
     return and_(ready, or_(Job.serial_key.is_(None), ~busy_sibling))
 
 
+def _turns() -> tuple[Any, Any]:
+    """Fair order: the organisation served least recently first, then, within it, the serial
+    key (a dataset) served least recently; never served counts as served at time 0."""
+    org, key = aliased(Job), aliased(Job)
+    org_turn = select(func.coalesce(func.max(org.claimed_at), 0)).where(
+        org.org_id == Job.org_id).scalar_subquery()
+    key_turn = select(func.coalesce(func.max(key.claimed_at), 0)).where(
+        key.serial_key == Job.serial_key).scalar_subquery()
+    return org_turn, key_turn
+
+
 def claim(session: Session, owner: str, lease_ms: int,
           on_abandon: Callable[[Session, Job], None] | None = None) -> Lease | None:
-    """Take the oldest claimable job. Call inside a write transaction, and commit soon: on
-    PostgreSQL the row looked at and the serial key taken stay locked until then.
+    """Take the next claimable job in fair order (`_turns`: round-robin over organisations,
+    then over datasets, then oldest first). Call inside a write transaction, and commit
+    soon: on PostgreSQL the row looked at and the serial key taken stay locked until then.
 
     A job whose lease expired on its last allowed attempt is failed instead, and
     `on_abandon` lets its kind record why (e.g. a sync.failed event)."""
@@ -91,7 +103,7 @@ def claim(session: Session, owner: str, lease_ms: int,
         # on PostgreSQL never queue behind one row nor lock rows they will not take (a no-op
         # on SQLite, whose single writer already runs claims one at a time).
         job = session.scalars(
-            query.order_by(Job.run_after, Job.id).limit(1)
+            query.order_by(*_turns(), Job.run_after, Job.id).limit(1)
             .with_for_update(skip_locked=True, of=Job)
             .execution_options(populate_existing=True)
         ).first()
@@ -160,7 +172,7 @@ def _take(session: Session, job: Job, owner: str, lease_ms: int, now: int) -> Le
                    .where(*seen)
                    .values(state="running", lease_owner=owner, lease_token=token,
                            lease_expires_at=now + lease_ms, attempts=Job.attempts + 1,
-                           updated_at=now)
+                           claimed_at=now, updated_at=now)
                    .execution_options(synchronize_session=False))
     if not won:
         return None
