@@ -17,6 +17,7 @@ from dataloft.api import (
     inconvo,
     informer,
     keys,
+    openai,
     records,
     sql,
 )
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(keys.router)
     app.include_router(informer.router)
     app.include_router(sql.router)
+    app.include_router(openai.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")

@@ -17,6 +17,7 @@ from dataloft.keys import service as keys
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
 from dataloft.models import InstanceSecret
+from dataloft.openai.tasks import EXPIRE_JOB, FileExpireHandler
 from dataloft.query.engine import QueryEngine, QueryLimits
 from dataloft.query.service import QueryService
 from dataloft.storage.blobs.base import BlobStore
@@ -154,6 +155,7 @@ def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: In
             timeout_s=settings.extract_timeout_seconds)),
         REINDEX_JOB: ReindexHandler(db, index, embedder),
         queue.BLOB_DELETE: BlobDeleteHandler(db, blobs),
+        EXPIRE_JOB: FileExpireHandler(db, index),
     }
     confined.start()  # the extraction forkserver, up before the first sync needs it
     pool = WorkerPool(db, handlers, WorkerConfig(

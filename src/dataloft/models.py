@@ -84,6 +84,10 @@ class File(Timestamps, Base):
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     blob_key: Mapped[str | None] = mapped_column(String(200), default=None)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # The OpenAI surface's `purpose` (None: a file made elsewhere, shown as "assistants")
+    # and `expires_after`, as an epoch-ms instant.
+    purpose: Mapped[str | None] = mapped_column(String(32), default=None)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     __table_args__ = (
         Index("ix_files_org_id_id", "org_id", "id"),
@@ -140,6 +144,9 @@ class Dataset(Timestamps, Base):
     # Set on the dataset an agent keeps for one end-user or context scope (Inconvo API).
     assistant_id: Mapped[str | None] = mapped_column(
         ForeignKey("assistants.id", ondelete="CASCADE"), default=None)
+    # A vector store's (OpenAI surface) `expires_after {anchor: last_active_at, days}`.
+    expires_after_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_active_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     __table_args__ = (
         Index("ix_datasets_org_id_id", "org_id", "id"),
@@ -177,8 +184,25 @@ class Attachment(Timestamps, Base):
     sync_requested_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     synced_version: Mapped[int | None] = mapped_column(Integer, default=None)
     synced_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # A file's attributes in a vector store (OpenAI surface), which its search filters read.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    # Chunking of this file alone: {recordMaxTokens, recordOverlapTokens}; None = dataset's.
+    chunking: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
 
     __table_args__ = (UniqueConstraint("dataset_id", "file_id", name="uq_attachment"),)
+
+
+class FileBatch(Timestamps, Base):
+    """Files added to a vector store together (OpenAI surface). Their status is derived from
+    each file's sync state (sync/status.py), never stored, so counts cannot drift."""
+
+    __tablename__ = "file_batches"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    file_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    cancelled_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Record(Timestamps, Base):

@@ -91,6 +91,7 @@ class Tenant:
     ticket: str = ""
     upload_url: str = ""
     filenames: list[str] = field(default_factory=list)  # Inconvo uploads
+    batches: list[str] = field(default_factory=list)  # OpenAI file batches
     secrets: set[str] = field(default_factory=set)
 
 
@@ -159,6 +160,8 @@ def build_a(c: TestClient) -> Tenant:
         "file": {"type": "text/plain", "size": 5, "name": "a-ticket-secret.txt"}}))
     a.upload_url = ticket["uploadRequest"]["url"]
     a.ticket = urlsplit(a.upload_url).path.rsplit("/", 1)[1]
+    a.batches.append(ok(c.post(f"/v1/vector_stores/{a.datasets['priv']}/file_batches",
+                               headers=h, json={"file_ids": [a.files["priv"]]}))["id"])
     wait_for_jobs(c)
     with ctx.db.read() as s:
         for f in s.scalars(select(File).where(File.org_id == a.org)):
@@ -180,7 +183,8 @@ def build_a(c: TestClient) -> Tenant:
                  "a-userpub-secret", "a-empty-secret", "a-ds-secret", "a-ds-prot-secret",
                  "a-ds-user-secret", "a-secret-file-alias", "a-secret-ds-alias",
                  "a-desc-secret", "a-ds-desc-secret", "a-meta-secret", "a-assistant-secret",
-                 "a-instructions-secret", "a-key-secret", "a-ticket-secret", made["key"][:12]}
+                 "a-instructions-secret", "a-key-secret", "a-ticket-secret", made["key"][:12],
+                 *a.batches}
     return a
 
 
@@ -409,6 +413,96 @@ def download(e: Env) -> Iterator[Attempt]:
                       anon=frozenset({200}) if fid in public else frozenset({401}))
 
 
+def v1_per_file(method: str, tail: str = "") -> Rule:
+    def rule(e: Env) -> Iterator[Attempt]:
+        for fid in e.a_files():
+            yield Attempt(method, f"/v1/files/{fid}{tail}", (fid,))
+    return rule
+
+
+def v1_per_store(method: str, tail: str = "", **kw: Any) -> Rule:
+    def rule(e: Env) -> Iterator[Attempt]:
+        for ds in e.a_datasets():
+            yield Attempt(method, f"/v1/vector_stores/{ds}{tail}", (ds,), dict(kw))
+    return rule
+
+
+def v1_store_file(method: str, tail: str = "", **kw: Any) -> Rule:
+    """A's stores with B's file and A's own; B's own store with each of A's files."""
+    def rule(e: Env) -> Iterator[Attempt]:
+        b_ds, b_file, a_file = e.b.datasets["own"], e.b.files["own"], e.a.files["priv"]
+        for ds in e.a_datasets():
+            yield Attempt(method, f"/v1/vector_stores/{ds}/files/{b_file}{tail}", (ds,),
+                          dict(kw))
+            yield Attempt(method, f"/v1/vector_stores/{ds}/files/{a_file}{tail}",
+                          (ds, a_file), dict(kw))
+        for fid in e.a_files():
+            yield Attempt(method, f"/v1/vector_stores/{b_ds}/files/{fid}{tail}", (fid,),
+                          dict(kw))
+    return rule
+
+
+def v1_batch(method: str, tail: str = "") -> Rule:
+    def rule(e: Env) -> Iterator[Attempt]:
+        for batch in e.a.batches:
+            for ds in (e.a.datasets["priv"], e.b.datasets["own"]):
+                vals = (ds, batch) if ds == e.a.datasets["priv"] else (batch,)
+                yield Attempt(method, f"/v1/vector_stores/{ds}/file_batches/{batch}{tail}",
+                              vals)
+    return rule
+
+
+def v1_listing(url: str) -> Rule:
+    def rule(e: Env) -> Iterator[Attempt]:
+        for params in ({"limit": 100}, {"limit": 2, "order": "asc"}, {"purpose": "assistants"}):
+            yield Attempt("GET", url, (), {"params": params}, admin=OK, end_user=OK)
+    return rule
+
+
+def v1_rules() -> dict[tuple[str, str], Rule]:
+    """The OpenAI-compatible surface: the same rules, in OpenAI's error body."""
+    vs = "/v1/vector_stores/{store_id}"
+    return {
+        ("POST", "/v1/files"): plain("POST", "/v1/files", data={"purpose": "assistants"},
+                                     files={"file": ("b.txt", b"bqmark", "text/plain")}),
+        ("GET", "/v1/files"): v1_listing("/v1/files"),
+        ("GET", "/v1/files/{file_id}"): v1_per_file("GET"),
+        ("DELETE", "/v1/files/{file_id}"): v1_per_file("DELETE"),
+        ("GET", "/v1/files/{file_id}/content"): v1_per_file("GET", "/content"),
+        ("POST", "/v1/vector_stores"): lambda e: (
+            *plain("POST", "/v1/vector_stores", json={"name": "b-vs"})(e),
+            *(Attempt("POST", "/v1/vector_stores", (fid,), {"json": {"file_ids": [fid]}})
+              for fid in e.a_files())),
+        ("GET", "/v1/vector_stores"): v1_listing("/v1/vector_stores"),
+        ("GET", vs): v1_per_store("GET"),
+        ("POST", vs): v1_per_store("POST", json={"name": "pwned"}),
+        ("DELETE", vs): v1_per_store("DELETE"),
+        ("POST", f"{vs}/search"): lambda e: (
+            *v1_per_store("POST", "/search", json={"query": A_MARKERS[0],
+                                                   "max_num_results": 50})(e),
+            Attempt("POST", f"/v1/vector_stores/{e.b.datasets['own']}/search", (),
+                    {"json": {"query": " ".join(A_MARKERS), "max_num_results": 50}},
+                    admin=OK, end_user=frozenset({404}))),
+        ("POST", f"{vs}/files"): lambda e: (
+            *v1_per_store("POST", "/files", json={"file_id": e.b.files["own"]})(e),
+            *(Attempt("POST", f"/v1/vector_stores/{e.b.datasets['own']}/files", (fid,),
+                      {"json": {"file_id": fid}}) for fid in e.a_files())),
+        ("GET", f"{vs}/files"): v1_per_store("GET", "/files"),
+        ("GET", f"{vs}/files/{{file_id}}"): v1_store_file("GET"),
+        ("POST", f"{vs}/files/{{file_id}}"): v1_store_file("POST", json={
+            "attributes": {"pwned": True}}),
+        ("DELETE", f"{vs}/files/{{file_id}}"): v1_store_file("DELETE"),
+        ("GET", f"{vs}/files/{{file_id}}/content"): v1_store_file("GET", "/content"),
+        ("POST", f"{vs}/file_batches"): lambda e: (
+            *v1_per_store("POST", "/file_batches", json={"file_ids": [e.b.files["own"]]})(e),
+            *(Attempt("POST", f"/v1/vector_stores/{e.b.datasets['own']}/file_batches", (fid,),
+                      {"json": {"file_ids": [fid]}}) for fid in e.a_files())),
+        ("GET", f"{vs}/file_batches/{{batch_id}}"): v1_batch("GET"),
+        ("POST", f"{vs}/file_batches/{{batch_id}}/cancel"): v1_batch("POST", "/cancel"),
+        ("GET", f"{vs}/file_batches/{{batch_id}}/files"): v1_batch("GET", "/files"),
+    }
+
+
 def rules() -> dict[tuple[str, str], Rule]:
     p = "/api/v1"
     return {
@@ -519,6 +613,7 @@ def rules() -> dict[tuple[str, str], Rule]:
            for k, kind, tail in (("user", "user", "{user_identifier}"),
                                  ("context", "context", "{context_key}/{context_value}"))
            for method, extra in (("GET", ""), ("POST", ""), ("DELETE", "/{filename}"))},
+        **v1_rules(),
     }
 
 
@@ -604,10 +699,14 @@ class Run:
 
 
 def envelope(r: Any) -> bool:
+    """Our error body, or on /v1 OpenAI's: {"error": {"message", "type", "param", "code"}}."""
     try:
         body = r.json()
     except ValueError:
         return False
+    if urlsplit(str(r.request.url)).path.startswith("/v1/"):
+        return (isinstance(body, dict) and set(body) == {"error"}
+                and {"message", "type", "param", "code"} <= set(body["error"]))
     return isinstance(body, dict) and {"message", "code"} <= set(body)
 
 

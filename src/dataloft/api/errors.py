@@ -1,4 +1,5 @@
-"""Every error leaves as {"message", "code"} with its status. A 500 means a bug."""
+"""Every error leaves as {"message", "code"} with its status (on /v1, the OpenAI surface, as
+OpenAI's body: dataloft/openai/errors.py). A 500 means a bug."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from dataloft.errors import DataloftError
+from dataloft.openai import errors as openai_errors
 
 log = logging.getLogger("dataloft.api")
 
@@ -27,6 +29,21 @@ def envelope(status: int, message: str, code: str, headers: Mapping[str, str] | 
     return JSONResponse({"message": message, "code": code}, status_code=status, headers=headers)
 
 
+def _respond(req: Request, status: int, message: str, code: str,
+             headers: dict[str, str] | None = None, param: str | None = None) -> JSONResponse:
+    if openai_errors.applies(req.url.path):
+        return openai_errors.response(status, message, code, param, headers)
+    return envelope(status, message, code, headers)
+
+
+def _param(exc: RequestValidationError) -> str | None:
+    for err in exc.errors()[:1]:
+        loc = tuple(err.get("loc", ()))
+        where = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+        return ".".join(str(p) for p in where) or None
+    return None
+
+
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -37,28 +54,31 @@ def _describe(exc: RequestValidationError) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DataloftError)
-    async def _ours(_req: Request, exc: DataloftError) -> JSONResponse:
+    async def _ours(req: Request, exc: DataloftError) -> JSONResponse:
+        if openai_errors.applies(req.url.path):
+            return openai_errors.response(exc.status, exc.message, exc.code, None, exc.headers)
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        return envelope(400, _describe(exc), "BAD_REQUEST")
+    async def _invalid(req: Request, exc: RequestValidationError) -> JSONResponse:
+        return _respond(req, 400, _describe(exc), "BAD_REQUEST", param=_param(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http(_req: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"ERROR_{exc.status_code}")
-        return envelope(exc.status_code, str(exc.detail), code, exc.headers)
+        return _respond(req, exc.status_code, str(exc.detail), code,
+                        dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(DataError)
-    async def _data(_req: Request, exc: DataError) -> JSONResponse:
+    async def _data(req: Request, exc: DataError) -> JSONResponse:
         # PostgreSQL refuses NUL in text (SQLite stores it): an id, name or filter value
         # with one is the client's input, not our bug. The request's transaction rolled back.
         if "NUL" in str(exc.orig) or "\\u0000" in str(exc.orig):  # text; JSONB
-            return envelope(400, "strings must not contain NUL characters", "BAD_REQUEST")
+            return _respond(req, 400, "strings must not contain NUL characters", "BAD_REQUEST")
         log.exception("unhandled error", exc_info=exc)
-        return envelope(500, "internal error", "INTERNAL_ERROR")
+        return _respond(req, 500, "internal error", "INTERNAL_ERROR")
 
     @app.exception_handler(Exception)
-    async def _bug(_req: Request, exc: Exception) -> JSONResponse:
+    async def _bug(req: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return envelope(500, "internal error", "INTERNAL_ERROR")
+        return _respond(req, 500, "internal error", "INTERNAL_ERROR")

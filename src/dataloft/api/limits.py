@@ -9,13 +9,16 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dataloft.openai import errors as openai_errors
+
 JSON_BODY_LIMIT = 8 * 1024 * 1024
 
 # Exactly the routes that stream and cap their own bodies: POST /file/{id}/upload and the
 # direct-to-source PUT /file/{id}/upload/{ticket}. Matched on the whole path: a substring
 # test would let any path with "/upload" in an id (".../dataset/upload/record/create")
 # skip the cap.
-_SELF_LIMITED = re.compile(r"/api/v1/file/[^/]+/upload(?:/[^/]+)?/?")
+# POST /v1/files (OpenAI surface) streams its multipart body the same way.
+_SELF_LIMITED = re.compile(r"/api/v1/file/[^/]+/upload(?:/[^/]+)?/?|/v1/files/?")
 
 
 class BodyLimit:
@@ -30,7 +33,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and (len(declared) > 20 or int(declared) > self.limit):
-            await self._refuse(send)
+            await self._refuse(send, _route_path(scope))
             return
         seen = 0
         started = False
@@ -53,13 +56,16 @@ class BodyLimit:
             await self.app(scope, counted, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, _route_path(scope))
 
-    async def _refuse(self, send: Send) -> None:
-        body: dict[str, Any] = {"message": f"request body exceeds {self.limit} bytes",
-                                "code": "CONTENT_TOO_LARGE"}
+    async def _refuse(self, send: Send, path: str) -> None:
+        message = f"request body exceeds {self.limit} bytes"
+        body: dict[str, Any] = {"message": message, "code": "CONTENT_TOO_LARGE"}
+        status = 413
+        if openai_errors.applies(path):
+            body, status = openai_errors.body(413, message, "CONTENT_TOO_LARGE"), 400
         raw = json.dumps(body).encode()
-        await send({"type": "http.response.start", "status": 413,
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(raw)).encode())]})
         await send({"type": "http.response.body", "body": raw})

@@ -24,6 +24,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from dataloft.files import service
+from dataloft.files.deps import UploadDeps
 from dataloft.files.schemas import DirectUpload
 from dataloft.jobs import queue
 from dataloft.kit.ids import new_id, now_ms
@@ -32,11 +33,11 @@ from dataloft.models import File, UploadTicket
 from dataloft.storage.blobs.base import BlobInfo, DirectUploads
 
 
-def enabled(ctx: Any) -> bool:
+def enabled(ctx: UploadDeps) -> bool:
     return ctx.blobs.direct_uploads() is not None
 
 
-def issue(ctx: Any, blobs: DirectUploads, principal: Principal, file_id: str,
+def issue(ctx: UploadDeps, blobs: DirectUploads, principal: Principal, file_id: str,
           spec: DirectUpload, content_disposition: str | None) -> dict[str, Any]:
     """A ticket and the presigned PUT a client sends the bytes with."""
     ttl = int(ctx.settings.direct_upload_ttl)
@@ -44,7 +45,7 @@ def issue(ctx: Any, blobs: DirectUploads, principal: Principal, file_id: str,
     ticket = UploadTicket(id=new_id("upl"), file_id=file_id, size=spec.size,
                           content_type=spec.type, name=spec.name, expires_at=now + ttl * 1000,
                           blob_key=blobs.new_key(), created_at=now)
-    url, headers = blobs.presigned_put(ticket.blob_key, spec.type, spec.size, ttl,
+    url, headers = blobs.presigned_put(str(ticket.blob_key), spec.type, spec.size, ttl,
                                        content_disposition)
     with ctx.db.write() as session:
         service.get_owned(session, principal, file_id)
@@ -67,7 +68,7 @@ def sweep(session: Session, now: int, grace_ms: int) -> None:
             queue.delete_blob_later(session, key, org_id)
 
 
-def confirm(ctx: Any, principal: Principal | None, file_id: str) -> int:
+def confirm(ctx: UploadDeps, principal: Principal | None, file_id: str) -> int:
     """Confirm the file's pending direct uploads that have arrived, oldest first; returns
     how many were confirmed. Raises like a fetch if the principal (None: anonymous, public
     files only) cannot see the file."""
@@ -90,7 +91,7 @@ def confirm(ctx: Any, principal: Principal | None, file_id: str) -> int:
     return confirmed
 
 
-def _confirm_one(ctx: Any, ticket: UploadTicket) -> bool:
+def _confirm_one(ctx: UploadDeps, ticket: UploadTicket) -> bool:
     key = str(ticket.blob_key)
     stat = ctx.blobs.stat(key)
     if stat is None:

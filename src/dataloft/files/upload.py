@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from dataloft.errors import BadRequest, ContentTooLarge, Gone, NotAuthorized, not_found
 from dataloft.files import direct, multipart, service
+from dataloft.files.deps import UploadDeps
 from dataloft.files.schemas import DirectUpload
 from dataloft.files.streams import pump
 from dataloft.kit.ids import new_id, now_ms
@@ -127,7 +128,7 @@ def _decode_data_url(url: str, max_bytes: int) -> tuple[bytes, str | None]:
 
 
 class Uploads:
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: UploadDeps):
         self.ctx = ctx
 
     @property
@@ -161,15 +162,22 @@ class Uploads:
         return Received(blob, content_type, name)
 
     async def _multipart(self, request: Request) -> Received:
+        received, _fields = await self.receive_form(request)
+        return received
+
+    async def receive_form(self, request: Request) -> tuple[Received, dict[str, str]]:
+        """A multipart body's `file` part, committed to the blob store (the caller points a
+        file at it or deletes it), and its other, small text fields."""
         # Multipart framing adds a little; the file part itself is capped by the writer.
         body = capped_body(request, self.max_bytes + 64 * 1024)
         with self.ctx.blobs.writer(self.max_bytes) as writer:
-            form = await multipart.parse(request.headers["content-type"], body, "file",
+            form = await multipart.parse(request.headers.get("content-type", ""), body, "file",
                                          writer.write)
             if form.file is None:
                 raise BadRequest("the multipart body has no 'file' part")
             blob = await run_in_threadpool(writer.commit)
-        return Received(blob, form.file.content_type, form.file.filename)
+        received = Received(blob, _media_type(form.file.content_type), form.file.filename)
+        return received, form.fields
 
     async def _json(self, request: Request, principal: Principal, file_id: str) -> dict[str, Any]:
         limit = self.max_bytes * 4 // 3 + 64 * 1024

@@ -335,6 +335,30 @@ async def _send_pinned(
     raise BadRequest("URL fetch failed: could not connect to host") from last_exc
 
 
+async def _stream_body(resp: httpx.Response, sink: Callable[[bytes], object],
+                       max_bytes: int) -> None:
+    """The body into `sink`, refused as soon as it (or its declared length) passes the cap."""
+    too_large = f"URL content is larger than the limit of {max_bytes} bytes"
+    declared = resp.headers.get("content-length")
+    if declared is not None:
+        try:
+            declared_len: int | None = int(declared.strip())
+        except ValueError:
+            declared_len = None
+        if declared_len is not None and declared_len > max_bytes:
+            raise ContentTooLarge(too_large)
+    total = 0
+    async for chunk in resp.aiter_bytes():
+        if not chunk:
+            continue
+        total += len(chunk)
+        if total > max_bytes:
+            raise ContentTooLarge(too_large)
+        res = sink(chunk)
+        if inspect.isawaitable(res):
+            await res
+
+
 async def _fetch(
     url: str,
     sink: Callable[[bytes], object],
@@ -369,28 +393,7 @@ async def _fetch(
                 if not 200 <= resp.status_code < 300:
                     raise BadRequest(f"URL fetch failed: HTTP {resp.status_code}")
 
-                declared = resp.headers.get("content-length")
-                if declared is not None:
-                    try:
-                        declared_len = int(declared.strip())
-                    except ValueError:
-                        declared_len = None
-                    if declared_len is not None and declared_len > max_bytes:
-                        raise ContentTooLarge(
-                            f"URL content is larger than the limit of {max_bytes} bytes"
-                        )
-                total = 0
-                async for chunk in resp.aiter_bytes():
-                    if not chunk:
-                        continue
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise ContentTooLarge(
-                            f"URL content is larger than the limit of {max_bytes} bytes"
-                        )
-                    res = sink(chunk)
-                    if inspect.isawaitable(res):
-                        await res
+                await _stream_body(resp, sink, max_bytes)
                 return Fetched(
                     content_type=resp.headers.get("content-type"),
                     filename=_filename_from_disposition(resp.headers.get("content-disposition"))

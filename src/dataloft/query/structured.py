@@ -51,17 +51,7 @@ def _filter_columns(t: Table) -> dict[str, DuckColumn]:
 
 def compile_query(body: dict[str, Any], tables: list[Table]) -> str:
     """SQL text for a structured query over `tables` (the caller's scope)."""
-    name = body.get("table")
-    if name is None:
-        if len(tables) != 1:
-            raise BadRequest(f"table: name one of {[t.name for t in tables]}")
-        t = tables[0]
-    else:
-        found = [t for t in tables if t.name == name]
-        if not found:
-            raise BadRequest(f"table: no table {name!r} here; see the schema route")
-        t = found[0]
-    select: list[str] = []
+    t = _table(body.get("table"), tables)
     group = [_column_ref(t, g, "groupBy") for g in _names(body.get("groupBy") or [], "groupBy")]
     aggregate = body.get("aggregate") or {}
     if not isinstance(aggregate, dict):
@@ -69,32 +59,52 @@ def compile_query(body: dict[str, Any], tables: list[Table]) -> str:
     if aggregate or group:
         if body.get("select"):
             raise BadRequest("select: use groupBy and aggregate together, not select")
-        select += group
+        select = list(group)
     else:
         cols = _names(body.get("select") or [c["name"] for c in t.row.columns], "select")
-        select += [_column_ref(t, c, "select") for c in cols]
-    for alias, spec in aggregate.items():
-        where = f"aggregate.{alias}"
-        if not isinstance(spec, dict) or len(spec) != 1:
-            raise BadRequest(f"{where}: expected one of {{{', '.join(AGGREGATES)}: column}}")
-        fn, col = next(iter(spec.items()))
-        if fn not in AGGREGATES:
-            raise BadRequest(f"{where}: unknown function {fn!r}; use {', '.join(AGGREGATES)}")
-        if not isinstance(col, str):
-            raise BadRequest(f"{where}: expected a column name")
-        arg = "*" if col == "*" and fn == "count" else _column_ref(t, col, where)
-        call = AGGREGATES[fn].format(arg) if "{}" in AGGREGATES[fn] else f"{fn}({arg})"
-        select.append(f"{call} AS {duck_quote(str(alias))}")
+        select = [_column_ref(t, c, "select") for c in cols]
+    select += [_aggregate(t, str(alias), spec) for alias, spec in aggregate.items()]
     sql = f"SELECT {', '.join(select)} FROM {duck_quote(t.name)}"
     f = parse_filter(body.get("filter"))
     if f is not None:
         sql += f" WHERE {to_duckdb(f, _filter_columns(t))}"
     if group:
         sql += f" GROUP BY {', '.join(group)}"
-    order = body.get("orderBy") or []
+    outputs = set(aggregate) | set(body.get("groupBy") or []) | set(body.get("select") or [])
+    terms = _order(t, body.get("orderBy") or [], outputs)
+    if terms:
+        sql += f" ORDER BY {', '.join(terms)}"
+    return sql
+
+
+def _table(name: object, tables: list[Table]) -> Table:
+    if name is None:
+        if len(tables) != 1:
+            raise BadRequest(f"table: name one of {[t.name for t in tables]}")
+        return tables[0]
+    found = [t for t in tables if t.name == name]
+    if not found:
+        raise BadRequest(f"table: no table {name!r} here; see the schema route")
+    return found[0]
+
+
+def _aggregate(t: Table, alias: str, spec: object) -> str:
+    where = f"aggregate.{alias}"
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise BadRequest(f"{where}: expected one of {{{', '.join(AGGREGATES)}: column}}")
+    fn, col = next(iter(spec.items()))
+    if fn not in AGGREGATES:
+        raise BadRequest(f"{where}: unknown function {fn!r}; use {', '.join(AGGREGATES)}")
+    if not isinstance(col, str):
+        raise BadRequest(f"{where}: expected a column name")
+    arg = "*" if col == "*" and fn == "count" else _column_ref(t, col, where)
+    call = AGGREGATES[fn].format(arg) if "{}" in AGGREGATES[fn] else f"{fn}({arg})"
+    return f"{call} AS {duck_quote(alias)}"
+
+
+def _order(t: Table, order: object, outputs: set[str]) -> list[str]:
     if not isinstance(order, list):
         raise BadRequest("orderBy: expected a list of {field, direction}")
-    outputs = set(aggregate) | set(body.get("groupBy") or []) | set(body.get("select") or [])
     terms = []
     for i, o in enumerate(order):
         spec = {"field": o} if isinstance(o, str) else o
@@ -107,6 +117,4 @@ def compile_query(body: dict[str, Any], tables: list[Table]) -> str:
         if field not in outputs:
             _column_ref(t, field, f"orderBy[{i}]")
         terms.append(f"{duck_quote(field)} {direction.upper()}")
-    if terms:
-        sql += f" ORDER BY {', '.join(terms)}"
-    return sql
+    return terms

@@ -94,4 +94,4 @@ def vectors_by_hash(session: Session, index: Index, dataset_id: str,
         Record.dataset_id == dataset_id, Record.file_id == file_id,
         Record.content_hash.is_not(None))).all()
     stored = index.vectors(session, [pk for pk, _ in rows])
-    return {h: stored[pk] for pk, h in rows if pk in stored}
+    return {h: stored[pk] for pk, h in rows if h is not None and pk in stored}

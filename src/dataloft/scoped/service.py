@@ -136,7 +136,9 @@ def _named(session: Session, principal: Principal, dataset: Dataset, scope: Scop
            filename: str) -> File | None:
     if "\x00" in filename:
         return None  # no stored name has one (clean_filename), and PostgreSQL refuses NUL
-    return session.scalar(_scope_files(principal, dataset, scope).where(File.name == filename))
+    found: File | None = session.scalar(
+        _scope_files(principal, dataset, scope).where(File.name == filename))
+    return found
 
 
 def _check_dataset(principal: Principal, dataset: Dataset | None) -> None:
@@ -173,8 +175,9 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
         # The file's row lock first, as a sync's commit and a deletion take it: a replace
         # that locked the attachment before the file could deadlock with them on PostgreSQL.
         session.refresh(file, with_for_update=True)
-        link = datasets.attachment(session, dataset.id, file.id)
-        assert link is not None
+        found = datasets.attachment(session, dataset.id, file.id)
+        assert found is not None
+        link = found
         if notes is not None:
             file.description = notes
     files.set_content(session, file, blob, content_type, filename)

@@ -108,7 +108,8 @@ class SyncHandler:
                 return None
             _log_start(session, lease, file.org_id, dataset_id, file_id)
             dataset = session.get(Dataset, dataset_id)
-            settings = dataset.settings if dataset else {}
+            # A file's own chunking (set through the OpenAI surface) wins over its dataset's.
+            settings = {**(dataset.settings if dataset else {}), **(link.chunking or {})}
             overlap = settings.get("recordOverlapTokens")  # None: 12% of max_tokens
             return Plan(dataset_id=dataset_id, file_id=file_id, org_id=file.org_id,
                         version=file.version, blob_key=file.blob_key,
