@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, WaitQuery
 from dataloft.api.files import SYSTEM_FIELDS as FILE_FIELDS
 from dataloft.api.files import Confirmed
 from dataloft.api.listing import respond, with_meta_filter
@@ -18,6 +19,8 @@ from dataloft.models import Dataset, Event, File
 from dataloft.search import service as search
 from dataloft.search.service import SearchBody
 from dataloft.sync import service as sync
+from dataloft.sync import wait as waiting
+from dataloft.sync.status import sync_status
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 
@@ -61,7 +64,14 @@ def list_dataset_files(dataset_id: str, request: Request, ctx: CtxDep, session: 
     service.get(session, principal, dataset_id)
     stmt = with_meta_filter(service.attached_files(principal, dataset_id), File.meta,
                             FILE_FIELDS, list(request.query_params.multi_items()), ctx.dialect)
-    return respond(request, ctx, session, stmt, File.id, files.render)
+    def render(file: File) -> dict[str, Any]:
+        # Each file with its derived sync status, so a dashboard or a script can watch
+        # syncs by listing; a page is bounded, so one small lookup per file is fine.
+        with ctx.db.read() as own:
+            status = sync_status(own, dataset_id, [file.id]).get(file.id)
+        return {**files.render(file), "sync": status.render() if status else None}
+
+    return respond(request, ctx, session, stmt, File.id, render)
 
 
 @router.post("/dataset/{dataset_id}/file/{file_id}/attach", dependencies=Confirmed)
@@ -79,11 +89,24 @@ def detach_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
 
 
 @router.post("/dataset/{dataset_id}/file/{file_id}/sync", dependencies=Confirmed)
-def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
-              principal: PrincipalDep) -> dict[str, Any]:
-    sync.request_sync(session, principal, dataset_id, file_id,
-                         ctx.settings.sync_cooldown_seconds, ctx.settings.job_max_attempts)
-    return {"id": file_id}
+async def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, principal: PrincipalDep,
+                    wait: WaitQuery = None) -> dict[str, Any]:
+    def ask() -> list[tuple[str, str]]:
+        with ctx.db.write() as session:
+            link = sync.request_sync(session, principal, dataset_id, file_id,
+                                     ctx.settings.sync_cooldown_seconds,
+                                     ctx.settings.job_max_attempts)
+            pair = (link.dataset_id, link.file_id)
+        ctx.notify()
+        return [pair]
+
+    pairs = await run_in_threadpool(ask)
+    answer: dict[str, Any] = {"id": file_id}
+    if wait is not None:
+        statuses, done = await waiting.wait_for(ctx.db, pairs, wait)
+        status = statuses.get(pairs[0])
+        answer.update(done=done, sync=status.render() if status else None)
+    return answer
 
 
 @router.post("/dataset/{dataset_id}/search")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, get_principal
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, WaitQuery, get_principal
 from dataloft.api.listing import respond, with_meta_filter
 from dataloft.errors import Conflict, DataloftError
 from dataloft.files import direct, service
@@ -17,6 +17,7 @@ from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.files.upload import Uploads
 from dataloft.models import File
 from dataloft.sync import service as sync
+from dataloft.sync import wait as waiting
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 
@@ -72,11 +73,23 @@ def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
 
 
 @router.post("/file/{file_id}/sync", dependencies=Confirmed)
-def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
-              principal: PrincipalDep) -> dict[str, Any]:
-    sync.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
-                               ctx.settings.job_max_attempts)
-    return {"id": file_id}
+async def sync_file(file_id: str, ctx: CtxDep, principal: PrincipalDep,
+                    wait: WaitQuery = None) -> dict[str, Any]:
+    def ask() -> list[tuple[str, str]]:
+        with ctx.db.write() as session:
+            pairs = sync.request_file_sync(session, principal, file_id,
+                                           ctx.settings.sync_cooldown_seconds,
+                                           ctx.settings.job_max_attempts)
+        ctx.notify()
+        return pairs
+
+    pairs = await run_in_threadpool(ask)
+    answer: dict[str, Any] = {"id": file_id}
+    if wait is not None:
+        statuses, done = await waiting.wait_for(ctx.db, pairs, wait)
+        answer.update(done=done, syncs=[{"datasetId": d, **s.render()}
+                                        for (d, _), s in statuses.items()])
+    return answer
 
 
 @router.post("/file/{file_id}/upload", openapi_extra={"requestBody": {"content": {

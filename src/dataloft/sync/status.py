@@ -32,6 +32,13 @@ class SyncStatus:
     error_message: str | None = None
     synced_version: int | None = None
     file_version: int = 0
+    job_state: str | None = None  # the latest sync job's own state: queued/running/...
+
+    def render(self) -> dict[str, object]:
+        """The wire form, shared by `?wait` answers and the dataset's file list."""
+        return {"state": self.state, "jobState": self.job_state, "errorCode": self.error_code,
+                "errorMessage": self.error_message, "syncedVersion": self.synced_version,
+                "fileVersion": self.file_version}
 
 
 def sync_status(session: Session, dataset_id: str,
@@ -55,5 +62,6 @@ def sync_status(session: Session, dataset_id: str,
             state = "completed"
         else:
             state = "cancelled"
-        out[file_id] = SyncStatus(state, code, message, link.synced_version, link.file_version)
+        out[file_id] = SyncStatus(state, code, message, link.synced_version, link.file_version,
+                                  job.state if job is not None else None)
     return out
