@@ -1,0 +1,1 @@
+"""The client-side commands of the CLI: upload, search, query, lists, events, chat."""
