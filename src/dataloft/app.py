@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from dataloft import __version__
 from dataloft.api import (
     assistants,
+    dashboard,
     datasets,
     errors,
     files,
@@ -65,4 +66,5 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
             session.connection().exec_driver_sql("SELECT 1")
         return {"status": "ok"}
 
+    dashboard.install(app)  # last: every API route above keeps its path
     return app
