@@ -15,8 +15,8 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-export function field(label, control) {
-  return h("label", {}, label, control);
+export function field(label, control, grow = false) {
+  return h("label", { class: grow ? "grow" : null }, label, control);
 }
 
 export function table(columns, rows, caption) {
@@ -43,7 +43,9 @@ export function errorBox(error) {
 }
 
 export function when(ms) {
-  return ms ? new Date(ms).toLocaleString() : "";
+  if (!ms) return "";
+  const d = new Date(ms);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
 }
 
 export function bytes(n) {
@@ -71,9 +73,14 @@ export function syncBadge(sync) {
   return badge;
 }
 
+const STOP = new Set(("the and are was were what which who whom whose when where why how "
+  + "for from with that this these those there their they them you your our its has have had "
+  + "not but all any can does did into onto over under about than then also").split(" "));
+
 // Mark the query's words in a quote (case-insensitive, whole-word prefixes).
 export function highlighted(text, query) {
-  const words = [...new Set((query.toLowerCase().match(/[\p{L}\p{N}]{3,}/gu) || []))];
+  const words = [...new Set((query.toLowerCase().match(/[\p{L}\p{N}]{3,}/gu) || []))]
+    .filter((w) => !STOP.has(w));
   if (!words.length) return [text];
   const stems = words.map((w) => w.replace(/(ing|ed|es|s)$/u, "").replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
   const pattern = new RegExp(`\\b(${stems.join("|")})[\\p{L}\\p{N}]*`, "giu");
@@ -89,7 +96,9 @@ export function highlighted(text, query) {
 
 export async function chart(el, spec) {
   if (!window.vegaEmbed) throw new Error("the chart library did not load");
-  await window.vegaEmbed(el, spec, { actions: false, renderer: "svg" });
+  const width = Math.max(240, Math.min(640, (el.clientWidth || 640) - 120));
+  const sized = spec.width ? spec : { ...spec, width, height: spec.height || 240 };
+  await window.vegaEmbed(el, sized, { actions: false, renderer: "svg" });
 }
 
 export function datasetPicker(datasets, selected, onChange) {

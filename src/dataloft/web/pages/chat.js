@@ -1,7 +1,10 @@
-import { all, ApiError, post, streamPost } from "/ui/api.js";
+import { all, ApiError, get, post, streamPost } from "/ui/api.js";
 import { chart, empty, errorBox, field, h, table } from "/ui/ui.js";
 
 const enc = encodeURIComponent;
+// A route the server does not have answers FastAPI's bare 404 ("Not Found"); an unknown
+// agent on a real route says which agent.
+const routeMissing = (error) => error instanceof ApiError && error.status === 404 && error.message === "Not Found";
 const MISSING = "This server does not offer the conversations API (/api/v1/agents/{agentId}/conversations) yet, so chat is unavailable. Search and SQL work meanwhile.";
 
 function contextOf(text) {
@@ -20,11 +23,19 @@ export async function render(main) {
       empty("No assistants yet. Create one with POST /api/v1/assistant/create and give it datasets (see docs/api.md); then ask it questions here."));
     return;
   }
+  // Ask the server's OpenAPI description rather than probing the route: a probe's 404
+  // would be logged by the browser as an error.
+  const paths = Object.keys((await get("/openapi.json")).paths || {});
+  if (!paths.some((p) => /^\/api\/v1\/agents\/\{[^}]+\}\/conversations$/.test(p))) {
+    main.replaceChildren(h("h1", {}, "Agent chat"), h("div", { class: "empty", role: "status" }, h("p", {}, MISSING)));
+    return;
+  }
   const picker = h("select", {}, assistants.map((a) => h("option", { value: a.id }, a.name || a.id)));
   const user = h("input", { value: "dashboard-user" });
   const context = h("input", { placeholder: "key=value, key=value" });
   const message = h("input", { type: "text", placeholder: "Ask about your data" });
-  const log = h("div", { class: "chat-log card", role: "log", "aria-label": "Conversation", "aria-live": "polite" });
+  const log = h("div", { class: "chat-log card", role: "log", "aria-label": "Conversation", "aria-live": "polite" },
+    h("p", { class: "muted hint" }, "Pick an assistant, say who you are (and your context, if its datasets are per user), then ask a question about your data. Answers stream in with their tables, charts and sources."));
   const status = h("div");
   let conversation = null;
   let agent = null;
@@ -43,10 +54,11 @@ export async function render(main) {
         conversation = (await post(`/api/v1/agents/${enc(agent)}/conversations`, body)).id;
       }
     } catch (error) {
-      status.replaceChildren(errorBox(error instanceof ApiError && error.status === 404 && error.code !== "NOT_FOUND_AGENT" ? { message: MISSING } : error));
+      status.replaceChildren(errorBox(routeMissing(error) ? { message: MISSING } : error));
       return;
     }
     message.value = "";
+    log.querySelector(".hint")?.remove();
     log.append(h("div", { class: "msg user" }, h("div", { class: "bubble" }, text)));
     const progress = h("p", { class: "muted" }, "Thinking…");
     const answer = h("div", { class: "bubble" }, progress);
@@ -63,7 +75,7 @@ export async function render(main) {
   main.replaceChildren(h("h1", {}, "Agent chat"),
     h("form", { class: "card", onsubmit: send },
       h("div", { class: "row" }, field("Assistant", picker), field("User", user), field("Context", context)),
-      h("div", { class: "row" }, field("Message", message), h("button", { type: "submit" }, "Send"))),
+      h("div", { class: "row" }, field("Message", message, true), h("button", { type: "submit" }, "Send"))),
     status, log);
 }
 

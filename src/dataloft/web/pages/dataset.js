@@ -25,7 +25,7 @@ export async function render(main, id) {
         h("td", {}, f.name || "(unnamed)", h("div", { class: "id" }, f.id)),
         h("td", {}, f.type || ""), h("td", {}, bytes(f.size)),
         h("td", { class: "sync" }, syncBadge(f.sync)),
-        h("td", {},
+        h("td", { class: "actions" },
           h("button", { type: "button", class: "secondary", "aria-label": `Sync ${f.name}`,
             onclick: () => act(() => post(`/api/v1/dataset/${enc(id)}/file/${enc(f.id)}/sync`), `Sync of ${f.name} queued`) }, "Sync"), " ",
           h("button", { type: "button", class: "danger", "aria-label": `Detach ${f.name}`,
@@ -56,7 +56,7 @@ export async function render(main, id) {
     const tick = () => {
       const sum = [...loaded.values()].reduce((a, b) => a + b, 0);
       overall.value = sum / total;
-      overallText.textContent = `${bytes(sum)} of ${bytes(total)}`;
+      overallText.textContent = `Overall: ${bytes(sum)} of ${bytes(total)}`;
     };
     const one = async (file) => {
       const bar = h("progress", { max: file.size || 1, value: 0, "aria-label": `Upload progress of ${file.name}` });
@@ -68,7 +68,7 @@ export async function render(main, id) {
         await uploadBytes(fileId, file, (n) => { bar.value = n; loaded.set(file, n); tick(); });
         await post(`/api/v1/dataset/${enc(id)}/file/${enc(fileId)}/attach`, { type: "source" });
         await post(`/api/v1/dataset/${enc(id)}/file/${enc(fileId)}/sync`);
-        state.textContent = "sent";
+        state.textContent = "uploaded, syncing below";
       } catch (error) {
         state.textContent = `failed: ${error instanceof ApiError ? error.code : error.message}`;
         state.className = "reason";
@@ -88,7 +88,7 @@ export async function render(main, id) {
     ondragover: (e) => { e.preventDefault(); drop.classList.add("over"); },
     ondragleave: () => drop.classList.remove("over"),
     ondrop: (e) => { e.preventDefault(); drop.classList.remove("over"); send(e.dataTransfer.files); },
-  }, h("p", {}, "Drop files here, or "), field("Upload", input));
+  }, h("p", {}, "Drop files here, or choose them:"), field("Upload", input));
 
   const records = h("div");
   async function loadRecords(cursor) {

@@ -17,7 +17,7 @@ export async function render(main) {
     try {
       const page = await get("/api/v1/event/list?take=50");
       box.replaceChildren(page.items.length ? table(["When", "Type", "Dataset", "File", "Details"],
-        page.items.map((e) => h("tr", {}, h("td", {}, when(e.createdAt)), h("td", {}, e.type),
+        page.items.map((e) => h("tr", {}, h("td", { class: "when" }, when(e.createdAt)), h("td", {}, e.type),
           h("td", { class: "id" }, e.datasetId || ""), h("td", { class: "id" }, e.fileId || ""),
           h("td", { class: e.type === "sync.failed" ? "reason" : "" },
             e.data.reason ? `${e.data.reason}: ${e.data.message || ""}` : (e.data.recordCount !== undefined ? `${e.data.recordCount} records` : ""))))) :

@@ -66,7 +66,7 @@ export async function render(main) {
     h("form", { class: "card", role: "search", onsubmit: run },
       h("div", { class: "row" },
         datasetPicker(datasets, dataset, (v) => { dataset = v; remember(v); }),
-        field("Query", box), field("Mode", mode), h("button", { type: "submit" }, "Search")),
+        field("Query", box, true), field("Mode", mode), h("button", { type: "submit" }, "Search")),
       h("h2", {}, "Filters"), filters, add),
     results);
   box.focus();
