@@ -43,11 +43,15 @@ def show(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | Non
         for row in rows:
             print("\t".join("" if v is None else str(v) for v in row))
         return
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     table = Table(*columns, title=title)
-    for column in table.columns:
+    for n, column in enumerate(table.columns):
         column.overflow = "fold"
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        if columns[n] == "id":  # an id is copied whole: never folded, never cut
+            column.no_wrap = True
+            column.min_width = max((len(r[n]) for r in cells), default=2)
+    for row in cells:
+        table.add_row(*row)
     out.print(table)
 
 

@@ -3,11 +3,13 @@ with a progress bar per file and overall, then (with --wait) each sync's outcome
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -136,7 +138,9 @@ def report(ds: str, name: str, created: bool, items: list[Item], json_out: bool)
         emit({"dataset": {"id": ds, "name": name, "created": created},
               "files": [i.row() for i in items]})
         return
+    counts = Counter(i.state for i in items)
+    err.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     show(["file", "id", "size", "state", "reason"],
-         [[str(i.path), i.file_id, i.size, i.state,
+         [[str(i.path), i.file_id, decimal(i.size), i.state,
            f"{i.error_code}: {i.error_message}" if i.error_code else ""] for i in items],
          title=f"dataset {name} ({ds})")
