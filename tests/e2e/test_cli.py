@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.live import LiveServer
 
@@ -168,3 +169,23 @@ def test_version_and_piped_keys_list_shows_whole_ids(tmp_path: Path) -> None:
     assert key["id"] in ids and "…" not in "".join(ids)
     as_json = json.loads(_cli(data, "keys", "list", "--json").stdout)
     assert key["id"] in [k["id"] for k in as_json]
+
+
+def test_chat_streams_an_answer_or_says_the_route_is_missing(tmp_path: Path) -> None:
+    server = LiveServer(data_dir=tmp_path / "data").start()
+    try:
+        with server.client() as c:
+            agent = c.post("/api/v1/assistant/create", json={"name": "helper"}).json()["id"]
+            probe = c.post(f"/api/v1/agents/{agent}/conversations",
+                           json={"userIdentifier": "probe"})
+        chat = _client_cli(server, "chat", "--agent", agent, "How many files?", "--json")
+        if probe.status_code == 404 and probe.json().get("message") == "Not Found":
+            assert chat.returncode == 1 and "404" in chat.stderr
+            pytest.skip("this server has no conversations API yet (404)")
+        assert chat.returncode in (0, 1), chat.stderr
+        if chat.returncode == 0:
+            assert "message" in json.loads(chat.stdout)
+        else:  # the agent could not answer (no model configured): said, not a traceback
+            assert "error:" in chat.stderr and "Traceback" not in chat.stderr
+    finally:
+        server.stop()
