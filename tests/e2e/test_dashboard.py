@@ -167,6 +167,16 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
         # The credential stays in this tab: not in a cookie, not in the URL.
         assert page.context.cookies() == []
         assert server.key not in page.url
+        assert page.evaluate("sessionStorage.getItem('dataloft.credential')") == server.key
+
+        # An end-user token signs in too (it sees what that user may read).
+        with server.client() as c:
+            token = c.post("/api/v1/token/create", json={"userIdentifier": "ann"}).json()
+        page.get_by_role("button", name="Sign out").click()
+        assert page.evaluate("sessionStorage.getItem('dataloft.credential')") is None
+        page.get_by_role("textbox", name="API key").fill(token["token"])
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
         assert watch.outside == [], f"requests left the server: {watch.outside}"
         assert watch.errors == [], f"console errors: {watch.errors}"
     finally:
