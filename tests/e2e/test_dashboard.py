@@ -134,6 +134,10 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
         expect(page.get_by_text("cobalt blue").first).to_be_visible()  # the record browser
         shot(page, "03-dataset")
 
+        page.get_by_role("link", name="Datasets", exact=True).click()
+        expect(page.get_by_role("link", name="handbook")).to_be_visible()
+        shot(page, "02-datasets")
+
         page.get_by_role("link", name="Search").click()
         box = page.get_by_role("searchbox")
         box.fill("what colour are the stairs?")

@@ -44,7 +44,7 @@ export async function render(main) {
     h("td", { class: "id" }, d.id), h("td", {}, d.visibility), h("td", {}, d.embeddingModel || ""),
     h("td", {}, when(d.createdAt))));
   main.replaceChildren(
-    h("div", { class: "row" }, h("h1", { style: "flex:1" }, "Datasets"), open),
+    h("div", { class: "row head" }, h("h1", { style: "flex:1" }, "Datasets"), open),
     create,
     list.length ? table(["Name", "Id", "Visibility", "Embedder", "Created"], rows)
       : empty("No datasets yet. Create one with “New dataset”, then drop files into it: "

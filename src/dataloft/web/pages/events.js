@@ -26,7 +26,7 @@ export async function render(main) {
     if (!paused) timer = setTimeout(load, 2000);
   }
 
-  main.replaceChildren(h("div", { class: "row" }, h("h1", { style: "flex:1" }, "Event log"), pause),
+  main.replaceChildren(h("div", { class: "row head" }, h("h1", { style: "flex:1" }, "Event log"), pause),
     h("p", { class: "muted" }, "Live: refreshed every 2 seconds."), box);
   await load();
   return () => { paused = true; clearTimeout(timer); };
