@@ -36,9 +36,6 @@ SQL_HOMES = ("*/repository.py", "storage/*", "storage/*/*", "jobs/queue.py", "jo
 PENDING_REPOSITORY = frozenset({
     "datasets/records.py",
     "datasets/service.py",
-    "files/direct.py",
-    "files/service.py",
-    "files/upload.py",
     "jobs/worker.py",
     "knowledge/associations.py",
     "knowledge/service.py",
