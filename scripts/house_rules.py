@@ -42,7 +42,6 @@ PENDING_REPOSITORY = frozenset({
     "openai/store_files.py",
     "openai/stores.py",
     "openai/tasks.py",
-    "scoped/service.py",
     "search/service.py",
     "sync/reindex.py",
     "sync/tasks.py",
