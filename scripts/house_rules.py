@@ -42,7 +42,6 @@ PENDING_REPOSITORY = frozenset({
     "openai/tasks.py",
     "sync/reindex.py",
     "sync/tasks.py",
-    "tables/catalog.py",
 })
 SQL_BUILDERS = frozenset({"select", "insert", "update", "delete", "text", "exists", "union",
                           "union_all", "literal_column", "table", "column", "aliased",
