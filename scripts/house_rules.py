@@ -40,8 +40,6 @@ PENDING_REPOSITORY = frozenset({
     "openai/store_files.py",
     "openai/stores.py",
     "openai/tasks.py",
-    "sync/reindex.py",
-    "sync/tasks.py",
 })
 SQL_BUILDERS = frozenset({"select", "insert", "update", "delete", "text", "exists", "union",
                           "union_all", "literal_column", "table", "column", "aliased",

@@ -74,6 +74,10 @@ def add_dataset(session: Session, dataset: Dataset) -> None:
     session.flush()
 
 
+def dataset_by_id(session: Session, dataset_id: str) -> Dataset | None:
+    return session.get(Dataset, dataset_id)
+
+
 def visible_dataset(session: Session, principal: Principal, dataset_id: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.id == dataset_id,
                                                 policy.datasets(principal)))

@@ -35,6 +35,11 @@ def file_by_id(session: Session, file_id: str) -> File | None:
     return session.get(File, file_id)
 
 
+def locked_file(session: Session, file_id: str) -> File | None:
+    """The file, its row locked until the transaction ends."""
+    return session.get(File, file_id, with_for_update=True)
+
+
 def files_listing(principal: Principal) -> Select[Any]:
     return select(File).where(policy.files(principal))
 
