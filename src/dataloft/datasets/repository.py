@@ -69,7 +69,8 @@ def dataset_with_alias(session: Session, org_id: str, alias: str) -> str | None:
                                                    Dataset.alias == alias))
 
 
-def add_dataset(session: Session, dataset: Dataset) -> None:
+def save_dataset(session: Session, dataset: Dataset) -> None:
+    """Write a new or changed dataset now."""
     session.add(dataset)
     session.flush()
 

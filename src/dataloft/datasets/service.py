@@ -46,7 +46,7 @@ def create(session: Session, principal: Principal, body: DatasetCreate) -> Datas
     dataset = Dataset(id=new_id("ds"), org_id=principal.org_id, visibility="private",
                       owner_scope=principal.own_scope, meta={}, settings={})
     _apply(dataset, body.model_dump(exclude_unset=True))
-    repository.add_dataset(session, dataset)
+    repository.save_dataset(session, dataset)
     return dataset
 
 

@@ -18,7 +18,8 @@ def file_with_alias(session: Session, org_id: str, alias: str) -> str | None:
     return session.scalar(select(File.id).where(File.org_id == org_id, File.alias == alias))
 
 
-def add_file(session: Session, file: File) -> None:
+def save_file(session: Session, file: File) -> None:
+    """Write a new or changed file now."""
     session.add(file)
     session.flush()
 

@@ -42,7 +42,7 @@ def create(session: Session, principal: Principal, body: FileCreate) -> File:
         visibility=body.visibility or "private",
         owner_scope=principal.own_scope,
     )
-    repository.add_file(session, file)
+    repository.save_file(session, file)
     return file
 
 
