@@ -18,12 +18,6 @@ def dataset_of_scope(session: Session, assistant_id: str, owner_scope: str) -> D
                                                 Dataset.owner_scope == owner_scope))
 
 
-def add_flushed(session: Session, row: Dataset | File | Attachment) -> None:
-    """Insert a new scope dataset, file or attachment now (later rows refer to it)."""
-    session.add(row)
-    session.flush()
-
-
 def scope_file_named(session: Session, principal: Principal, dataset_id: str,
                      owner_scope: str, filename: str) -> File | None:
     """The scope's own file called filename in its dataset, as far as the principal may see

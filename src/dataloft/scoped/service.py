@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from dataloft.assistants import service as assistants
+from dataloft.datasets import repository as dataset_rows
 from dataloft.datasets import service as datasets
 from dataloft.errors import BadRequest, NotAuthorized, NotFound, UnsupportedMediaType
 from dataloft.files import repository as file_rows
@@ -119,7 +120,7 @@ def scope_dataset(session: Session, agent_: Assistant, scope: Scope, *, create: 
         found = Dataset(id=new_id("ds"), org_id=agent_.org_id, assistant_id=agent_.id,
                         owner_scope=scope.owner, visibility="private", meta={}, settings={},
                         name=f"{agent_.name or agent_.id} · {scope.path}")
-        repository.add_flushed(session, found)
+        dataset_rows.save_dataset(session, found)
     return found
 
 
@@ -154,10 +155,10 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
     if file is None:
         file = File(id=new_id("file"), org_id=agent_.org_id, name=filename, description=notes,
                     owner_scope=scope.owner, visibility="private", meta={})
-        repository.add_flushed(session, file)
+        file_rows.save_file(session, file)
         link = Attachment(id=new_id("att"), org_id=agent_.org_id, dataset_id=dataset.id,
                           file_id=file.id, type="source")
-        repository.add_flushed(session, link)
+        dataset_rows.save_attachment(session, link)
     else:
         # The file's row lock first, as a sync's commit and a deletion take it: a replace
         # that locked the attachment before the file could deadlock with them on PostgreSQL.
