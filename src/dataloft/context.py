@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 from dataloft.assistants import service as assistants
@@ -16,7 +15,6 @@ from dataloft.jobs.worker import Handler, WorkerConfig, WorkerPool
 from dataloft.keys import service as keys
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
-from dataloft.models import InstanceSecret
 from dataloft.openai.tasks import EXPIRE_JOB, FileExpireHandler
 from dataloft.query.engine import QueryEngine, QueryLimits
 from dataloft.query.service import QueryService
@@ -61,11 +59,7 @@ class Context:
 
 def _signing_key(db: Database) -> bytes:
     with db.write() as session:
-        row = session.get(InstanceSecret, "upload_signing_key")
-        if row is None:
-            row = InstanceSecret(name="upload_signing_key", value=secrets.token_hex(32))
-            session.add(row)
-        return bytes.fromhex(row.value)
+        return keys.signing_key(session)
 
 
 def build_embedder(settings: Settings) -> Embedder:

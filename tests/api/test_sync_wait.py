@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from tests.api.test_openapi import Checker
 from tests.support.api import assert_envelope, create_dataset, create_file
+
+
+def _documented(client: TestClient) -> Checker:
+    """Every answer from here on validated against the schema /openapi.json documents."""
+    check = Checker(client.get("/openapi.json").json())
+    client.event_hooks = {"request": [], "response": [check]}
+    return check
 
 
 def _attach(client: TestClient, ds: str, file_id: str) -> None:
@@ -13,6 +21,7 @@ def _attach(client: TestClient, ds: str, file_id: str) -> None:
 
 
 def test_wait_answers_when_the_sync_ended(app_client: TestClient) -> None:
+    check = _documented(app_client)
     ds = create_dataset(app_client)
     ok = create_file(app_client, b"The lighthouse stairs are painted cobalt blue.")
     _attach(app_client, ds, ok)
@@ -28,9 +37,11 @@ def test_wait_answers_when_the_sync_ended(app_client: TestClient) -> None:
     assert found["records"]
     listed = app_client.get(f"/api/v1/dataset/{ds}/file/list").json()["items"]
     assert listed[0]["sync"]["state"] == "completed"
+    assert ("POST", "/api/v1/dataset/{dataset_id}/file/{file_id}/sync", 200) in check.seen
 
 
 def test_wait_reports_a_failure_with_its_typed_reason(app_client: TestClient) -> None:
+    check = _documented(app_client)
     ds = create_dataset(app_client)
     empty = app_client.post("/api/v1/file/create", json={"name": "nothing.txt"}).json()["id"]
     _attach(app_client, ds, empty)
@@ -41,6 +52,7 @@ def test_wait_reports_a_failure_with_its_typed_reason(app_client: TestClient) ->
     assert status["errorCode"] == "empty_content" and status["errorMessage"]
     listed = app_client.get(f"/api/v1/dataset/{ds}/file/list").json()["items"]
     assert listed[0]["sync"]["errorCode"] == "empty_content"
+    assert ("POST", "/api/v1/file/{file_id}/sync", 200) in check.seen
 
 
 def test_without_wait_the_answer_is_immediate_and_unchanged(app_client: TestClient) -> None:

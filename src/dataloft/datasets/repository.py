@@ -1,14 +1,18 @@
-"""SQL of datasets' derived views (sync status of attached files)."""
+"""All SQL over datasets, their attachments and hand-made records, and their derived views
+(sync status of attached files)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from dataloft.models import Attachment, File, Job, Record
+from dataloft.kit import policy
+from dataloft.kit.principal import Principal
+from dataloft.models import Attachment, Dataset, File, Job, Record
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,87 @@ def text_bytes(session: Session, dataset_id: str,
     if file_ids is not None:
         stmt = stmt.where(Record.file_id.in_(list(file_ids)))
     return {f: int(n) for f, n in session.execute(stmt)}
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+def dataset_with_alias(session: Session, org_id: str, alias: str) -> str | None:
+    """The id of the org's dataset called alias, if any."""
+    return session.scalar(select(Dataset.id).where(Dataset.org_id == org_id,
+                                                   Dataset.alias == alias))
+
+
+def save_dataset(session: Session, dataset: Dataset) -> None:
+    """Write a new or changed dataset now."""
+    session.add(dataset)
+    session.flush()
+
+
+def dataset_by_id(session: Session, dataset_id: str) -> Dataset | None:
+    return session.get(Dataset, dataset_id)
+
+
+def visible_dataset(session: Session, principal: Principal, dataset_id: str) -> Dataset | None:
+    return session.scalar(select(Dataset).where(Dataset.id == dataset_id,
+                                                policy.datasets(principal)))
+
+
+def datasets_listing(principal: Principal) -> Select[Any]:
+    return select(Dataset).where(policy.datasets(principal))
+
+
+def delete_dataset(session: Session, dataset: Dataset) -> None:
+    session.delete(dataset)
+    session.flush()
+
+
+# --- attachments -------------------------------------------------------------------------------
+
+def attachment(session: Session, dataset_id: str, file_id: str) -> Attachment | None:
+    return session.scalar(select(Attachment).where(Attachment.dataset_id == dataset_id,
+                                                   Attachment.file_id == file_id))
+
+
+def attached_files_listing(principal: Principal, dataset_id: str) -> Select[Any]:
+    """The files attached to the dataset that the principal may see."""
+    return (select(File).join(Attachment, Attachment.file_id == File.id)
+            .where(Attachment.dataset_id == dataset_id, policy.files(principal)))
+
+
+def save_attachment(session: Session, link: Attachment) -> None:
+    """Write a new or changed attachment now."""
+    session.add(link)
+    session.flush()
+
+
+def delete_attachment(session: Session, link: Attachment) -> None:
+    session.delete(link)
+
+
+def source_links(session: Session, file_id: str) -> list[Attachment]:
+    """The attachments that make `file_id` a source of a dataset."""
+    return list(session.scalars(select(Attachment).where(Attachment.file_id == file_id,
+                                                         Attachment.type == "source")))
+
+
+# --- records made by hand ----------------------------------------------------------------------
+
+def record_by_pk(session: Session, pk: int) -> Record | None:
+    return session.get(Record, pk)
+
+
+def visible_record(session: Session, principal: Principal, dataset_id: str,
+                   record_id: str) -> Record | None:
+    return session.scalar(select(Record).where(Record.id == record_id,
+                                               Record.dataset_id == dataset_id,
+                                               policy.records(principal)))
+
+
+def records_listing(principal: Principal, dataset_id: str) -> Select[Any]:
+    return select(Record).where(Record.dataset_id == dataset_id, policy.records(principal))
+
+
+def write_record_text(session: Session, record: Record, text: str) -> None:
+    """Change the record's text in the database now (its index entry is the caller's)."""
+    record.text = text
+    session.flush()

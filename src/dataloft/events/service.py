@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from dataloft.kit import policy
+from dataloft.events import repository
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
 from dataloft.models import Event
@@ -28,15 +28,12 @@ def emit(session: Session, org_id: str, type: str, *, dataset_id: str | None = N
     payload = {"fileId": file_id, "datasetId": dataset_id, **data}
     event = Event(id=new_id("evt"), org_id=org_id, dataset_id=dataset_id, file_id=file_id,
                   type=type, data={k: v for k, v in payload.items() if v is not None})
-    session.add(event)
+    repository.add_event(session, event)
     return event
 
 
 def listing(principal: Principal, dataset_id: str | None = None) -> Select[Any]:
-    stmt = select(Event).where(policy.events(principal))
-    if dataset_id is not None:
-        stmt = stmt.where(Event.dataset_id == dataset_id)
-    return stmt
+    return repository.events_listing(principal, dataset_id)
 
 
 def render(event: Event) -> dict[str, Any]:
