@@ -20,6 +20,7 @@ from dataloft.api import (
     openai,
     records,
     sql,
+    webhooks,
 )
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(informer.router)
     app.include_router(sql.router)
     app.include_router(openai.router)
+    app.include_router(webhooks.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")
