@@ -102,18 +102,7 @@ def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
 def list_dataset_events(dataset_id: str, request: Request, ctx: CtxDep, session: SessionDep,
                         principal: PrincipalDep) -> Any:
     service.get(session, principal, dataset_id)
-    stmt = with_meta_filter(events.listing(principal, dataset_id), Event.data,
-                            {"type": Event.type, "fileId": Event.file_id},
-                            list(request.query_params.multi_items()), ctx.dialect)
-    return respond(request, ctx, session, stmt, Event.id, events.render)
-
-
-@router.get("/event/list")
-@router.get("/event/log/list")
-def list_events(request: Request, ctx: CtxDep, session: SessionDep,
-                principal: PrincipalDep) -> Any:
-    stmt = with_meta_filter(events.listing(principal), Event.data,
-                            {"type": Event.type, "fileId": Event.file_id,
-                             "datasetId": Event.dataset_id},
-                            list(request.query_params.multi_items()), ctx.dialect)
+    stmt = with_meta_filter(events.listing(principal, dataset_id), Event.data, events.FIELDS,
+                            list(request.query_params.multi_items()), ctx.dialect,
+                            rewrite=events.promote)
     return respond(request, ctx, session, stmt, Event.id, events.render)
