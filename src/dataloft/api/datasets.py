@@ -18,6 +18,7 @@ from dataloft.models import Dataset, Event, File
 from dataloft.search import service as search
 from dataloft.search.service import SearchBody
 from dataloft.sync import service as sync
+from dataloft.sync import status
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 
@@ -61,7 +62,14 @@ def list_dataset_files(dataset_id: str, request: Request, ctx: CtxDep, session: 
     service.get(session, principal, dataset_id)
     stmt = with_meta_filter(service.attached_files(principal, dataset_id), File.meta,
                             FILE_FIELDS, list(request.query_params.multi_items()), ctx.dialect)
-    return respond(request, ctx, session, stmt, File.id, files.render)
+
+    def render(file: File) -> dict[str, Any]:
+        # Its own short read: the JSONL stream renders outside the request's session.
+        with ctx.db.read() as own:
+            return {**files.render(file),
+                    "attachment": status.attachment(own, dataset_id, file.id)}
+
+    return respond(request, ctx, session, stmt, File.id, render)
 
 
 @router.post("/dataset/{dataset_id}/file/{file_id}/attach", dependencies=Confirmed)
@@ -82,8 +90,8 @@ def detach_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
 def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
     sync.request_sync(session, principal, dataset_id, file_id,
-                         ctx.settings.sync_cooldown_seconds, ctx.settings.job_max_attempts)
-    return {"id": file_id}
+                      ctx.settings.sync_cooldown_seconds, ctx.settings.job_max_attempts)
+    return {"id": file_id, "status": "queued"}
 
 
 @router.post("/dataset/{dataset_id}/search")

@@ -17,6 +17,7 @@ from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.files.upload import Uploads
 from dataloft.models import File
 from dataloft.sync import service as sync
+from dataloft.sync import status
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 
@@ -56,7 +57,9 @@ def list_files(request: Request, ctx: CtxDep, session: SessionDep,
 
 @router.get("/file/{file_id}/fetch", dependencies=Confirmed)
 def fetch_file(file_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
-    return service.render(service.get(session, principal, file_id))
+    file = service.get(session, principal, file_id)
+    return {**service.render(file),
+            "attachments": status.file_attachments(session, principal, file.id)}
 
 
 @router.post("/file/{file_id}/update")
@@ -74,9 +77,10 @@ def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
 @router.post("/file/{file_id}/sync", dependencies=Confirmed)
 def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
-    sync.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
-                               ctx.settings.job_max_attempts)
-    return {"id": file_id}
+    queued = sync.request_file_sync(session, principal, file_id,
+                                    ctx.settings.sync_cooldown_seconds,
+                                    ctx.settings.job_max_attempts)
+    return {"id": file_id, "status": "queued", "datasetIds": queued}
 
 
 @router.post("/file/{file_id}/upload", openapi_extra={"requestBody": {"content": {
