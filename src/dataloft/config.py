@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # process sees every process's events; keep-alives go out when nothing else did.
     event_poll_seconds: float = Field(default=0.5, gt=0)
     event_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # A live stream ends after this long (0: never); SSE clients reconnect with
+    # Last-Event-ID and miss nothing. Bounds what one idle connection holds.
+    event_stream_max_seconds: float = Field(default=3600.0, ge=0)
 
     log_level: str = "info"
 

@@ -165,10 +165,13 @@ def _poller(ctx: Context, tail: Tail) -> Callable[[], list[dict[str, Any]]]:
 
 async def _follow(request: Request, ctx: Context, tail: Tail
                   ) -> AsyncIterator[dict[str, Any] | None]:
-    """New events as they come; None when a keep-alive is due. Ends when the client goes."""
+    """New events as they come; None when a keep-alive is due. Ends when the client goes,
+    or at the streams' time limit."""
     poll = _poller(ctx, tail)
     quiet_since = time.monotonic()
-    while not await request.is_disconnected():
+    limit = ctx.settings.event_stream_max_seconds
+    ends = quiet_since + limit if limit > 0 else float("inf")
+    while time.monotonic() < ends and not await request.is_disconnected():
         items = await run_in_threadpool(poll)
         for item in items:
             yield item
