@@ -30,8 +30,10 @@ def endpoints(session: Session, org_ids: Iterable[str]) -> list[Webhook]:
                                 .order_by(Webhook.id)))
 
 
-def add(session: Session, row: Webhook | WebhookDelivery) -> None:
+def add(session: Session, row: Webhook | WebhookDelivery, *, flush: bool = False) -> None:
     session.add(row)
+    if flush:
+        session.flush()
 
 
 def remove(session: Session, webhook: Webhook) -> None:

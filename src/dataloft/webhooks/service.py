@@ -72,8 +72,7 @@ def create(session: Session, principal: Principal, body: WebhookCreate,
     hook = Webhook(id=new_id("wh"), org_id=principal.org_id, url=_check_url(body.url, allow),
                    description=body.description, events=_check_events(body.events),
                    secret=signing.new_secret())
-    repository.add(session, hook)
-    session.flush()
+    repository.add(session, hook, flush=True)
     return hook
 
 
