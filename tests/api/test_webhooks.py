@@ -4,6 +4,7 @@ SDK's `webhooks.unwrap`, both unmodified."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +114,26 @@ def test_restricted_credentials_cannot_manage_webhooks(client: TestClient,
                                                       "datasets": [ds]}).json()["key"]
     r = client.get("/api/v1/webhook/list", headers={"Authorization": f"Bearer {limited}"})
     assert_envelope(r, 403)
+
+
+def test_a_delivery_failing_past_the_retry_window_fails(tmp_path: Path,
+                                                        backend_settings: BackendSettings,
+                                                        receiver: Receiver) -> None:
+    receiver.script[:] = [500] * 5
+    settings = backend_settings(tmp_path / "w", url_fetch_allow=receiver.allow,
+                                webhook_retry_base_seconds=0.05,
+                                webhook_retry_window_seconds=0)
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as client:
+        hook = client.post("/api/v1/webhook/create", json={"url": receiver.url}).json()
+        create_dataset(client)
+        ds, file_id = create_dataset(client), create_file(client, b"doomed")
+        client.post(f"/api/v1/dataset/{ds}/file/{file_id}/attach", json={"type": "source"})
+        receiver.wait(lambda rs: len(rs) >= 1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            (row,) = _deliveries(client, hook["id"])
+            if row["status"] != "pending":
+                break
+            time.sleep(0.05)
+    assert row["status"] == "failed" and row["attempts"] == 1
+    assert row["lastError"] == "the endpoint answered HTTP 500" and row["nextRetryAt"] is None
