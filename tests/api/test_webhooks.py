@@ -91,6 +91,9 @@ def test_event_filter_rotate_and_crud(client: TestClient, receiver: Receiver) ->
 
     r = client.post(f"/api/v1/webhook/{hook['id']}/update", json={"events": ["nope"]})
     assert_envelope(r, 400, "BAD_REQUEST")
+    r = client.post(f"/api/v1/webhook/{hook['id']}/update", json={"url": "http://10.1.2.3/"})
+    assert_envelope(r, 400, "BAD_REQUEST")
+    assert client.get(f"/api/v1/webhook/{hook['id']}/fetch").json()["url"] == receiver.url
     r = client.post(f"/api/v1/webhook/{hook['id']}/update", json={"events": None})
     assert r.status_code == 200 and client.get(
         f"/api/v1/webhook/{hook['id']}/fetch").json()["events"] is None
