@@ -20,18 +20,32 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
-from dataloft.api.listing import respond, with_meta_filter
+from dataloft.api.listing import LISTING, respond, with_meta_filter
+from dataloft.api.openapi import Documented, errors
 from dataloft.context import Context
 from dataloft.errors import BadRequest
 from dataloft.events import service as events
+from dataloft.events.schemas import EventPage
 from dataloft.events.tail import Tail, history
 from dataloft.kit.pagination import PageParams, stream
 from dataloft.kit.principal import Principal
 from dataloft.models import Event
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], route_class=Documented,
+                   responses=errors())
 
 CSV_COLUMNS = ("id", "type", "datasetId", "fileId", "createdAt", "data")
+_EXPORT: dict[int | str, dict[str, Any]] = {200: {
+    **LISTING[200], "content": {**LISTING[200]["content"],
+                                "text/csv": {"schema": {"type": "string"}}}}}
+_LIVE = "An endless stream (until the client leaves or DATALOFT_EVENT_STREAM_MAX_SECONDS)."
+_SUBSCRIBE: dict[int | str, dict[str, Any]] = {200: {
+    "description": f"{_LIVE} One `{{\"type\": \"item\", \"data\": event}}` line per "
+                   "event, `{\"type\": \"ping\"}` lines as keep-alives.",
+    "content": {"application/jsonl": {"schema": {"type": "string", "format": "binary"}}}}}
+_SSE: dict[int | str, dict[str, Any]] = {200: {
+    "description": f"{_LIVE} Server-Sent Events: `id:` the event id, `data:` the event.",
+    "content": {"text/event-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 class SubscribeBody(BaseModel):
@@ -45,15 +59,15 @@ def _listing(request: Request, ctx: Context, principal: Principal) -> Any:
                             rewrite=events.promote)
 
 
-@router.get("/event/list")
-@router.get("/event/log/list")
+@router.get("/event/list", response_model=EventPage, responses=LISTING)
+@router.get("/event/log/list", response_model=EventPage, responses=LISTING)
 def list_events(request: Request, ctx: CtxDep, session: SessionDep,
                 principal: PrincipalDep) -> Any:
     return respond(request, ctx, session, _listing(request, ctx, principal), Event.id,
                    events.render)
 
 
-@router.get("/event/log/export")
+@router.get("/event/log/export", response_model=EventPage, responses=_EXPORT)
 def export_events(request: Request, ctx: CtxDep, session: SessionDep,
                   principal: PrincipalDep) -> Any:
     """`format=json` (a page, as list), `jsonl` or `csv` (every matching event, streamed);
@@ -94,7 +108,7 @@ def _csv(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-@router.post("/event/log/subscribe")
+@router.post("/event/log/subscribe", response_class=StreamingResponse, responses=_SUBSCRIBE)
 async def subscribe_events(request: Request, ctx: CtxDep, principal: PrincipalDep,
                            body: SubscribeBody | None = None) -> StreamingResponse:
     """JSONL: the last `historyLength` events, then each new one as it is committed, one
@@ -124,7 +138,7 @@ async def subscribe_events(request: Request, ctx: CtxDep, principal: PrincipalDe
                              headers={"Cache-Control": "no-store"})
 
 
-@router.get("/event/stream")
+@router.get("/event/stream", response_class=StreamingResponse, responses=_SSE)
 async def event_stream(request: Request, ctx: CtxDep,
                        principal: PrincipalDep) -> StreamingResponse:
     """Server-Sent Events: each new event as `id:` + `data:`; a reconnecting EventSource

@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -23,25 +22,12 @@ from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import Event, Webhook, WebhookDelivery
 from dataloft.webhooks import repository, signing
+from dataloft.webhooks.schemas import WebhookCreate, WebhookUpdate
 
 DELIVERY_JOB = "webhook.deliver"
 # Retries are bounded by time (the retry window), not by count; this only stops a delivery
 # whose worker dies on every attempt from being retried forever.
 MAX_JOB_ATTEMPTS = 10_000
-
-
-class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    url: str = Field(max_length=8192)
-    events: list[str] | None = Field(default=None, max_length=len(TYPES))
-    description: str | None = Field(default=None, max_length=10_000)
-
-
-class WebhookUpdate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    url: str | None = Field(default=None, max_length=8192)
-    events: list[str] | None = Field(default=None, max_length=len(TYPES))
-    description: str | None = Field(default=None, max_length=10_000)
 
 
 def _require(principal: Principal) -> None:
