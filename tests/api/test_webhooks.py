@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from openai import OpenAI
 
 from dataloft.app import create_app
+from tests.api.test_openapi import Checker
 from tests.conftest import KEY, BackendSettings
 from tests.support.api import assert_envelope, create_dataset, create_file
 from tests.support.receiver import Receiver, running
@@ -140,3 +141,26 @@ def test_a_delivery_failing_past_the_retry_window_fails(tmp_path: Path,
             time.sleep(0.05)
     assert row["status"] == "failed" and row["attempts"] == 1
     assert row["lastError"] == "the endpoint answered HTTP 500" and row["nextRetryAt"] is None
+
+
+def test_answers_match_the_documented_schemas(client: TestClient, receiver: Receiver) -> None:
+    check = Checker(client.get("/openapi.json").json())
+    created = client.post("/api/v1/webhook/create", json={"url": receiver.url})
+    check(created)
+    hook_id = created.json()["id"]
+    ds, file_id = create_dataset(client), create_file(client, b"typed")
+    client.post(f"/api/v1/dataset/{ds}/file/{file_id}/attach", json={"type": "source"})
+    receiver.wait(lambda rs: any(x.status == 200 for x in rs))
+    for r in (client.get("/api/v1/webhook/list"), client.get(f"/api/v1/webhook/{hook_id}/fetch"),
+              client.get(f"/api/v1/webhook/{hook_id}/delivery/list"),
+              client.post(f"/api/v1/webhook/{hook_id}/update", json={"description": "x"}),
+              client.post(f"/api/v1/webhook/{hook_id}/rotate"),
+              client.get(f"/api/v1/file/{file_id}/fetch"),
+              client.get(f"/api/v1/dataset/{ds}/file/list"),
+              client.post(f"/api/v1/dataset/{ds}/file/{file_id}/sync", json={}),
+              client.post(f"/api/v1/file/{file_id}/sync", json={}),
+              client.get("/api/v1/event/log/export"),
+              client.post("/api/v1/webhook/create", json={"url": "http://10.0.0.1/"}),
+              client.post(f"/api/v1/webhook/{hook_id}/delete")):
+        check(r)
+    assert len(check.seen) == 13
