@@ -155,3 +155,30 @@ def test_streams_show_only_what_the_caller_may_see(server: LiveServer) -> None:
         exported = client.get("/api/v1/event/log/export", params={"format": "jsonl"},
                               headers=alice).text
         assert {json.loads(x)["data"]["datasetId"] for x in exported.splitlines()} == {own_ds}
+
+
+def test_a_browser_follows_the_stream_with_an_end_user_token(server: LiveServer) -> None:
+    """EventSource sends no headers: an end-user token in the URL authenticates it, with
+    that user's view; an API key there is refused (keys stay out of URLs)."""
+    with server.client() as client:
+        token = client.post("/api/v1/token/create",
+                            json={"userIdentifier": "bob", "permissions": [
+                                "datasets:write", "files:write"]}).json()["token"]
+        bob = {"Authorization": f"Bearer {token}"}
+        own_ds = client.post("/api/v1/dataset/create", json={"name": "b"},
+                             headers=bob).json()["id"]
+        org_ds = create_dataset(client)
+        with httpx.Client(base_url=server.url, timeout=30) as browser:
+            r = browser.get("/api/v1/event/stream", params={"token": server.key})
+            assert r.status_code == 400
+            with browser.stream("GET", "/api/v1/event/stream", params={"token": token}) as sse:
+                assert sse.status_code == 200
+                hidden = attach(client, org_ds)
+                own_file = client.post("/api/v1/file/create", json={"name": "b.txt"},
+                                       headers=bob).json()["id"]
+                client.post(f"/api/v1/file/{own_file}/upload", content=b"b", headers=bob)
+                client.post(f"/api/v1/dataset/{own_ds}/file/{own_file}/attach",
+                            json={"type": "source"}, headers=bob)
+                items = sse_until(sse.iter_lines(), of_file(own_file))
+        assert hidden not in {i["fileId"] for i in items}
+        assert {i["datasetId"] for i in items} == {own_ds}

@@ -12,14 +12,14 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.deps import Bearer, CtxDep, PrincipalDep, SessionDep, get_principal
 from dataloft.api.listing import LISTING, respond, with_meta_filter
 from dataloft.api.openapi import Documented, errors
 from dataloft.context import Context
@@ -27,6 +27,8 @@ from dataloft.errors import BadRequest
 from dataloft.events import service as events
 from dataloft.events.schemas import EventPage
 from dataloft.events.tail import Tail, history
+from dataloft.keys import service as keys
+from dataloft.keys import tokens
 from dataloft.kit.pagination import PageParams, stream
 from dataloft.kit.principal import Principal
 from dataloft.models import Event
@@ -138,9 +140,23 @@ async def subscribe_events(request: Request, ctx: CtxDep, principal: PrincipalDe
                              headers={"Cache-Control": "no-store"})
 
 
+def _sse_principal(request: Request, ctx: CtxDep, _bearer: Bearer = None) -> Principal:
+    """A browser's EventSource sends no headers: it may carry an end-user token as `?token=`
+    (short-lived and narrow; API keys stay out of URLs, which logs keep)."""
+    token = request.query_params.get("token")
+    if not token or request.headers.get("authorization"):
+        return get_principal(request, ctx)
+    if not token.startswith(tokens.PREFIX):
+        raise BadRequest("?token= takes an end-user token; send API keys as "
+                         "'Authorization: Bearer <key>'")
+    with ctx.db.read() as session:
+        return keys.from_token(session, tokens.verify(ctx.signing_key, token))
+
+
 @router.get("/event/stream", response_class=StreamingResponse, responses=_SSE)
 async def event_stream(request: Request, ctx: CtxDep,
-                       principal: PrincipalDep) -> StreamingResponse:
+                       principal: Annotated[Principal, Depends(_sse_principal)]
+                       ) -> StreamingResponse:
     """Server-Sent Events: each new event as `id:` + `data:`; a reconnecting EventSource
     sends `Last-Event-ID` and gets every visible event after that one first."""
     last = (request.headers.get("last-event-id")
