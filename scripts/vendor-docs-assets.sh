@@ -6,7 +6,8 @@
 set -euo pipefail
 
 SWAGGER_UI_VERSION=5.35.0
-REDOC_VERSION=3.0.1
+# 2.x: the 3.x bundle uses import.meta and fails as the classic script the /redoc page loads
+REDOC_VERSION=2.5.4
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$root/src/dataloft/web/docs"
