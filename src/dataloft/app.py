@@ -16,6 +16,7 @@ from dataloft.api import (
     dashboard,
     datasets,
     errors,
+    events,
     files,
     inconvo,
     informer,
@@ -24,6 +25,7 @@ from dataloft.api import (
     openapi,
     records,
     sql,
+    webhooks,
 )
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(informer.router)
     app.include_router(sql.router)
     app.include_router(openai.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")

@@ -26,17 +26,18 @@ def test_wait_answers_when_the_sync_ended(app_client: TestClient) -> None:
     ok = create_file(app_client, b"The lighthouse stairs are painted cobalt blue.")
     _attach(app_client, ds, ok)
     listed = app_client.get(f"/api/v1/dataset/{ds}/file/list").json()["items"]
-    assert listed[0]["sync"]["state"] == "cancelled"  # attached, never asked to sync
+    assert listed[0]["attachment"]["status"] is None  # attached, never asked to sync
     r = app_client.post(f"/api/v1/dataset/{ds}/file/{ok}/sync", params={"wait": 60})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["done"] is True and body["sync"]["state"] == "completed", body
-    assert body["sync"]["jobState"] == "done" and body["sync"]["syncedVersion"] is not None
+    assert body["done"] is True and body["status"] == "completed", body
+    assert body["attachment"]["syncedVersion"] is not None
+    assert body["attachment"]["recordCount"] == 1 and body["attachment"]["lastError"] is None
     # Answered after the commit: the search sees the records at once.
     found = app_client.post(f"/api/v1/dataset/{ds}/search", json={"search": "stairs"}).json()
     assert found["records"]
     listed = app_client.get(f"/api/v1/dataset/{ds}/file/list").json()["items"]
-    assert listed[0]["sync"]["state"] == "completed"
+    assert listed[0]["attachment"]["status"] == "completed"
     assert ("POST", "/api/v1/dataset/{dataset_id}/file/{file_id}/sync", 200) in check.seen
 
 
@@ -46,12 +47,12 @@ def test_wait_reports_a_failure_with_its_typed_reason(app_client: TestClient) ->
     empty = app_client.post("/api/v1/file/create", json={"name": "nothing.txt"}).json()["id"]
     _attach(app_client, ds, empty)
     body = app_client.post(f"/api/v1/file/{empty}/sync", params={"wait": 60}).json()
-    assert body["done"] is True
-    [status] = body["syncs"]
-    assert status["datasetId"] == ds and status["state"] == "failed"
-    assert status["errorCode"] == "empty_content" and status["errorMessage"]
+    assert body["done"] is True and body["status"] == "failed" and body["datasetIds"] == [ds]
+    [status] = body["attachments"]
+    assert status["datasetId"] == ds and status["status"] == "failed"
+    assert status["lastError"]["code"] == "empty_content" and status["lastError"]["message"]
     listed = app_client.get(f"/api/v1/dataset/{ds}/file/list").json()["items"]
-    assert listed[0]["sync"]["errorCode"] == "empty_content"
+    assert listed[0]["attachment"]["lastError"]["code"] == "empty_content"
     assert ("POST", "/api/v1/file/{file_id}/sync", 200) in check.seen
 
 
@@ -59,7 +60,8 @@ def test_without_wait_the_answer_is_immediate_and_unchanged(app_client: TestClie
     ds = create_dataset(app_client)
     ok = create_file(app_client, b"some words")
     _attach(app_client, ds, ok)
-    assert app_client.post(f"/api/v1/dataset/{ds}/file/{ok}/sync").json() == {"id": ok}
+    assert app_client.post(f"/api/v1/dataset/{ds}/file/{ok}/sync").json() == {
+        "id": ok, "status": "queued"}
 
 
 def test_a_bad_wait_is_refused(app_client: TestClient) -> None:

@@ -113,7 +113,7 @@ def test_upload_folder_wait_json_then_search_and_query(tmp_path: Path) -> None:
         assert bad.returncode == 1 and "SQL_NOT_ALLOWED" in bad.stderr
 
         listed = _client_cli(server, "files", "list", "--dataset", "handbook", "--json")
-        assert {f["sync"]["state"] for f in json.loads(listed.stdout)} == {"completed"}
+        assert {f["attachment"]["status"] for f in json.loads(listed.stdout)} == {"completed"}
         datasets = _client_cli(server, "datasets", "list", columns="30")
         assert report["dataset"]["id"] in datasets.stdout.split()  # never cut
         events = _client_cli(server, "events", "tail", "--no-follow", "--take", "50",

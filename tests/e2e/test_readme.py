@@ -34,7 +34,7 @@ def test_readme_walkthrough_finds_the_sentence(tmp_path: Path) -> None:
     out = run.stdout.splitlines()
     assert all(line.strip() for line in out), "every answer ends with its own newline"
     synced = json.loads(out[-2])
-    assert synced["done"] is True and synced["sync"]["state"] == "completed", synced
+    assert synced["done"] is True and synced["status"] == "completed", synced
     found = json.loads(out[-1])
     assert found["records"], f"the search found nothing: {found}"
     assert "cobalt blue" in found["records"][0]["text"]

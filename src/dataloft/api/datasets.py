@@ -16,6 +16,7 @@ from dataloft.datasets import service
 from dataloft.datasets.schemas import (
     AttachBody,
     DatasetCreate,
+    DatasetFilePage,
     DatasetOut,
     DatasetPage,
     DatasetUpdate,
@@ -30,9 +31,9 @@ from dataloft.search import service as search
 from dataloft.search.schemas import SearchAnswer
 from dataloft.search.service import SearchBody
 from dataloft.sync import service as sync
+from dataloft.sync import status
 from dataloft.sync import wait as waiting
-from dataloft.sync.schemas import DatasetFilePage, SyncAnswer
-from dataloft.sync.status import sync_status
+from dataloft.sync.schemas import SyncAnswer
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"], route_class=Documented,
                    responses=errors())
@@ -78,12 +79,12 @@ def list_dataset_files(dataset_id: str, request: Request, ctx: CtxDep, session: 
     service.get(session, principal, dataset_id)
     stmt = with_meta_filter(service.attached_files(principal, dataset_id), File.meta,
                             FILE_FIELDS, list(request.query_params.multi_items()), ctx.dialect)
+
     def render(file: File) -> dict[str, Any]:
-        # Each file with its derived sync status, so a dashboard or a script can watch
-        # syncs by listing; a page is bounded, so one small lookup per file is fine.
+        # Its own short read: the JSONL stream renders outside the request's session.
         with ctx.db.read() as own:
-            status = sync_status(own, dataset_id, [file.id]).get(file.id)
-        return {**files.render(file), "sync": status.render() if status else None}
+            return {**files.render(file),
+                    "attachment": status.attachment(own, dataset_id, file.id)}
 
     return respond(request, ctx, session, stmt, File.id, render)
 
@@ -117,11 +118,11 @@ async def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, principal: Princ
         return [pair]
 
     pairs = await run_in_threadpool(ask)
-    answer: dict[str, Any] = {"id": file_id}
+    answer: dict[str, Any] = {"id": file_id, "status": "queued"}
     if wait is not None:
-        statuses, done = await waiting.wait_for(ctx.db, pairs, wait)
-        status = statuses.get(pairs[0])
-        answer.update(done=done, sync=status.render() if status else None)
+        found, done = await waiting.wait_for(ctx.db, pairs, wait)
+        answer.update(status=waiting.least(found) or "queued", done=done,
+                      attachment=found[0] if found else None)
     return answer
 
 
@@ -142,18 +143,7 @@ def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
 def list_dataset_events(dataset_id: str, request: Request, ctx: CtxDep, session: SessionDep,
                         principal: PrincipalDep) -> Any:
     service.get(session, principal, dataset_id)
-    stmt = with_meta_filter(events.listing(principal, dataset_id), Event.data,
-                            {"type": Event.type, "fileId": Event.file_id},
-                            list(request.query_params.multi_items()), ctx.dialect)
-    return respond(request, ctx, session, stmt, Event.id, events.render)
-
-
-@router.get("/event/list", response_model=EventPage, responses=LISTING)
-@router.get("/event/log/list", response_model=EventPage, responses=LISTING)
-def list_events(request: Request, ctx: CtxDep, session: SessionDep,
-                principal: PrincipalDep) -> Any:
-    stmt = with_meta_filter(events.listing(principal), Event.data,
-                            {"type": Event.type, "fileId": Event.file_id,
-                             "datasetId": Event.dataset_id},
-                            list(request.query_params.multi_items()), ctx.dialect)
+    stmt = with_meta_filter(events.listing(principal, dataset_id), Event.data, events.FIELDS,
+                            list(request.query_params.multi_items()), ctx.dialect,
+                            rewrite=events.promote)
     return respond(request, ctx, session, stmt, Event.id, events.render)

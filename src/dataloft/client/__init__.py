@@ -5,7 +5,7 @@
         ds = dl.create_dataset("notes")
         f = dl.upload("notes.txt")
         dl.attach(ds, f)
-        dl.sync(ds, f, wait=60)
+        dl.sync(ds, f, wait=60)  # .status == 'completed' once synced
         print(dl.search(ds, "stairs").records[0].text)
 
 It imports nothing of the server, so it works from any machine with httpx and pydantic.
@@ -14,6 +14,7 @@ It imports nothing of the server, so it works from any machine with httpx and py
 from dataloft.client.async_client import AsyncClient
 from dataloft.client.core import ApiError
 from dataloft.client.models import (
+    Attachment,
     Dataset,
     Event,
     File,
@@ -26,5 +27,5 @@ from dataloft.client.models import (
 )
 from dataloft.client.sync_client import Client
 
-__all__ = ["ApiError", "AsyncClient", "Client", "Dataset", "Event", "File", "QueryResult",
-           "Reply", "SearchHit", "SearchResult", "SyncResult", "SyncStatus"]
+__all__ = ["ApiError", "AsyncClient", "Attachment", "Client", "Dataset", "Event", "File",
+           "QueryResult", "Reply", "SearchHit", "SearchResult", "SyncResult", "SyncStatus"]

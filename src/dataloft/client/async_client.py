@@ -12,6 +12,7 @@ import httpx
 
 from dataloft.client.core import CHUNK, Call, Calls, check, content_type, settings
 from dataloft.client.models import (
+    Attachment,
     Dataset,
     Event,
     File,
@@ -19,7 +20,6 @@ from dataloft.client.models import (
     Reply,
     SearchResult,
     SyncResult,
-    SyncStatus,
 )
 from dataloft.client.sync_client import sse_events
 
@@ -113,15 +113,16 @@ class AsyncClient:
         result = await self._run(Calls.sync(dataset_id, file_id, wait))
         if wait is None or result.done:
             return result
-        statuses = await self.wait_for(dataset_id, [file_id], wait)
-        return SyncResult(id=file_id, done=statuses[file_id].ended, sync=statuses[file_id])
+        found = (await self.wait_for(dataset_id, [file_id], wait))[file_id]
+        return SyncResult(id=file_id, status=found.status or "queued", done=found.ended,
+                          attachment=found)
 
-    async def sync_statuses(self, dataset_id: str) -> dict[str, SyncStatus]:
-        return {f.id: f.sync for f in await self.dataset_files(dataset_id)
-                if f.sync is not None}
+    async def sync_statuses(self, dataset_id: str) -> dict[str, Attachment]:
+        return {f.id: f.attachment for f in await self.dataset_files(dataset_id)
+                if f.attachment is not None}
 
     async def wait_for(self, dataset_id: str, file_ids: Iterable[str], timeout: float = 600.0,
-                       poll: float = 0.5) -> dict[str, SyncStatus]:
+                       poll: float = 0.5) -> dict[str, Attachment]:
         wanted = set(file_ids)
         deadline = time.monotonic() + timeout
         while True:

@@ -8,35 +8,50 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SyncState = Literal["in_progress", "completed", "failed", "cancelled"]
+SyncState = Literal["queued", "in_progress", "completed", "failed"]
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-class SyncStatus(Model):
-    """A file's sync in one dataset, derived by the server from its jobs."""
+class SyncError(Model):
+    code: str
+    message: str = ""
 
-    state: SyncState
-    job_state: str | None = Field(default=None, alias="jobState")
-    error_code: str | None = Field(default=None, alias="errorCode")
-    error_message: str | None = Field(default=None, alias="errorMessage")
+
+class Attachment(Model):
+    """A file's attachment to one dataset and its latest sync, as the server derives it."""
+
+    dataset_id: str = Field(alias="datasetId")
+    type: str = "source"
+    status: SyncState | None = None  # None: no sync was ever asked for
+    last_error: SyncError | None = Field(default=None, alias="lastError")
+    synced_at: int | None = Field(default=None, alias="syncedAt")
     synced_version: int | None = Field(default=None, alias="syncedVersion")
-    file_version: int = Field(default=0, alias="fileVersion")
+    record_count: int = Field(default=0, alias="recordCount")
 
     @property
     def label(self) -> str:
         """queued / in progress / completed / failed / not synced, for people."""
-        if self.state == "in_progress":
-            return "queued" if self.job_state == "queued" else "in progress"
-        if self.state == "cancelled":
+        if self.status is None:
             return "not synced"
-        return self.state
+        return "in progress" if self.status == "in_progress" else self.status
 
     @property
     def ended(self) -> bool:
-        return self.state != "in_progress"
+        return self.status not in ("queued", "in_progress")
+
+    @property
+    def error_code(self) -> str | None:
+        return self.last_error.code if self.last_error else None
+
+    @property
+    def error_message(self) -> str | None:
+        return self.last_error.message if self.last_error else None
+
+
+SyncStatus = Attachment  # the name the first client used
 
 
 class Dataset(Model):
@@ -55,15 +70,18 @@ class File(Model):
     size: int | None = None
     version: int = 0
     created_at: int | None = Field(default=None, alias="createdAt")
-    sync: SyncStatus | None = None  # present in a dataset's file list
+    attachment: Attachment | None = None  # in a dataset's file list
+    attachments: list[Attachment] = Field(default_factory=list)  # in a file's fetch
 
 
 class SyncResult(Model):
-    """The answer of a sync asked for with `wait`: whether it ended, and its status."""
+    """The answer of a sync request: `queued`, or with `wait` whether it ended and the
+    attachment's state."""
 
     id: str
+    status: SyncState = "queued"
     done: bool = False
-    sync: SyncStatus | None = None
+    attachment: Attachment | None = None
 
 
 class SearchHit(Model):

@@ -20,6 +20,7 @@ from dataloft.client.core import (
     settings,
 )
 from dataloft.client.models import (
+    Attachment,
     Dataset,
     Event,
     File,
@@ -27,7 +28,6 @@ from dataloft.client.models import (
     Reply,
     SearchResult,
     SyncResult,
-    SyncStatus,
 )
 
 T = TypeVar("T")
@@ -122,7 +122,7 @@ class Client:
         return [File.model_validate(f) for f in self._all("/api/v1/file/list")]
 
     def dataset_files(self, dataset_id: str) -> list[File]:
-        """The dataset's files, each with its sync status."""
+        """The dataset's files, each with its attachment (its sync's state)."""
         return [File.model_validate(f)
                 for f in self._all(f"/api/v1/dataset/{dataset_id}/file/list")]
 
@@ -138,15 +138,17 @@ class Client:
         result = self._run(Calls.sync(dataset_id, file_id, wait))
         if wait is None or result.done:
             return result
-        statuses = self.wait_for(dataset_id, [file_id], wait)
-        return SyncResult(id=file_id, done=statuses[file_id].ended, sync=statuses[file_id])
+        found = self.wait_for(dataset_id, [file_id], wait)[file_id]
+        return SyncResult(id=file_id, status=found.status or "queued", done=found.ended,
+                          attachment=found)
 
-    def sync_statuses(self, dataset_id: str) -> dict[str, SyncStatus]:
-        return {f.id: f.sync for f in self.dataset_files(dataset_id) if f.sync is not None}
+    def sync_statuses(self, dataset_id: str) -> dict[str, Attachment]:
+        return {f.id: f.attachment for f in self.dataset_files(dataset_id)
+                if f.attachment is not None}
 
     def wait_for(self, dataset_id: str, file_ids: Iterable[str], timeout: float = 600.0,
-                 on_change: Callable[[dict[str, SyncStatus]], None] | None = None,
-                 poll: float = 0.5) -> dict[str, SyncStatus]:
+                 on_change: Callable[[dict[str, Attachment]], None] | None = None,
+                 poll: float = 0.5) -> dict[str, Attachment]:
         """Poll the dataset's file list until these files' syncs ended (or the timeout)."""
         wanted = set(file_ids)
         deadline = time.monotonic() + timeout

@@ -87,8 +87,8 @@ def files_list(
         emit([f.model_dump(by_alias=True) for f in found])
         return
     show(["id", "name", "type", "size", "sync", "reason"],
-         [[f.id, f.name, f.type, f.size, f.sync.label if f.sync else "",
-           f.sync.error_code if f.sync else ""] for f in found])
+         [[f.id, f.name, f.type, f.size, f.attachment.label if f.attachment else "",
+           f.attachment.error_code if f.attachment else ""] for f in found])
 
 
 @events_app.command("tail")

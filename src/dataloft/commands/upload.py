@@ -18,7 +18,7 @@ from rich.progress import (
     TextColumn,
 )
 
-from dataloft.client import ApiError, Client, SyncStatus
+from dataloft.client import ApiError, Attachment, Client
 from dataloft.commands.common import (
     DatasetOpt,
     JsonOpt,
@@ -121,7 +121,7 @@ def watch(client: Client, ds: str, items: list[Item], progress: Progress,
           timeout: float) -> None:
     by_id = {i.file_id: i for i in items if i.file_id}
 
-    def changed(statuses: dict[str, SyncStatus]) -> None:
+    def changed(statuses: dict[str, Attachment]) -> None:
         for file_id, status in statuses.items():
             item = by_id[file_id]
             item.state = status.label

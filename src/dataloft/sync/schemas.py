@@ -1,5 +1,5 @@
-"""Wire shapes of a file's sync status: in a dataset's file list, and in the answer of a
-sync asked for with `?wait=SECONDS`."""
+"""Wire shape of a sync request's answer: queued at once, or (with `?wait=SECONDS`) the
+attachment's state once the sync ended or the wait ran out."""
 
 from __future__ import annotations
 
@@ -7,41 +7,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from dataloft.files.schemas import FileOut
-from dataloft.kit.wire import Out, Page, absent
-
-
-class SyncStatusOut(Out):
-    """Derived from the file's latest sync job and its attachment (sync/status.py)."""
-    state: Literal["in_progress", "completed", "failed", "cancelled"] = Field(
-        description="`cancelled`: never asked to sync, or cancelled before it ran.")
-    jobState: str | None = Field(description="The latest sync job's state: `queued`, "
-                                             "`running`, `done`, `failed`.")
-    errorCode: str | None = Field(description="The typed reason of a failure.")
-    errorMessage: str | None
-    syncedVersion: int | None = Field(description="The file version the records are from.")
-    fileVersion: int
-
-
-class DatasetSyncOut(SyncStatusOut):
-    datasetId: str
+from dataloft.files.schemas import AttachmentOut
+from dataloft.kit.wire import Out, absent
 
 
 class SyncAnswer(Out):
     id: str
+    status: Literal["queued", "in_progress", "completed", "failed"] = Field(
+        description="`queued` without `?wait`; with it, the attachment's state (the least "
+                    "advanced one for a file's sync into several datasets).")
+    datasetIds: list[str] = absent("For a file's sync: the datasets it was queued into.")
     done: bool = absent("With `?wait`: whether the sync ended before the answer.")
-    sync: SyncStatusOut | None = absent("With `?wait`: the sync's status.")
-
-
-class FileSyncAnswer(Out):
-    id: str
-    done: bool = absent("With `?wait`: whether every sync ended before the answer.")
-    syncs: list[DatasetSyncOut] = absent("With `?wait`: each dataset's sync status.")
-
-
-class DatasetFileOut(FileOut):
-    sync: SyncStatusOut | None = Field(description="The file's sync in this dataset.")
-
-
-class DatasetFilePage(Page[DatasetFileOut]):
-    pass
+    attachment: AttachmentOut | None = absent("With `?wait` on a dataset's file: its "
+                                              "attachment, `lastError` naming a failure.")
+    attachments: list[AttachmentOut] = absent("With `?wait` on a file: each attachment.")

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from dataloft.kit.db import Database
-from dataloft.sync.status import SyncStatus, sync_status
+from dataloft.sync.status import attachment
 
 MAX_WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.2
+PENDING = ("queued", "in_progress")
+# The least advanced first: a file route's answer says how far the slowest sync got.
+ORDER = ("queued", "in_progress", "failed", "completed", None)
 
 Pair = tuple[str, str]  # (dataset id, file id)
 
@@ -26,26 +30,26 @@ def clamp(seconds: float | None) -> float:
     return 0.0 if seconds is None else max(0.0, min(float(seconds), MAX_WAIT_SECONDS))
 
 
-def look(db: Database, pairs: Sequence[Pair]) -> dict[Pair, SyncStatus]:
-    by_dataset: dict[str, list[str]] = {}
-    for dataset_id, file_id in pairs:
-        by_dataset.setdefault(dataset_id, []).append(file_id)
-    out: dict[Pair, SyncStatus] = {}
+def look(db: Database, pairs: Sequence[Pair]) -> list[dict[str, Any]]:
+    """Each pair's attachment as the dataset's file list shows it (absent once detached)."""
     with db.read() as session:
-        for dataset_id, file_ids in by_dataset.items():
-            for file_id, status in sync_status(session, dataset_id, file_ids).items():
-                out[(dataset_id, file_id)] = status
-    return out
+        found = [attachment(session, dataset_id, file_id) for dataset_id, file_id in pairs]
+    return [a for a in found if a is not None]
+
+
+def least(attachments: Sequence[dict[str, Any]]) -> str | None:
+    states = [a["status"] for a in attachments]
+    return min(states, key=ORDER.index) if states else None
 
 
 async def wait_for(db: Database, pairs: Sequence[Pair], seconds: float
-                   ) -> tuple[dict[Pair, SyncStatus], bool]:
-    """The statuses once no sync of these pairs is in progress, or when the wait runs out;
+                   ) -> tuple[list[dict[str, Any]], bool]:
+    """The attachments once none of their syncs is pending, or when the wait runs out;
     and whether they all ended."""
     deadline = time.monotonic() + clamp(seconds)
     while True:
-        statuses = await asyncio.to_thread(look, db, pairs)
-        done = all(s.state != "in_progress" for s in statuses.values())
+        found = await asyncio.to_thread(look, db, pairs)
+        done = all(a["status"] not in PENDING for a in found)
         if done or time.monotonic() >= deadline:
-            return statuses, done
+            return found, done
         await asyncio.sleep(POLL_SECONDS)

@@ -55,20 +55,24 @@ export function bytes(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
-// A file's sync status as people read it: queued / in progress / completed / failed.
-export function syncLabel(sync) {
-  if (!sync) return "not attached";
-  if (sync.state === "in_progress") return sync.jobState === "queued" ? "queued" : "in progress";
-  if (sync.state === "cancelled") return "not synced";
-  return sync.state;
+// A file's attachment (its sync's state) as people read it: queued / in progress /
+// completed / failed, or not synced when no sync was asked for.
+export function syncLabel(attachment) {
+  if (!attachment) return "not attached";
+  if (!attachment.status) return "not synced";
+  return attachment.status === "in_progress" ? "in progress" : attachment.status;
 }
 
-export function syncBadge(sync) {
-  const label = syncLabel(sync);
+export function syncPending(attachment) {
+  return !!attachment && (attachment.status === "queued" || attachment.status === "in_progress");
+}
+
+export function syncBadge(attachment) {
+  const label = syncLabel(attachment);
   const badge = h("span", { class: `badge s-${label.replace(" ", "-")}` }, label);
-  if (sync && sync.state === "failed") {
+  if (attachment && attachment.status === "failed" && attachment.lastError) {
     return h("span", {}, badge, " ",
-      h("span", { class: "reason" }, `${sync.errorCode}: ${sync.errorMessage || ""}`));
+      h("span", { class: "reason" }, `${attachment.lastError.code}: ${attachment.lastError.message || ""}`));
   }
   return badge;
 }

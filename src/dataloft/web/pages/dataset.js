@@ -1,5 +1,5 @@
 import { all, ApiError, get, post, uploadBytes } from "/ui/api.js";
-import { bytes, empty, errorBox, field, h, syncBadge, table, toast } from "/ui/ui.js";
+import { bytes, empty, errorBox, field, h, syncBadge, syncPending, table, toast } from "/ui/ui.js";
 import { settingsFields } from "/ui/pages/datasets.js";
 
 const enc = encodeURIComponent;
@@ -24,7 +24,7 @@ export async function render(main, id) {
       files.map((f) => h("tr", { "data-file": f.id },
         h("td", {}, f.name || "(unnamed)", h("div", { class: "id" }, f.id)),
         h("td", {}, f.type || ""), h("td", {}, bytes(f.size)),
-        h("td", { class: "sync" }, syncBadge(f.sync)),
+        h("td", { class: "sync" }, syncBadge(f.attachment)),
         h("td", { class: "actions" },
           h("button", { type: "button", class: "secondary", "aria-label": `Sync ${f.name}`,
             onclick: () => act(() => post(`/api/v1/dataset/${enc(id)}/file/${enc(f.id)}/sync`), `Sync of ${f.name} queued`) }, "Sync"), " ",
@@ -32,8 +32,8 @@ export async function render(main, id) {
             onclick: () => act(() => post(`/api/v1/dataset/${enc(id)}/file/${enc(f.id)}/detach`, { deleteRecords: true }), `${f.name} detached`) }, "Detach")))))
       : empty("No files in this dataset yet. Drop files above or choose them with “Upload”: "
         + "text, Markdown, HTML, PDF, Word, Excel, CSV, JSON and more."));
-    const busy = files.some((f) => f.sync && f.sync.state === "in_progress");
-    const synced = files.filter((f) => f.sync && f.sync.state === "completed").length;
+    const busy = files.some((f) => syncPending(f.attachment));
+    const synced = files.filter((f) => f.attachment && f.attachment.status === "completed").length;
     if (synced !== completed) {  // new records to browse
       completed = synced;
       loadRecords().catch((error) => records.replaceChildren(errorBox(error)));
