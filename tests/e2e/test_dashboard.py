@@ -156,6 +156,12 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
 
         page.get_by_role("link", name="Events").click()
         expect(page.get_by_role("cell", name="sync.completed").first).to_be_visible()
+        expect(page.get_by_role("status").filter(has_text="server-sent events")).to_be_visible()
+        with server.client() as c:  # a new event arrives while the page is open
+            late = c.post("/api/v1/file/create", json={"name": "late.txt"}).json()["id"]
+            ds = c.get("/api/v1/dataset/list").json()["items"][0]["id"]
+            c.post(f"/api/v1/dataset/{ds}/file/{late}/attach", json={"type": "source"})
+        expect(page.get_by_role("cell", name=late)).to_be_visible()
         shot(page, "06-events")
         page.get_by_role("link", name="Keys").click()
         expect(page.get_by_role("heading", name="API keys")).to_be_visible()

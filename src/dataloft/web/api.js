@@ -78,13 +78,24 @@ export function uploadBytes(fileId, file, onProgress) {
 }
 
 // Server-sent events from a POST (EventSource only does GET): JSON payloads, one by one.
-export async function* streamPost(path, body) {
-  const response = await fetch(path, {
+export function streamPost(path, body) {
+  return stream(path, {
     method: "POST",
     headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
     body: JSON.stringify(body),
   });
+}
+
+// Server-sent events from a GET, sent with the Authorization header (EventSource cannot
+// send one, and an API key never goes in a URL).
+export function streamGet(path, signal, onOpen) {
+  return stream(path, { headers: headers({ Accept: "text/event-stream" }), signal }, onOpen);
+}
+
+async function* stream(path, init, onOpen) {
+  const response = await fetch(path, init);
   if (!response.ok) throw await failure(response);
+  if (onOpen) onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
