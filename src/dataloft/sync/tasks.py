@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
+from dataloft.errors import QuotaExceeded
 from dataloft.events import service as events
 from dataloft.ingest import confined
 from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
@@ -141,8 +142,11 @@ class SyncHandler:
             new = product.records
             removed = records.delete_where(session, self.index, org_id=plan.org_id,
                                            dataset_id=plan.dataset_id, file_id=plan.file_id)
-            records.insert_records(session, self.index, plan.org_id, plan.dataset_id, new,
-                                   file_id=plan.file_id)
+            try:
+                records.insert_records(session, self.index, plan.org_id, plan.dataset_id, new,
+                                       file_id=plan.file_id)
+            except QuotaExceeded as exc:  # rolls back: the old records stay
+                raise JobFailed("storage_limit", exc.message) from exc
             catalog.replace(session, plan.org_id, plan.dataset_id, plan.file_id, plan.version,
                             product.tables)
             dataset = session.get(Dataset, plan.dataset_id)
