@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataloft.ingest.extract import (  # noqa: E402,F401,I001  # noqa: E402,F401,I001  # noqa: E402,F401,I001
     code,
     delimited,
+    image,
     markup,
     office,
     pdf,
