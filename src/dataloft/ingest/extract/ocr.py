@@ -27,11 +27,12 @@ _engine: Any = None
 
 # Lines OCR is less sure of than this are noise (speckles, stamps) more often than text.
 MIN_CONFIDENCE = 0.5
-# A blank run is a word gap when it is at least this share of the line's ink height and
-# this many times the typical (median) gap between letters. Measured on sans, serif and
-# condensed faces from 14 to 40 px: letter gaps stay under both, word gaps pass both.
-WORD_GAP_OF_HEIGHT = 0.28
-WORD_GAP_OF_MEDIAN = 2.0
+# A blank run is a word gap when it is wider than the typical (median) gap between letters
+# by this share of the line's ink height, and by at least WORD_GAP_MIN_PX. Measured on sans,
+# serif and condensed faces from 14 to 40 px, PNG and JPEG: letter gaps (even around a
+# narrow "1") stay under it, word gaps pass it.
+WORD_GAP_OF_HEIGHT = 0.12
+WORD_GAP_MIN_PX = 2.0
 # Below this contrast (grey levels) a line's crop is not trusted to show its gaps.
 MIN_CONTRAST = 40
 
@@ -82,12 +83,15 @@ def _spaced(gray: np.ndarray, box: list[list[float]], text: str,
     runs, height = _blank_runs(gray, box)
     if not runs:
         return text
-    threshold = max(WORD_GAP_OF_HEIGHT * height, WORD_GAP_OF_MEDIAN * median(w for _, w in runs))
+    threshold = median(w for _, w in runs) + max(WORD_GAP_MIN_PX, WORD_GAP_OF_HEIGHT * height)
     gaps = [x for x, width in runs if width >= threshold]
     centres = [(b[0][0] + b[1][0]) / 2 for b in char_boxes]
     out = [text[0]]
     for i in range(1, len(text)):
-        if (text[i] != " " and text[i - 1] != " " and not _cjk(text[i - 1] + text[i])
+        # Digits are set on equal advances, so a narrow one ("1") stands apart from its
+        # neighbours like a word: no space is ever put inside a run of digits.
+        pair = text[i - 1] + text[i]
+        if (" " not in pair and not pair.isdigit() and not _cjk(pair)
                 and any(centres[i - 1] < x < centres[i] for x in gaps)):
             out.append(" ")
         out.append(text[i])
