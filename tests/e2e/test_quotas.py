@@ -177,3 +177,21 @@ def test_usage_needs_a_backend_key(server: tuple[LiveServer, str]) -> None:
     r = httpx.get(f"{live.url}/api/v1/usage/fetch",
                   headers={**live.headers, "X-RunAs-User-Id": "u1"})
     assert_envelope(r, 403, "NOT_AUTHORIZED")
+
+
+def test_a_direct_upload_past_the_quota_is_refused_when_asked_for(
+        org: tuple[httpx.Client, httpx.Client, str]) -> None:
+    c, instance, org_id = org
+    limit(instance, org_id, storageBytes=100)
+    fid = new_file(c, "direct.txt")
+    ask = {"file": {"type": "text/plain", "size": 500, "name": "direct.txt"}}
+    refused = c.post(f"/api/v1/file/{fid}/upload", json=ask)
+    assert_envelope(refused, 413, "QUOTA_EXCEEDED")
+    ask["file"]["size"] = 60
+    made = c.post(f"/api/v1/file/{fid}/upload", json=ask)
+    assert made.status_code == 200 and made.json()["uploadRequest"]["method"] == "PUT"
+    request = made.json()["uploadRequest"]
+    put = httpx.put(request["url"], content=b"z" * 60, headers=request["headers"])
+    assert put.status_code == 200, put.text
+    assert c.get(f"/api/v1/file/{fid}/fetch").json()["size"] == 60
+    assert usage(c)["storageBytes"] == 60 == counted(c)["storageBytes"]

@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
+from dataloft.errors import QuotaExceeded
+from dataloft.events import service as events
 from dataloft.files import service
 from dataloft.files.deps import UploadDeps
 from dataloft.files.schemas import DirectUpload
@@ -110,7 +112,15 @@ def _confirm_one(ctx: UploadDeps, ticket: UploadTicket) -> bool:
             # does not check signatures may not): the upload does not count.
             queue.delete_blob_later(session, key, file.org_id)
             return False
-        service.set_content(session, file, blob, ticket.content_type, ticket.name)
+        try:
+            service.set_content(session, file, blob, ticket.content_type, ticket.name)
+        except QuotaExceeded as exc:
+            # Refused before anything changed; a read that confirms must not fail for it,
+            # so the upload is dropped and the refusal logged for the uploader to see.
+            queue.delete_blob_later(session, key, file.org_id)
+            events.emit(session, file.org_id, "file.upload_refused", file_id=file.id,
+                        reason=exc.code, message=exc.message)
+            return False
     return True
 
 

@@ -64,6 +64,15 @@ def charge(session: Session, org_id: str, *, storage_bytes: int = 0, records: in
             raise _exceeded(session, org_id, kind, n)
 
 
+def precheck(session: Session, org_id: str, *, storage_bytes: int) -> None:
+    """Refuse early what would not fit now (an announced upload size); not atomic: the
+    charge in the committing transaction decides."""
+    limit = _limit(session, org_id, "storage_bytes")
+    if storage_bytes > 0 and limit is not None \
+            and _used(session, org_id, "storage_bytes") + storage_bytes > limit:
+        raise _exceeded(session, org_id, "storage_bytes", storage_bytes)
+
+
 def release(session: Session, org_id: str, *, storage_bytes: int = 0, records: int = 0,
             files: int = 0) -> None:
     charge(session, org_id, storage_bytes=-storage_bytes, records=-records, files=-files)
