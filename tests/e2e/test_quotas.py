@@ -195,3 +195,27 @@ def test_a_direct_upload_past_the_quota_is_refused_when_asked_for(
     assert put.status_code == 200, put.text
     assert c.get(f"/api/v1/file/{fid}/fetch").json()["size"] == 60
     assert usage(c)["storageBytes"] == 60 == counted(c)["storageBytes"]
+
+
+def test_a_direct_upload_that_no_longer_fits_is_dropped(
+        org: tuple[httpx.Client, httpx.Client, str]) -> None:
+    c, instance, org_id = org
+    limit(instance, org_id, storageBytes=100)
+    fid, other = new_file(c, "late.txt"), new_file(c, "early.txt")
+    made = c.post(f"/api/v1/file/{fid}/upload", json={
+        "file": {"type": "text/plain", "size": 60, "name": "late.txt"}})
+    assert made.status_code == 200, made.text
+    assert upload(c, other, b"e" * 50).status_code == 200  # the room is gone meanwhile
+    request = made.json()["uploadRequest"]
+    put = httpx.put(request["url"], content=b"z" * 60, headers=request["headers"])
+    if request["url"].startswith(str(c.base_url)):  # a PUT to this server: refused at once
+        assert_envelope(put, 413, "QUOTA_EXCEEDED")
+    else:  # a PUT to the bucket: refused when the server confirms it, reads still work
+        assert put.status_code == 200, put.text
+        fetched = c.get(f"/api/v1/file/{fid}/fetch")
+        assert fetched.status_code == 200 and fetched.json()["size"] is None, fetched.text
+        events = c.get("/api/v1/event/list", params={"take": 100}).json()["items"]
+        refused = [e for e in events if e["type"] == "file.upload_refused"]
+        assert refused and refused[0]["fileId"] == fid
+        assert refused[0]["data"]["reason"] == "QUOTA_EXCEEDED"
+    assert usage(c)["storageBytes"] == 50 == counted(c)["storageBytes"]

@@ -113,10 +113,11 @@ def _confirm_one(ctx: UploadDeps, ticket: UploadTicket) -> bool:
             queue.delete_blob_later(session, key, file.org_id)
             return False
         try:
-            service.set_content(session, file, blob, ticket.content_type, ticket.name)
+            with session.begin_nested():  # a refusal undoes the file's change, not the rest
+                service.set_content(session, file, blob, ticket.content_type, ticket.name)
         except QuotaExceeded as exc:
-            # Refused before anything changed; a read that confirms must not fail for it,
-            # so the upload is dropped and the refusal logged for the uploader to see.
+            # A read that confirms must not fail for it: the upload is dropped and the
+            # refusal logged for the uploader to see.
             queue.delete_blob_later(session, key, file.org_id)
             events.emit(session, file.org_id, "file.upload_refused", file_id=file.id,
                         reason=exc.code, message=exc.message)

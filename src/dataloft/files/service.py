@@ -92,8 +92,7 @@ def set_content(session: Session, file: File, blob: BlobInfo, content_type: str 
                 name: str | None) -> None:
     """Point the file at new bytes; the old blob is removed by a job once this commits.
     Charged to the org's storage quota (the new size less the old), QuotaExceeded past it."""
-    quotas.charge(session, file.org_id,
-                  storage_bytes=blob.size - ((file.size or 0) if file.blob_key else 0))
+    old_size = (file.size or 0) if file.blob_key else 0
     if file.blob_key:
         queue.delete_blob_later(session, file.blob_key, file.org_id)
     file.blob_key = blob.key
@@ -103,6 +102,10 @@ def set_content(session: Session, file: File, blob: BlobInfo, content_type: str 
     if name and not file.name:
         file.name = name
     file.version += 1
+    # Charged last: the charge's UPDATE flushes the file's first, so this transaction takes
+    # the file's row lock before the org's usage row, in the order a sync's commit and a
+    # deletion take them (the opposite order could deadlock with them on PostgreSQL).
+    quotas.charge(session, file.org_id, storage_bytes=blob.size - old_size)
 
 
 def delete(session: Session, index: Index, principal: Principal, file_id: str) -> File:

@@ -48,16 +48,18 @@ def _check_size(image: Image.Image) -> None:
 
 
 def _rgb(frame: Image.Image) -> np.ndarray:
-    """The frame as RGB on white (transparent text would otherwise be black on black)."""
+    """The frame as RGB on white (transparent text would otherwise be black on black),
+    scaled down first where it is larger than OCR reads well (and than memory needs)."""
+    width, height = frame.size
+    if max(width, height) > OCR_MAX_SIDE_PX:
+        scale = OCR_MAX_SIDE_PX / max(width, height)
+        frame = frame.resize((max(1, round(width * scale)), max(1, round(height * scale))))
     if frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info):
         rgba = frame.convert("RGBA")
         flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         flat.alpha_composite(rgba)
         frame = flat
-    rgb = frame.convert("RGB")
-    if max(rgb.size) > OCR_MAX_SIDE_PX:
-        rgb.thumbnail((OCR_MAX_SIDE_PX, OCR_MAX_SIDE_PX))
-    return np.asarray(rgb)
+    return np.asarray(frame.convert("RGB"))
 
 
 def _frames(image: Image.Image) -> Iterator[Image.Image]:
