@@ -47,6 +47,11 @@ def _check_size(image: Image.Image) -> None:
                               f"{MAX_PIXELS // 1_000_000} megapixels")
 
 
+def _bomb(exc: Exception) -> ExtractionError:
+    return ExtractionError("resource_limit", "the image is too large to read (over the limit "
+                           f"of {MAX_PIXELS // 1_000_000} megapixels): {exc}")
+
+
 def _rgb(frame: Image.Image) -> np.ndarray:
     """The frame as RGB on white (transparent text would otherwise be black on black),
     scaled down first where it is larger than OCR reads well (and than memory needs)."""
@@ -83,8 +88,7 @@ def extract_image(data: bytes, name: str) -> Extracted:
         raise ExtractionError("corrupted_file", "the image is damaged or not an image "
                               "Pillow can read") from exc
     except Image.DecompressionBombError as exc:
-        raise ExtractionError("resource_limit", f"the image is too large to read: {exc}") \
-            from exc
+        raise _bomb(exc) from exc
     _check_size(image)
     label = name.rsplit("/", 1)[-1] or "image"
     pages = getattr(image, "n_frames", 1) > 1 and image.format == "TIFF"
@@ -100,8 +104,7 @@ def extract_image(data: bytes, name: str) -> Extracted:
                     {"image": label, "ocr": True}
                 sections.append(Section(text, meta))
     except Image.DecompressionBombError as exc:
-        raise ExtractionError("resource_limit", f"the image is too large to read: {exc}") \
-            from exc
+        raise _bomb(exc) from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or malformed pixel data
         raise ExtractionError("corrupted_file", f"the image is damaged: {exc}") from exc
     if not sections:
