@@ -46,7 +46,7 @@ WORDS = ["the", "physician", "prescribed", "medicine", "naïve", "café", "ünï
 
 def varied_texts(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
-    texts = ["", " ", "\n\n", "x" * 20_000, "🎉" * 1_500, "a"]
+    texts = ["", " ", "\n\n", "x" * 20_000, "🎉" * 3_000, "a"]
     while len(texts) < n:
         size = rng.choice([0, 1, 2, 5, 20, 100, 600, 3_000])
         texts.append(" ".join(rng.choice(WORDS) for _ in range(size)))
@@ -66,7 +66,7 @@ def test_same_vectors_as_padded_pooling() -> None:
 
 
 def exact_embed(text: str) -> np.ndarray:
-    """The mean of the text's token rows in float64: the value both poolings approximate."""
+    """The mean of the text's token rows summed in float64: what both poolings approximate."""
     model, tokenizer = _load()
     ids = np.array(tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int64)
     mean = model.embedding[ids].astype(np.float64).mean(axis=0)
@@ -74,17 +74,16 @@ def exact_embed(text: str) -> np.ndarray:
     return unit
 
 
-def test_very_long_texts_are_closer_to_exact_than_before() -> None:
-    """Past ~10k tokens the padded pooling's running float32 sum drifts by ~1e-5 (3,000 emoji
-    are 12,001 tokens: 1.15e-5 from the float64 mean); `np.add.reduceat` sums pairwise, so
-    the new vectors stay within 1e-6 of exact, at least as close as the old ones."""
-    texts = ["🎉" * 3_000, "x" * 60_000, " ".join(WORDS * 800)]
+def test_texts_longer_than_the_gather_slice() -> None:
+    """Past 32k tokens a text is gathered in slices, so its rows are added in another order
+    than the padded pooling's one running float32 sum, which by then drifts by ~1e-4 (10,000
+    emoji are 40,001 tokens). The sliced sum is at least as close to the exact mean."""
+    texts = ["🎉" * 10_000, " ".join(WORDS * 3_000)]
     new, old = WordLlamaEmbedder().embed(texts), reference_embed(texts)
     for text, n, o in zip(texts, new, old, strict=True):
         exact = exact_embed(text)
-        assert float(np.abs(n - exact).max()) <= 1e-6
         assert float(np.abs(n - exact).max()) <= float(np.abs(o - exact).max())
-        assert float(np.abs(n - o).max()) <= 5e-5
+        assert float(np.abs(n - o).max()) <= 5e-4
 
 
 def test_batch_company_and_order_do_not_matter() -> None:

@@ -5,9 +5,9 @@ directory and disable downloads: nothing is ever fetched at run time.
 
 A text's vector is the mean of its tokens' rows of the embedding table, normalised.
 WordLlama's own `embed` pads every batch to its longest text and multiplies a
-`batch x longest x dim` array by a mask; we pool over the real tokens only (one gather of
-the batch's flat token ids, then `np.add.reduceat` per text), which gives the same vectors
-(to float32 rounding) for a fraction of the work. With no padding, the order of the texts no
+`batch x longest x dim` array by a mask; we pool over the real tokens only (a gather of each
+text's token rows and a row sum), which gives the same vectors (to float32 rounding) for a
+fraction of the work. With no padding, the order of the texts no
 longer changes the cost, so there is nothing to gain from sorting them by length.
 """
 
@@ -24,10 +24,10 @@ import numpy as np
 from dataloft.ingest.embed.base import EmbeddingError, normalise
 
 # Bounds on memory per call, whatever the input: texts are tokenized a chunk of at most
-# _CHARS characters at a time, and at most _TOKENS embedding rows (64k x 256 x 4 B = 64 MiB)
+# _CHARS characters at a time, and at most _TOKENS embedding rows (32k x 256 x 4 B = 32 MiB)
 # are gathered at once, so even a single huge text is summed in slices.
 _CHARS = 1 << 18
-_TOKENS = 1 << 16
+_TOKENS = 1 << 15
 
 _lock = threading.Lock()
 _model: Any = None
@@ -71,23 +71,17 @@ def pool_sums(table: np.ndarray, ids: np.ndarray, lengths: np.ndarray,
     """Per text, the float32 sum of `table` rows over its tokens.
 
     `ids` holds every text's token ids end to end, `lengths` the number of each text's.
-    Rows are gathered `budget` tokens at a time; a text cut by a slice boundary gets the
-    partial sums of both slices.
+    One small gather and a row sum per text: cache-hot and as fast as anything NumPy offers
+    here (`np.add.reduceat` and `cumsum` along axis 0 are ~30x slower, `np.add.at` too), and
+    it adds the rows in the order the padded pooling did. A text longer than `budget` tokens
+    is gathered in slices.
     """
     sums = np.zeros((len(lengths), table.shape[1]), dtype=np.float32)
-    bounds = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
-    for lo in range(0, len(ids), budget):
-        hi = min(lo + budget, len(ids))
-        # The texts with tokens in [lo, hi): from the one holding token lo to the one holding hi-1.
-        first = int(np.searchsorted(bounds, lo, side="right")) - 1
-        last = int(np.searchsorted(bounds, hi - 1, side="right")) - 1
-        starts = np.clip(bounds[first : last + 1], lo, None) - lo
-        # An empty text shares its offset with the next text: the offset belongs to that one.
-        keep = np.ones(len(starts), dtype=bool)
-        keep[:-1] = starts[:-1] < starts[1:]
-        rows = table[ids[lo:hi]]
-        sums[first : last + 1][keep] += np.add.reduceat(rows, starts[keep], axis=0,
-                                                         dtype=np.float32)
+    start = 0
+    for i, n in enumerate(lengths.tolist()):
+        for lo in range(start, start + n, budget):
+            sums[i] += table[ids[lo : min(lo + budget, start + n)]].sum(axis=0)
+        start += n
     return sums
 
 
