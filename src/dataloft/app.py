@@ -15,6 +15,7 @@ from dataloft.api import (
     assistants,
     datasets,
     errors,
+    events,
     files,
     inconvo,
     informer,
@@ -23,6 +24,7 @@ from dataloft.api import (
     openapi,
     records,
     sql,
+    webhooks,
 )
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(informer.router)
     app.include_router(sql.router)
     app.include_router(openai.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")

@@ -14,11 +14,19 @@ from dataloft.api.listing import LISTING, respond, with_meta_filter
 from dataloft.api.openapi import Documented, errors
 from dataloft.errors import Conflict, DataloftError
 from dataloft.files import direct, service
-from dataloft.files.schemas import FileCreate, FileOut, FilePage, FileUpdate, UploadAnswer
+from dataloft.files.schemas import (
+    FileCreate,
+    FileFetched,
+    FilePage,
+    FileUpdate,
+    SyncQueued,
+    UploadAnswer,
+)
 from dataloft.files.upload import Uploads
 from dataloft.kit.wire import Ref
 from dataloft.models import File
 from dataloft.sync import service as sync
+from dataloft.sync import status
 
 router = APIRouter(prefix="/api/v1", tags=["files"], route_class=Documented,
                    responses=errors())
@@ -63,9 +71,11 @@ def list_files(request: Request, ctx: CtxDep, session: SessionDep,
     return respond(request, ctx, session, stmt, File.id, service.render)
 
 
-@router.get("/file/{file_id}/fetch", response_model=FileOut, dependencies=Confirmed)
+@router.get("/file/{file_id}/fetch", response_model=FileFetched, dependencies=Confirmed)
 def fetch_file(file_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
-    return service.render(service.get(session, principal, file_id))
+    file = service.get(session, principal, file_id)
+    return {**service.render(file),
+            "attachments": status.file_attachments(session, principal, file.id)}
 
 
 @router.post("/file/{file_id}/update", response_model=Ref)
@@ -80,13 +90,14 @@ def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
     return {"id": service.delete(session, ctx.index, principal, file_id).id}
 
 
-@router.post("/file/{file_id}/sync", response_model=Ref, dependencies=Confirmed,
+@router.post("/file/{file_id}/sync", response_model=SyncQueued, dependencies=Confirmed,
              responses=errors(429))
 def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
-    sync.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
-                               ctx.settings.job_max_attempts)
-    return {"id": file_id}
+    queued = sync.request_file_sync(session, principal, file_id,
+                                    ctx.settings.sync_cooldown_seconds,
+                                    ctx.settings.job_max_attempts)
+    return {"id": file_id, "status": "queued", "datasetIds": queued}
 
 
 @router.post("/file/{file_id}/upload", response_model=UploadAnswer,

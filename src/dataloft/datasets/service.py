@@ -139,7 +139,10 @@ def attach(session: Session, principal: Principal, dataset_id: str, file_id: str
         link = Attachment(id=new_id("att"), org_id=dataset.org_id, dataset_id=dataset.id,
                           file_id=file.id, type=body.type)
     else:
+        # Re-attaching stands for removing and recreating the attachment (seed 004): the
+        # new attachment was never synced, so no sync cooldown carries over.
         link.type = body.type
+        link.sync_requested_at = None
     repository.save_attachment(session, link)
     events.emit(session, dataset.org_id, "file.attached", dataset_id=dataset.id,
                 file_id=file.id, attachmentType=body.type)

@@ -1,4 +1,4 @@
-"""All SQL over the event log."""
+"""All SQL over the event log: writing, the listing, and the tail streams follow."""
 
 from __future__ import annotations
 
@@ -22,3 +22,18 @@ def events_listing(principal: Principal, dataset_id: str | None) -> Select[Any]:
     if dataset_id is not None:
         stmt = stmt.where(Event.dataset_id == dataset_id)
     return stmt
+
+
+def after(session: Session, principal: Principal, after_id: str, limit: int) -> list[Event]:
+    """Visible events with ids above `after_id`, oldest first."""
+    return list(session.scalars(select(Event).where(policy.events(principal), Event.id > after_id)
+                                .order_by(Event.id).limit(limit)))
+
+
+def latest(session: Session, principal: Principal, n: int) -> list[Event]:
+    """The last `n` visible events, oldest first."""
+    if n <= 0:
+        return []
+    rows = list(session.scalars(select(Event).where(policy.events(principal))
+                                .order_by(Event.id.desc()).limit(n)))
+    return rows[::-1]
