@@ -95,3 +95,17 @@ def vectors_by_hash(session: Session, index: Index, dataset_id: str,
         Record.content_hash.is_not(None))).all()
     stored = index.vectors(session, [pk for pk, _ in rows])
     return {h: stored[pk] for pk, h in rows if h is not None and pk in stored}
+
+
+def vectors_for_hashes(session: Session, index: Index, dataset_id: str, file_id: str,
+                       hashes: Iterable[str]) -> dict[str, bytes]:
+    """`vectors_by_hash`, only for `hashes` (one batch of a sync: bounded memory)."""
+    wanted = list(hashes)
+    out: dict[str, bytes] = {}
+    for i in range(0, len(wanted), _BATCH):
+        rows = session.execute(select(Record.pk, Record.content_hash).where(
+            Record.dataset_id == dataset_id, Record.file_id == file_id,
+            Record.content_hash.in_(wanted[i : i + _BATCH]))).all()
+        stored = index.vectors(session, [pk for pk, _ in rows])
+        out.update({h: stored[pk] for pk, h in rows if h is not None and pk in stored})
+    return out
