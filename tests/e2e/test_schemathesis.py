@@ -11,6 +11,7 @@ and fits CI.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from tests.support.live import LiveServer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = 6
+# Per operation; a deeper run: DATALOFT_TEST_SCHEMATHESIS_EXAMPLES=50.
+MAX_EXAMPLES = int(os.environ.get("DATALOFT_TEST_SCHEMATHESIS_EXAMPLES", "8"))
 
 
 @pytest.fixture(scope="module")
