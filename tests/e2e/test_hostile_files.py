@@ -634,3 +634,28 @@ def test_big_and_pathological_files_sync_in_bounded_memory_and_time(
     assert server.proc.poll() is None
     assert prober.answers and not prober.failures(), prober.failures()
 
+
+
+def test_a_sync_over_its_deadline_fails_processing_timeout_once(tmp_path: Path) -> None:
+    """DATALOFT_SYNC_TIMEOUT_SECONDS bounds the whole sync; past it the file fails typed,
+    and the failure is final (no retry)."""
+    server = LiveServer(data_dir=tmp_path / "data", env_extra={
+        "DATALOFT_SYNC_TIMEOUT_SECONDS": "1", "DATALOFT_SYNC_COOLDOWN_SECONDS": "0",
+        "DATALOFT_JOB_POLL_SECONDS": "0.05"}).start()
+    try:
+        with server.client() as client:
+            ds = str(client.post("/api/v1/dataset/create", json={"name": "t"}).json()["id"])
+            fid = _upload(client, Case("rows.csv", long_csv(300_000), "text/csv", frozenset()))
+            started_ms = int(time.time() * 1000) - 1
+            for action, body in (("attach", {"type": "source"}), ("sync", {})):
+                assert client.post(f"/api/v1/dataset/{ds}/file/{fid}/{action}",
+                                   json=body).status_code == 200
+            done = wait_for_sync(client, ds, fid, timeout=300, after=started_ms)
+            assert done["type"] == "sync.failed", done
+            assert done["data"]["reason"] == "processing_timeout", done
+            time.sleep(2)  # a retry, if one were queued, would start at once (no backoff here)
+            kinds = [e["type"] for e in _all(client, f"/api/v1/dataset/{ds}/event/list")]
+            assert "sync.retrying" not in kinds and kinds.count("sync.started") == 1, kinds
+            assert kinds.count("sync.failed") == 1, kinds
+    finally:
+        server.stop()

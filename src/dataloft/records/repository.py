@@ -15,6 +15,7 @@ from dataloft.models import Dataset, Record
 from dataloft.storage.index.base import Index, IndexRow
 
 _BATCH = 500
+_DELETE_SLICE = 10_000
 
 
 @dataclass
@@ -63,6 +64,8 @@ def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
 
 def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str | None = None,
                  file_id: str | None = None, pks: Sequence[int] | None = None) -> int:
+    """Delete matching records (and their index rows) a slice at a time, in pk order, so
+    a file of a million records never has its million pks in memory at once."""
     conds = [Record.org_id == org_id]
     if dataset_id is not None:
         conds.append(Record.dataset_id == dataset_id)
@@ -70,15 +73,24 @@ def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str
         conds.append(Record.file_id == file_id)
     if pks is not None:
         conds.append(Record.pk.in_(list(pks)))
-    doomed = session.execute(select(Record.pk, Record.dataset_id).where(*conds)).all()
-    if not doomed:
-        return 0
-    doomed_pks = [pk for pk, _ in doomed]
-    index.removed(session, doomed_pks)
-    for i in range(0, len(doomed_pks), _BATCH):
-        session.execute(delete(Record).where(Record.pk.in_(doomed_pks[i : i + _BATCH])))
-    _touch(session, {ds for _, ds in doomed})
-    return len(doomed_pks)
+    total, last = 0, None
+    touched: set[str] = set()
+    while True:
+        page = select(Record.pk, Record.dataset_id).where(*conds).order_by(Record.pk)
+        if last is not None:
+            page = page.where(Record.pk > last)
+        doomed = session.execute(page.limit(_DELETE_SLICE)).all()
+        if not doomed:
+            break
+        doomed_pks = [pk for pk, _ in doomed]
+        touched.update(ds for _, ds in doomed)
+        index.removed(session, doomed_pks)
+        for i in range(0, len(doomed_pks), _BATCH):
+            session.execute(delete(Record).where(Record.pk.in_(doomed_pks[i : i + _BATCH])))
+        total += len(doomed_pks)
+        last = doomed_pks[-1]
+    _touch(session, touched)
+    return total
 
 
 def reindex(session: Session, index: Index, record: Record, vector: bytes | None) -> None:

@@ -65,7 +65,7 @@ def _fitting_fields(fields: dict[str, Any], budget: int) -> dict[str, Any]:
     """The row's fields, in order, while they fit in `budget` characters (long ones skipped)."""
     out: dict[str, Any] = {}
     for key, value in fields.items():
-        size = len(key) + len(_value_text(value))
+        size = len(key) + len(_value_text(value)) + 3  # as rendered: "key: value\n"
         if size > budget:
             continue
         out[key] = value
