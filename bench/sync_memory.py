@@ -37,9 +37,9 @@ def make_csv(rows: int, seed: int = 7) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def run(rows: int, timeout: float) -> dict[str, Any]:
+def run(rows: int, timeout: float, env: dict[str, str]) -> dict[str, Any]:
     data = make_csv(rows)
-    server = Server().start()
+    server = Server(env_extra=env).start()
     try:
         assert server.pid is not None
         api = Api(server.url, server.key, timeout=600)
@@ -60,7 +60,7 @@ def run(rows: int, timeout: float) -> dict[str, Any]:
         return {"rows": rows, "bytes": len(data), "idle_rss": idle,
                 "peak_rss": status.get("VmHWM", 0),
                 "growth": status.get("VmHWM", 0) - idle,
-                "tree_peak": sampler.hwm(), "seconds": round(seconds, 1),
+                "sampled_peak": sampler.hwm(), "seconds": round(seconds, 1),
                 "outcome": outcome}
     finally:
         server.stop()
@@ -76,19 +76,22 @@ def main() -> None:
     parser.add_argument("--rows", default="10000,200000,1000000")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--json", default="")
+    parser.add_argument("--sync-timeout", default="",
+                        help="DATALOFT_SYNC_TIMEOUT_SECONDS for the server (default: its own)")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
-    print(f"commit {commit}, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
-          f"{os.cpu_count()} cores")
+    print(f"commit {commit}, DATALOFT_EXTRACT_MEMORY_MB default, "
+          f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores")
     results = []
     for rows in (int(r) for r in args.rows.split(",")):
-        result = run(rows, args.timeout)
+        env = {"DATALOFT_SYNC_TIMEOUT_SECONDS": args.sync_timeout} if args.sync_timeout else {}
+        result = run(rows, args.timeout, env)
         results.append(result)
         print(f"{rows:>9} rows {mib(result['bytes']):>10}  idle {mib(result['idle_rss']):>10}"
               f"  peak {mib(result['peak_rss']):>10}  growth {mib(result['growth']):>10}"
-              f"  tree peak {mib(result['tree_peak']):>10}  {result['seconds']:>7} s"
+              f"  {result['seconds']:>7} s"
               f"  {result['outcome']}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:

@@ -91,6 +91,7 @@ def _run(operation: Any, server: LiveServer, ids: dict[str, str], failures: list
     check()
 
 
+@pytest.mark.timeout(1800)
 def test_no_server_errors_and_responses_match_their_schemas(
         live: tuple[LiveServer, dict[str, str]]) -> None:
     server, ids = live
