@@ -9,26 +9,39 @@ from fastapi import APIRouter, Request
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
 from dataloft.api.files import SYSTEM_FIELDS as FILE_FIELDS
 from dataloft.api.files import Confirmed
-from dataloft.api.listing import respond, with_meta_filter
+from dataloft.api.listing import LISTING, respond, with_meta_filter
+from dataloft.api.openapi import Documented, errors
 from dataloft.datasets import service
-from dataloft.datasets.schemas import AttachBody, DatasetCreate, DatasetUpdate, DetachBody
+from dataloft.datasets.schemas import (
+    AttachBody,
+    DatasetCreate,
+    DatasetOut,
+    DatasetPage,
+    DatasetUpdate,
+    DetachBody,
+)
 from dataloft.events import service as events
+from dataloft.events.schemas import EventPage
 from dataloft.files import service as files
+from dataloft.files.schemas import FilePage
+from dataloft.kit.wire import Ref
 from dataloft.models import Dataset, Event, File
 from dataloft.search import service as search
+from dataloft.search.schemas import SearchAnswer
 from dataloft.search.service import SearchBody
 from dataloft.sync import service as sync
 
-router = APIRouter(prefix="/api/v1", tags=["datasets"])
+router = APIRouter(prefix="/api/v1", tags=["datasets"], route_class=Documented,
+                   responses=errors())
 
 
-@router.post("/dataset/create")
+@router.post("/dataset/create", response_model=Ref)
 def create_dataset(session: SessionDep, principal: PrincipalDep,
                    body: DatasetCreate | None = None) -> dict[str, Any]:
     return {"id": service.create(session, principal, body or DatasetCreate()).id}
 
 
-@router.get("/dataset/list")
+@router.get("/dataset/list", response_model=DatasetPage, responses=LISTING)
 def list_datasets(request: Request, ctx: CtxDep, session: SessionDep,
                   principal: PrincipalDep) -> Any:
     stmt = with_meta_filter(service.listing(principal), Dataset.meta,
@@ -37,25 +50,26 @@ def list_datasets(request: Request, ctx: CtxDep, session: SessionDep,
     return respond(request, ctx, session, stmt, Dataset.id, service.render)
 
 
-@router.get("/dataset/{dataset_id}/fetch")
+@router.get("/dataset/{dataset_id}/fetch", response_model=DatasetOut)
 def fetch_dataset(dataset_id: str, session: SessionDep,
                   principal: PrincipalDep) -> dict[str, Any]:
     return service.render(service.get(session, principal, dataset_id))
 
 
-@router.post("/dataset/{dataset_id}/update")
+@router.post("/dataset/{dataset_id}/update", response_model=Ref)
 def update_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep,
                    body: DatasetUpdate | None = None) -> dict[str, Any]:
     return {"id": service.update(session, principal, dataset_id, body or DatasetUpdate()).id}
 
 
-@router.post("/dataset/{dataset_id}/delete")
+@router.post("/dataset/{dataset_id}/delete", response_model=Ref)
 def delete_dataset(dataset_id: str, ctx: CtxDep, session: SessionDep,
                    principal: PrincipalDep) -> dict[str, Any]:
     return {"id": service.delete(session, ctx.index, principal, dataset_id).id}
 
 
-@router.get("/dataset/{dataset_id}/file/list")
+@router.get("/dataset/{dataset_id}/file/list", response_model=FilePage,
+            responses=LISTING)
 def list_dataset_files(dataset_id: str, request: Request, ctx: CtxDep, session: SessionDep,
                        principal: PrincipalDep) -> Any:
     service.get(session, principal, dataset_id)
@@ -64,21 +78,23 @@ def list_dataset_files(dataset_id: str, request: Request, ctx: CtxDep, session: 
     return respond(request, ctx, session, stmt, File.id, files.render)
 
 
-@router.post("/dataset/{dataset_id}/file/{file_id}/attach", dependencies=Confirmed)
+@router.post("/dataset/{dataset_id}/file/{file_id}/attach", response_model=Ref,
+             dependencies=Confirmed)
 def attach_file(dataset_id: str, file_id: str, session: SessionDep, principal: PrincipalDep,
                 body: AttachBody | None = None) -> dict[str, Any]:
     service.attach(session, principal, dataset_id, file_id, body or AttachBody())
     return {"id": file_id}
 
 
-@router.post("/dataset/{dataset_id}/file/{file_id}/detach")
+@router.post("/dataset/{dataset_id}/file/{file_id}/detach", response_model=Ref)
 def detach_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
                 principal: PrincipalDep, body: DetachBody | None = None) -> dict[str, Any]:
     service.detach(session, ctx.index, principal, dataset_id, file_id, body or DetachBody())
     return {"id": file_id}
 
 
-@router.post("/dataset/{dataset_id}/file/{file_id}/sync", dependencies=Confirmed)
+@router.post("/dataset/{dataset_id}/file/{file_id}/sync", response_model=Ref,
+             dependencies=Confirmed, responses=errors(429))
 def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> dict[str, Any]:
     sync.request_sync(session, principal, dataset_id, file_id,
@@ -86,7 +102,7 @@ def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
     return {"id": file_id}
 
 
-@router.post("/dataset/{dataset_id}/search")
+@router.post("/dataset/{dataset_id}/search", response_model=SearchAnswer)
 def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                    principal: PrincipalDep) -> dict[str, Any]:
     # A POST that only reads: one read snapshot (REPEATABLE READ on PostgreSQL), so the
@@ -98,7 +114,8 @@ def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                 "records": [search.render(r, s, body.search) for r, s in hits]}
 
 
-@router.get("/dataset/{dataset_id}/event/list")
+@router.get("/dataset/{dataset_id}/event/list", response_model=EventPage,
+            responses=LISTING)
 def list_dataset_events(dataset_id: str, request: Request, ctx: CtxDep, session: SessionDep,
                         principal: PrincipalDep) -> Any:
     service.get(session, principal, dataset_id)
@@ -108,8 +125,8 @@ def list_dataset_events(dataset_id: str, request: Request, ctx: CtxDep, session:
     return respond(request, ctx, session, stmt, Event.id, events.render)
 
 
-@router.get("/event/list")
-@router.get("/event/log/list")
+@router.get("/event/list", response_model=EventPage, responses=LISTING)
+@router.get("/event/log/list", response_model=EventPage, responses=LISTING)
 def list_events(request: Request, ctx: CtxDep, session: SessionDep,
                 principal: PrincipalDep) -> Any:
     stmt = with_meta_filter(events.listing(principal), Event.data,

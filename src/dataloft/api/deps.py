@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from dataloft.context import Context
@@ -20,7 +21,14 @@ def get_ctx(request: Request) -> Context:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)]) -> Principal:
+# Declares the bearer scheme in /openapi.json, so Swagger UI's "Authorize" sends the key.
+# auto_error=False: the header is read below, so a missing or malformed one gets our 401.
+BEARER = HTTPBearer(auto_error=False, description="An API key, or an end-user token.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)],
+                  _bearer: Bearer = None) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()

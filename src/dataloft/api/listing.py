@@ -16,6 +16,12 @@ from dataloft.errors import BadRequest
 from dataloft.kit import filters
 from dataloft.kit.pagination import PageParams, page, stream
 
+# `responses=` of every listing route: the JSONL alternative next to the documented page.
+LISTING: dict[int | str, dict[str, Any]] = {200: {
+    "description": "A page of items; with `Accept: application/jsonl`, every matching item "
+                   "as one `{\"type\": \"item\", \"data\": {...}}` line.",
+    "content": {"application/jsonl": {"schema": {"type": "string"}}}}}
+
 
 def wants_jsonl(request: Request) -> bool:
     accept = request.headers.get("accept", "").lower()

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dataloft.kit.wire import JsonObject, Out, Page, absent
+
 Visibility = Literal["private", "protected", "public"]
 
 
@@ -35,3 +37,40 @@ class DirectUpload(BaseModel):
     type: str = Field(min_length=1, max_length=255)
     size: int = Field(ge=0)
     name: str | None = Field(default=None, max_length=1024)
+
+
+# --- responses ---------------------------------------------------------------------------
+# Documentation of service.render() and the upload answers, key for key (kit/wire.py).
+
+
+class FileOut(Out):
+    id: str
+    name: str | None
+    description: str | None
+    meta: JsonObject
+    visibility: Visibility
+    alias: str | None
+    type: str | None = Field(description="The content's media type, once uploaded.")
+    size: int | None
+    sha256: str | None
+    version: int = Field(description="Bumped by every upload; a sync records the version "
+                                     "it read.")
+    createdAt: int = Field(description="Milliseconds since the epoch, as every timestamp.")
+    updatedAt: int
+
+
+class FilePage(Page[FileOut]):
+    pass
+
+
+class UploadRequest(Out):
+    """Where to PUT the bytes of a direct upload, with exactly these headers."""
+    method: Literal["PUT"]
+    url: str
+    headers: dict[str, str]
+
+
+class UploadAnswer(Out):
+    id: str
+    uploadRequest: UploadRequest = absent("Present when the JSON body asked for a direct "
+                                          "upload.")
