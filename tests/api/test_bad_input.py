@@ -858,3 +858,15 @@ def test_nulls_and_huge_integers_are_4xx(app_client: TestClient) -> None:
     for query in ("start=9223372036854775808", "start=-1", "limit=9223372036854775808"):
         r = app_client.get(f"/api/assistants/{agt}/datasets?{query}")
         assert 400 <= r.status_code < 500, (query, r.status_code, r.text)
+
+
+def test_a_file_name_with_control_characters_still_downloads(app_client: TestClient) -> None:
+    """Found by Schemathesis: a stored name went into Content-Disposition as it was, and
+    uvicorn dropped the connection on the control character instead of answering."""
+    fid = app_client.post("/api/v1/file/create", json={"name": "a\x01b\tc\x7f\"d.csv"}).json()["id"]
+    assert app_client.post(f"/api/v1/file/{fid}/upload", content=b"x,y\n1,2\n",
+                           headers={"Content-Type": "text/csv"}).status_code == 200
+    r = app_client.get(f"/api/v1/file/{fid}/download")
+    assert r.status_code == 200 and r.content == b"x,y\n1,2\n"
+    disposition = r.headers["content-disposition"]
+    assert disposition.isprintable() and "\x01" not in disposition and '"d' not in disposition
