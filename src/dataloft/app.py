@@ -13,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from dataloft import __version__
 from dataloft.api import (
     assistants,
+    dashboard,
     datasets,
     errors,
+    events,
     files,
     inconvo,
     informer,
@@ -23,6 +25,7 @@ from dataloft.api import (
     openapi,
     records,
     sql,
+    webhooks,
 )
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(informer.router)
     app.include_router(sql.router)
     app.include_router(openai.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")
@@ -75,4 +80,5 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
             session.connection().exec_driver_sql("SELECT 1")
         return {"status": "ok"}
 
+    dashboard.install(app)  # last: every API route above keeps its path
     return app

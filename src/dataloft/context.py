@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 from dataloft.assistants import service as assistants
@@ -16,7 +15,6 @@ from dataloft.jobs.worker import Handler, WorkerConfig, WorkerPool
 from dataloft.keys import service as keys
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
-from dataloft.models import InstanceSecret
 from dataloft.openai.tasks import EXPIRE_JOB, FileExpireHandler
 from dataloft.query.engine import QueryEngine, QueryLimits
 from dataloft.query.service import QueryService
@@ -28,6 +26,8 @@ from dataloft.storage.index.sqlite import SqliteIndex
 from dataloft.sync.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
 from dataloft.sync.service import SYNC_JOB
 from dataloft.sync.tasks import ExtractLimits, SyncHandler
+from dataloft.webhooks import service as webhooks
+from dataloft.webhooks.tasks import DeliveryConfig, WebhookDeliveryHandler
 
 log = logging.getLogger("dataloft")
 
@@ -61,11 +61,7 @@ class Context:
 
 def _signing_key(db: Database) -> bytes:
     with db.write() as session:
-        row = session.get(InstanceSecret, "upload_signing_key")
-        if row is None:
-            row = InstanceSecret(name="upload_signing_key", value=secrets.token_hex(32))
-            session.add(row)
-        return bytes.fromhex(row.value)
+        return keys.signing_key(session)
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -117,6 +113,7 @@ def _open(settings: Settings, *, api: bool
           ) -> tuple[Database, BlobStore, Index, Embedder, str | None]:
     if settings.backend == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    webhooks.install()
     # API replicas and workers may start together against one PostgreSQL: migrations and
     # first-start rows (org, admin key, signing key) are made by one of them at a time.
     with locks.exclusive(settings.sqlalchemy_url, "start-up"):
@@ -157,6 +154,11 @@ def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: In
         REINDEX_JOB: ReindexHandler(db, index, embedder),
         queue.BLOB_DELETE: BlobDeleteHandler(db, blobs),
         EXPIRE_JOB: FileExpireHandler(db, index),
+        webhooks.DELIVERY_JOB: WebhookDeliveryHandler(db, DeliveryConfig(
+            allow=settings.url_fetch_allowlist, timeout_s=settings.webhook_timeout_seconds,
+            retry_base_s=settings.webhook_retry_base_seconds,
+            retry_max_s=settings.webhook_retry_max_seconds,
+            retry_window_s=settings.webhook_retry_window_seconds)),
     }
     confined.start()  # the extraction forkserver, up before the first sync needs it
     pool = WorkerPool(db, handlers, WorkerConfig(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, WaitQuery
 from dataloft.api.files import SYSTEM_FIELDS as FILE_FIELDS
 from dataloft.api.files import Confirmed
 from dataloft.api.listing import LISTING, respond, with_meta_filter
@@ -15,6 +16,7 @@ from dataloft.datasets import service
 from dataloft.datasets.schemas import (
     AttachBody,
     DatasetCreate,
+    DatasetFilePage,
     DatasetOut,
     DatasetPage,
     DatasetUpdate,
@@ -23,13 +25,15 @@ from dataloft.datasets.schemas import (
 from dataloft.events import service as events
 from dataloft.events.schemas import EventPage
 from dataloft.files import service as files
-from dataloft.files.schemas import FilePage
 from dataloft.kit.wire import Ref
 from dataloft.models import Dataset, Event, File
 from dataloft.search import service as search
 from dataloft.search.schemas import SearchAnswer
 from dataloft.search.service import SearchBody
 from dataloft.sync import service as sync
+from dataloft.sync import status
+from dataloft.sync import wait as waiting
+from dataloft.sync.schemas import SyncAnswer
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"], route_class=Documented,
                    responses=errors())
@@ -68,14 +72,21 @@ def delete_dataset(dataset_id: str, ctx: CtxDep, session: SessionDep,
     return {"id": service.delete(session, ctx.index, principal, dataset_id).id}
 
 
-@router.get("/dataset/{dataset_id}/file/list", response_model=FilePage,
+@router.get("/dataset/{dataset_id}/file/list", response_model=DatasetFilePage,
             responses=LISTING)
 def list_dataset_files(dataset_id: str, request: Request, ctx: CtxDep, session: SessionDep,
                        principal: PrincipalDep) -> Any:
     service.get(session, principal, dataset_id)
     stmt = with_meta_filter(service.attached_files(principal, dataset_id), File.meta,
                             FILE_FIELDS, list(request.query_params.multi_items()), ctx.dialect)
-    return respond(request, ctx, session, stmt, File.id, files.render)
+
+    def render(file: File) -> dict[str, Any]:
+        # Its own short read: the JSONL stream renders outside the request's session.
+        with ctx.db.read() as own:
+            return {**files.render(file),
+                    "attachment": status.attachment(own, dataset_id, file.id)}
+
+    return respond(request, ctx, session, stmt, File.id, render)
 
 
 @router.post("/dataset/{dataset_id}/file/{file_id}/attach", response_model=Ref,
@@ -93,13 +104,26 @@ def detach_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
     return {"id": file_id}
 
 
-@router.post("/dataset/{dataset_id}/file/{file_id}/sync", response_model=Ref,
+@router.post("/dataset/{dataset_id}/file/{file_id}/sync", response_model=SyncAnswer,
              dependencies=Confirmed, responses=errors(429))
-def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, session: SessionDep,
-              principal: PrincipalDep) -> dict[str, Any]:
-    sync.request_sync(session, principal, dataset_id, file_id,
-                         ctx.settings.sync_cooldown_seconds, ctx.settings.job_max_attempts)
-    return {"id": file_id}
+async def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, principal: PrincipalDep,
+                    wait: WaitQuery = None) -> dict[str, Any]:
+    def ask() -> list[tuple[str, str]]:
+        with ctx.db.write() as session:
+            link = sync.request_sync(session, principal, dataset_id, file_id,
+                                     ctx.settings.sync_cooldown_seconds,
+                                     ctx.settings.job_max_attempts)
+            pair = (link.dataset_id, link.file_id)
+        ctx.notify()
+        return [pair]
+
+    pairs = await run_in_threadpool(ask)
+    answer: dict[str, Any] = {"id": file_id, "status": "queued"}
+    if wait is not None:
+        found, done = await waiting.wait_for(ctx.db, pairs, wait)
+        answer.update(status=waiting.least(found) or "queued", done=done,
+                      attachment=found[0] if found else None)
+    return answer
 
 
 @router.post("/dataset/{dataset_id}/search", response_model=SearchAnswer)
@@ -119,18 +143,7 @@ def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
 def list_dataset_events(dataset_id: str, request: Request, ctx: CtxDep, session: SessionDep,
                         principal: PrincipalDep) -> Any:
     service.get(session, principal, dataset_id)
-    stmt = with_meta_filter(events.listing(principal, dataset_id), Event.data,
-                            {"type": Event.type, "fileId": Event.file_id},
-                            list(request.query_params.multi_items()), ctx.dialect)
-    return respond(request, ctx, session, stmt, Event.id, events.render)
-
-
-@router.get("/event/list", response_model=EventPage, responses=LISTING)
-@router.get("/event/log/list", response_model=EventPage, responses=LISTING)
-def list_events(request: Request, ctx: CtxDep, session: SessionDep,
-                principal: PrincipalDep) -> Any:
-    stmt = with_meta_filter(events.listing(principal), Event.data,
-                            {"type": Event.type, "fileId": Event.file_id,
-                             "datasetId": Event.dataset_id},
-                            list(request.query_params.multi_items()), ctx.dialect)
+    stmt = with_meta_filter(events.listing(principal, dataset_id), Event.data, events.FIELDS,
+                            list(request.query_params.multi_items()), ctx.dialect,
+                            rewrite=events.promote)
     return respond(request, ctx, session, stmt, Event.id, events.render)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -76,6 +76,13 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 # runs the code after `yield` once the response is out, so a client could use an id whose
 # row is not committed yet, and a failing commit could follow a 200.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# `?wait=SECONDS` on the sync routes: answer once the sync ended or the wait ran out (at
+# most sync/wait.py's MAX_WAIT_SECONDS), with the status; without it, answer at once.
+WaitQuery = Annotated[float | None, Query(
+    ge=0, description="Seconds to wait for the sync to end (at most 60); the answer then "
+    "carries its status.")]
 
 
 def query_pairs(request: Request) -> list[tuple[str, str]]:

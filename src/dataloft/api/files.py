@@ -10,16 +10,25 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, get_principal
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, WaitQuery, get_principal
 from dataloft.api.listing import LISTING, respond, with_meta_filter
 from dataloft.api.openapi import Documented, errors
 from dataloft.errors import Conflict, DataloftError
 from dataloft.files import direct, service
-from dataloft.files.schemas import FileCreate, FileOut, FilePage, FileUpdate, UploadAnswer
+from dataloft.files.schemas import (
+    FileCreate,
+    FileFetched,
+    FilePage,
+    FileUpdate,
+    UploadAnswer,
+)
 from dataloft.files.upload import Uploads
 from dataloft.kit.wire import Ref
 from dataloft.models import File
 from dataloft.sync import service as sync
+from dataloft.sync import status
+from dataloft.sync import wait as waiting
+from dataloft.sync.schemas import SyncAnswer
 
 router = APIRouter(prefix="/api/v1", tags=["files"], route_class=Documented,
                    responses=errors())
@@ -64,9 +73,11 @@ def list_files(request: Request, ctx: CtxDep, session: SessionDep,
     return respond(request, ctx, session, stmt, File.id, service.render)
 
 
-@router.get("/file/{file_id}/fetch", response_model=FileOut, dependencies=Confirmed)
+@router.get("/file/{file_id}/fetch", response_model=FileFetched, dependencies=Confirmed)
 def fetch_file(file_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
-    return service.render(service.get(session, principal, file_id))
+    file = service.get(session, principal, file_id)
+    return {**service.render(file),
+            "attachments": status.file_attachments(session, principal, file.id)}
 
 
 @router.post("/file/{file_id}/update", response_model=Ref)
@@ -81,13 +92,25 @@ def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
     return {"id": service.delete(session, ctx.index, principal, file_id).id}
 
 
-@router.post("/file/{file_id}/sync", response_model=Ref, dependencies=Confirmed,
+@router.post("/file/{file_id}/sync", response_model=SyncAnswer, dependencies=Confirmed,
              responses=errors(429))
-def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
-              principal: PrincipalDep) -> dict[str, Any]:
-    sync.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
-                               ctx.settings.job_max_attempts)
-    return {"id": file_id}
+async def sync_file(file_id: str, ctx: CtxDep, principal: PrincipalDep,
+                    wait: WaitQuery = None) -> dict[str, Any]:
+    def ask() -> list[tuple[str, str]]:
+        with ctx.db.write() as session:
+            pairs = sync.request_file_sync(session, principal, file_id,
+                                           ctx.settings.sync_cooldown_seconds,
+                                           ctx.settings.job_max_attempts)
+        ctx.notify()
+        return pairs
+
+    pairs = await run_in_threadpool(ask)
+    answer: dict[str, Any] = {"id": file_id, "status": "queued",
+                              "datasetIds": [d for d, _ in pairs]}
+    if wait is not None:
+        found, done = await waiting.wait_for(ctx.db, pairs, wait)
+        answer.update(status=waiting.least(found) or "queued", done=done, attachments=found)
+    return answer
 
 
 @router.post("/file/{file_id}/upload", response_model=UploadAnswer,

@@ -29,9 +29,15 @@ def wants_jsonl(request: Request) -> bool:
 
 
 def with_meta_filter(stmt: Select[Any], meta_col: Any, system: dict[str, Any],
-                     pairs: list[tuple[str, str]], dialect: str) -> Select[Any]:
-    """Apply `meta[k]=v` / `meta.k=v` equality and a JSON `filter=` in the filter language."""
-    for parsed in (filters.from_query_params(pairs), _json_filter(pairs)):
+                     pairs: list[tuple[str, str]], dialect: str,
+                     rewrite: Callable[[filters.Filter], filters.Filter] | None = None
+                     ) -> Select[Any]:
+    """Apply `meta[k]=v` / `meta.k=v` equality and a JSON `filter=` in the filter language;
+    `rewrite` may turn the query-string conditions into conditions on system fields."""
+    from_query = filters.from_query_params(pairs)
+    if from_query is not None and rewrite is not None:
+        from_query = rewrite(from_query)
+    for parsed in (from_query, _json_filter(pairs)):
         if parsed is not None:
             stmt = stmt.where(filters.to_sql(parsed, meta_col, system, dialect))
     return stmt

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dataloft.files.schemas import Visibility
+from dataloft.files.schemas import AttachmentOut, FileOut, Visibility
 from dataloft.kit.wire import JsonObject, Out, Page, absent
 
 # Settings the SDK sends on create/update and expects back on fetch, stored verbatim.
@@ -117,4 +117,13 @@ class RecordOut(Out):
 
 
 class RecordPage(Page[RecordOut]):
+    pass
+
+
+class DatasetFileOut(FileOut):
+    attachment: AttachmentOut | None = Field(description="The file's attachment to this "
+                                                          "dataset, with its sync state.")
+
+
+class DatasetFilePage(Page[DatasetFileOut]):
     pass

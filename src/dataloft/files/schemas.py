@@ -63,6 +63,36 @@ class FilePage(Page[FileOut]):
     pass
 
 
+class SyncError(Out):
+    code: str = Field(description="The typed error of the failed sync, e.g. "
+                                  "`unsupported_format`, `processing_timeout`, `cancelled`.")
+    message: str
+
+
+class AttachmentOut(Out):
+    """A file's attachment to one dataset and the state of its latest sync (sync/status.py)."""
+    datasetId: str
+    type: Literal["source", "reference"]
+    status: Literal["queued", "in_progress", "completed", "failed"] | None = Field(
+        description="null: no sync was ever asked for.")
+    lastError: SyncError | None
+    syncedAt: int | None
+    syncedVersion: int | None = Field(description="The file version the last completed sync "
+                                                  "read.")
+    recordCount: int = Field(ge=0)
+
+
+class FileFetched(FileOut):
+    attachments: list[AttachmentOut] = Field(
+        description="Its attachments to the datasets the caller may see.")
+
+
+class SyncQueued(Out):
+    id: str
+    status: Literal["queued"]
+    datasetIds: list[str] = absent("For a file's sync: the datasets it was queued into.")
+
+
 class UploadRequest(Out):
     """Where to PUT the bytes of a direct upload, with exactly these headers."""
     method: Literal["PUT"]

@@ -52,10 +52,11 @@ def queue_sync(session: Session, dataset: Dataset, link: Attachment, max_attempt
 
 
 def request_file_sync(session: Session, principal: Principal, file_id: str,
-                      cooldown_s: float, max_attempts: int = 3) -> list[str]:
-    """Sync a file to every dataset it is attached to as a source."""
+                      cooldown_s: float, max_attempts: int = 3) -> list[tuple[str, str]]:
+    """Sync a file to every dataset it is attached to as a source; the (dataset id,
+    file id) pairs asked for."""
     file = files.get(session, principal, file_id)
     links = datasets.source_links(session, file.id)
     for link in links:
         request_sync(session, principal, link.dataset_id, file.id, cooldown_s, max_attempts)
-    return [link.dataset_id for link in links]
+    return [(link.dataset_id, file.id) for link in links]
