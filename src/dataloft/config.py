@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Each extraction runs in a child process under these limits (ingest/confined.py).
     extract_memory_mb: int = Field(default=1024, ge=64)
     extract_timeout_seconds: float = Field(default=120.0, gt=0)
+    # The whole sync of one file (extraction, records, embedding, writing): past it the
+    # file fails with `processing_timeout`, not retried.
+    sync_timeout_seconds: float = Field(default=600.0, gt=0)
 
     # Governed SQL: each query runs in a locked-down DuckDB child under these limits
     # (query/engine.py); at most `query_concurrency` run at once.

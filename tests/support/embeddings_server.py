@@ -31,10 +31,12 @@ def vector_for(text: str, dimension: int) -> np.ndarray:
 @dataclass
 class Step:
     """One scripted answer: `status` != 200 sends an error body; `delay` sleeps first;
-    `body` (bytes) replaces the whole answer; `reverse` sends data items last-first."""
+    `gate` (an Event) holds the answer until the test sets it; `body` (bytes) replaces the
+    whole answer; `reverse` sends data items last-first."""
 
     status: int = 200
     delay: float = 0.0
+    gate: threading.Event | None = None
     body: bytes | None = None
     reverse: bool = False
 
@@ -103,6 +105,8 @@ class EmbeddingsServer:
                     step = server._script.popleft() if server._script else Step()
                 if step.delay:
                     time.sleep(step.delay)
+                if step.gate is not None:
+                    step.gate.wait(120)
                 if not self.path.rstrip("/").endswith("/embeddings"):
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 if step.body is not None:

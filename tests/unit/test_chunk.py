@@ -202,3 +202,29 @@ def test_records_of_rows_and_slides() -> None:
     assert row.meta["fileType"] == "text/csv" and "headings" not in row.meta
     assert code.meta["headings"] == [] and code.meta["language"] == "python"
     assert render_row({"a": None, "b": "", "c": [1, 2]}) == "c: [1, 2]"
+
+
+@settings(max_examples=60, deadline=None)
+@given(cell=st.integers(min_value=0, max_value=200_000), columns=st.integers(1, 3000),
+       max_tokens=st.integers(min_value=16, max_value=512))
+def test_an_over_long_row_becomes_records_of_that_row_within_the_budget(
+        cell: int, columns: int, max_tokens: int) -> None:
+    """Issue #11: a 20 MB cell or 100k columns made one record far over the token budget
+    (and copied every field into its meta)."""
+    fields: dict[str, Any] = {f"c{i}": i for i in range(columns)}
+    fields["big"] = "lorem ipsum " * (cell // 12) + "x" * (cell % 12)
+    row = Row(fields, {"table": "t", "row": 7})
+    records = list(build_records(_file(), [row, Row({"a": 1}, {"table": "t", "row": 8})],
+                                 max_tokens))
+    *parts, last = records
+    assert last.meta["row"] == 8 and last.text == "a: 1"
+    assert all(estimate_tokens(r.text) <= max_tokens for r in records)
+    assert all(r.meta["row"] == 7 and r.meta["table"] == "t" for r in parts)
+    if len(parts) > 1:
+        assert [r.meta["part"] for r in parts] == list(range(1, len(parts) + 1))
+        for r in parts:  # meta stays within the budget too: long fields are left out
+            assert len(render_row({k: v for k, v in r.meta.items() if k.startswith("c")
+                                   or k == "big"})) <= max_tokens * CHARS_PER_TOKEN
+    else:
+        assert parts[0].meta["big"] == fields["big"]
+    assert [r.position for r in records] == list(range(len(records)))

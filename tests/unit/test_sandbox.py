@@ -24,6 +24,7 @@ import pytest
 from dataloft.ingest import confined as sandbox
 from dataloft.ingest.extract import ExtractionError, Section, extract
 from dataloft.kit import confine
+from dataloft.kit.spool import Spool
 
 MB = 1 << 20
 
@@ -147,6 +148,27 @@ def test_extraction_in_the_sandbox_matches_extraction_in_process(
     got = sandbox.run_extract(name, None, file(tmp_path, name, content))
     assert got == extract(name, None, content)
     assert got[1], got
+
+
+def test_spooled_extraction_streams_every_item_in_batches(tmp_path: Path) -> None:
+    """The child appends batches to the parent's spool; nothing but a count comes back."""
+    content = b"n,word\n" + b"".join(b"%d,w%d\n" % (i, i) for i in range(2500))
+    path = file(tmp_path, "rows.csv", content)
+    with Spool() as spool:
+        fmt, count = sandbox.run_extract_spooled("rows.csv", None, path, spool)
+        batches = list(spool.batches())
+        assert (fmt, count) == ("csv", 2500)
+        assert [len(b) for b in batches] == [1000, 1000, 500]
+        assert [i for b in batches for i in b] == extract("rows.csv", None, content)[1]
+        assert list(spool.items()) == [i for b in batches for i in b]  # readable again
+
+
+def test_spooled_extraction_past_its_disk_limit_is_resource_limit(tmp_path: Path) -> None:
+    content = b"n,word\n" + b"".join(b"%d,w%d\n" % (i, i) for i in range(5000))
+    with Spool() as spool, pytest.raises(ExtractionError) as err:
+        sandbox.run_extract_spooled("rows.csv", None, file(tmp_path, "rows.csv", content),
+                                    spool, spool_max_bytes=10_000)
+    assert err.value.code == "resource_limit"
 
 
 def test_a_large_result_comes_back_whole(tmp_path: Path) -> None:

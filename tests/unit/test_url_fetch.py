@@ -701,3 +701,24 @@ def test_canary_detects_connections(canary: Canary) -> None:
         f"http://127.0.0.1:{canary.port}/", allow=frozenset({f"127.0.0.1:{canary.port}"}), timeout=2
     )
     assert canary.accepted > before
+
+
+def test_a_blocking_sink_runs_off_the_event_loop(server: int) -> None:
+    """Issue #11 finding 14: the blob writer (an S3 part upload) was called on the loop."""
+    threads: list[threading.Thread] = []
+    sizes: list[int] = []
+
+    def sink(chunk: bytes) -> None:
+        threads.append(threading.current_thread())
+        sizes.append(len(chunk))
+
+    async def go() -> threading.Thread:
+        await fetch_url(f"http://127.0.0.1:{server}/chunked?n=3000000", sink,
+                        max_bytes=10_000_000, allow=frozenset({f"127.0.0.1:{server}"}),
+                        timeout=10)
+        return threading.current_thread()
+
+    loop_thread = asyncio.run(go())
+    assert sum(sizes) == 3_000_000
+    assert threads and all(t is not loop_thread for t in threads)
+    assert len(sizes) < 10  # batched (~1 MiB), not one call per network read

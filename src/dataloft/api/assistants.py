@@ -54,9 +54,12 @@ def delete_assistant(assistant_id: str, session: SessionDep,
 
 
 @router.post("/{assistant_id}/search", response_model=KnowledgeAnswer)
-def search_assistant(assistant_id: str, body: SearchBody, ctx: CtxDep, session: SessionDep,
+def search_assistant(assistant_id: str, body: SearchBody, ctx: CtxDep,
                      principal: PrincipalDep) -> dict[str, Any]:
-    hits = knowledge.search_knowledge(session, ctx.index, ctx.embedder, principal,
-                                      assistant_id, body, ctx.dialect)
-    return {"id": assistant_id, "records": [knowledge.render(r, s, body.search)
-                                            for r, s in hits]}
+    # A POST that only reads: a read snapshot, never the writer (SQLite has one, and the
+    # query embedding may wait on a slow endpoint for tens of seconds).
+    with ctx.db.read() as session:
+        hits = knowledge.search_knowledge(session, ctx.index, ctx.embedder, principal,
+                                          assistant_id, body, ctx.dialect)
+        return {"id": assistant_id, "records": [knowledge.render(r, s, body.search)
+                                                for r, s in hits]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -142,6 +143,9 @@ def confirm_upload(file_id: str, ctx: CtxDep, principal: PrincipalDep) -> dict[s
     return {"id": file_id}
 
 
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]{1,255}")
+
+
 @router.get("/file/{file_id}/download", dependencies=Confirmed, responses=_DOWNLOAD,
             response_class=StreamingResponse,
             openapi_extra={"security": [{"HTTPBearer": []}, {}]})
@@ -155,8 +159,13 @@ def download_file(file_id: str, request: Request, ctx: CtxDep) -> Response:
         key, name, ctype, size = file.blob_key, file.name, file.content_type, file.size
     if not key:
         return Response(status_code=204)
-    safe = (name or file_id).replace('"', "").replace("\r", "").replace("\n", "")
+    # A stored name or type may hold any character; a header may not (uvicorn drops the
+    # connection on a control character), so both are cleaned for the headers.
+    safe = "".join(ch for ch in (name or file_id) if ch.isprintable() and ch not in '"\\')
+    safe = safe or file_id
     ascii_name = safe.encode("ascii", "replace").decode().replace("?", "_")
+    if not ctype or not _HEADER_SAFE.fullmatch(ctype):
+        ctype = None
     headers = {
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
                                f"filename*=UTF-8''{quote(safe)}",

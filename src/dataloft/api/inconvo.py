@@ -13,6 +13,7 @@ from dataloft.api.openapi import Documented, errors
 from dataloft.context import Context
 from dataloft.errors import BadRequest
 from dataloft.files import multipart
+from dataloft.files.streams import blob_writer
 from dataloft.files.upload import capped_body
 from dataloft.kit.principal import Principal
 from dataloft.scoped import service
@@ -45,7 +46,9 @@ async def _upload(request: Request, ctx: Context, principal: Principal, agent_id
     principal.require("files:write")
     if request.headers.get("content-type", "").split(";")[0].strip() != "multipart/form-data":
         raise BadRequest("send the file as multipart/form-data with a 'file' part")
-    with ctx.blobs.writer(MAX_BYTES) as writer:
+    # Every blob call (S3 parts, commit, read-back, delete) runs on the threadpool, never
+    # on the event loop: a slow bucket must not stall every other request.
+    async with blob_writer(ctx.blobs, MAX_BYTES) as writer:
         form = await multipart.parse(request.headers["content-type"],
                                      capped_body(request, MAX_BYTES + 64 * 1024), "file",
                                      writer.write)
@@ -54,19 +57,19 @@ async def _upload(request: Request, ctx: Context, principal: Principal, agent_id
         # The raw name: the seed's filename is the file's identity in its scope, so '../x.csv'
         # or 'a\x00.csv' is refused rather than quietly stored as (or over) 'x.csv'.
         filename = service.clean_filename(form.file.raw_filename)
-        blob = writer.commit()
-    try:
+        blob = await run_in_threadpool(writer.commit)
+    notes = form.fields.get("notes")
+
+    def save() -> dict[str, Any]:
         content_type = service.sniff_tabular(b"".join(ctx.blobs.open(blob.key)), filename)
-        notes = form.fields.get("notes")
+        with ctx.db.write() as session:
+            return service.store(session, principal, agent_id, scope, filename, notes, blob,
+                                 content_type, ctx.settings.job_max_attempts)
 
-        def save() -> dict[str, Any]:
-            with ctx.db.write() as session:
-                return service.store(session, principal, agent_id, scope, filename, notes, blob,
-                                     content_type, ctx.settings.job_max_attempts)
-
+    try:
         result = await run_in_threadpool(save)
     except BaseException:
-        ctx.blobs.delete(blob.key)
+        await run_in_threadpool(ctx.blobs.delete, blob.key)
         raise
     ctx.notify()
     return result

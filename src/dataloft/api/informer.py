@@ -19,6 +19,7 @@ router = APIRouter(prefix="/api", tags=["dataset knowledge (Informer)"], route_c
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_START = 2**31 - 1  # past any real list; 2**63 would overflow the database offset
 Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT)]
 
 
@@ -35,7 +36,7 @@ class KnowledgeUpdate(BaseModel):
 
 @router.get("/assistants/{assistant_id}/datasets", response_model=KnowledgePage)
 def list_knowledge(assistant_id: str, session: SessionDep, principal: PrincipalDep,
-                   start: Annotated[int, Query(ge=0)] = 0, limit: Limit = None,
+                   start: Annotated[int, Query(ge=0, le=MAX_START)] = 0, limit: Limit = None,
                    count: Limit = None) -> dict[str, Any]:
     # `count` is accepted too: it is the name the page itself gives to its size.
     if limit is not None and count is not None and limit != count:

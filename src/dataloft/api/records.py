@@ -29,10 +29,15 @@ _EXPORT: dict[int | str, dict[str, Any]] = {200: {
 
 
 @router.post("/create", response_model=Ref)
-def create_record(dataset_id: str, body: RecordCreate, ctx: CtxDep, session: SessionDep,
+def create_record(dataset_id: str, body: RecordCreate, ctx: CtxDep,
                   principal: PrincipalDep) -> dict[str, Any]:
-    return {"id": service.create(session, ctx.index, ctx.embedder, principal, dataset_id,
-                                 body).id}
+    # Embedding happens between a read and the write, never while holding the writer.
+    with ctx.db.read() as session:
+        service.check_writable(session, principal, dataset_id)
+    vector = service.embed(ctx.embedder, body.text)
+    with ctx.db.write() as session:
+        return {"id": service.create(session, ctx.index, ctx.embedder, principal, dataset_id,
+                                     body, vector).id}
 
 
 def _records(request: Request, ctx: CtxDep, session: SessionDep, principal: PrincipalDep,
@@ -80,11 +85,17 @@ def fetch_record(dataset_id: str, record_id: str, session: SessionDep,
 
 
 @router.post("/{record_id}/update", response_model=Ref)
-def update_record(dataset_id: str, record_id: str, ctx: CtxDep, session: SessionDep,
-                  principal: PrincipalDep, body: RecordUpdate | None = None) -> dict[str, Any]:
-    record = service.update(session, ctx.index, ctx.embedder, principal, dataset_id,
-                            record_id, body or RecordUpdate())
-    return {"id": record.id}
+def update_record(dataset_id: str, record_id: str, ctx: CtxDep, principal: PrincipalDep,
+                  body: RecordUpdate | None = None) -> dict[str, Any]:
+    body = body or RecordUpdate()
+    with ctx.db.read() as session:
+        text = service.check_writable(session, principal, dataset_id, record_id)
+    vector = (service.embed(ctx.embedder, body.text)
+              if body.text is not None and body.text != text else None)
+    with ctx.db.write() as session:
+        record = service.update(session, ctx.index, ctx.embedder, principal, dataset_id,
+                                record_id, body, vector)
+        return {"id": record.id}
 
 
 @router.post("/{record_id}/delete", response_model=Ref)

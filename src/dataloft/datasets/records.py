@@ -35,19 +35,29 @@ class RecordUpdate(BaseModel):
     meta: dict[str, Any] | None = None
 
 
-def _vector(embedder: Embedder, text: str) -> bytes:
+def embed(embedder: Embedder, text: str) -> bytes:
+    """The vector of a record's text. Callers compute it before their write transaction:
+    an embedding endpoint may take tens of seconds, and SQLite has a single writer."""
     return to_blob(embedder.embed([text])[0])
 
 
+def check_writable(session: Session, principal: Principal, dataset_id: str,
+                   record_id: str | None = None) -> str | None:
+    """Raise as `create`/`update` would, before anything is embedded; the record's text."""
+    principal.require("datasets:write")
+    datasets.get_owned(session, principal, dataset_id)
+    return get(session, principal, dataset_id, record_id).text if record_id else None
+
+
 def create(session: Session, index: Index, embedder: Embedder, principal: Principal,
-           dataset_id: str, body: RecordCreate) -> Record:
+           dataset_id: str, body: RecordCreate, vector: bytes | None = None) -> Record:
     principal.require("datasets:write")
     dataset = datasets.get_owned(session, principal, dataset_id)
     datasets.adopt_embedder(dataset, embedder.name, embedder.dimension)
     ((pk, _),) = repository.insert_records(
         session, index, dataset.org_id, dataset.id,
         [NewRecord(text=body.text, meta=body.meta or {}, source=body.source,
-                   vector=_vector(embedder, body.text))])
+                   vector=vector if vector is not None else embed(embedder, body.text))])
     record = rows.record_by_pk(session, pk)
     assert record is not None
     return record
@@ -67,7 +77,9 @@ def listing(session: Session, principal: Principal, dataset_id: str) -> Select[A
 
 
 def update(session: Session, index: Index, embedder: Embedder, principal: Principal,
-           dataset_id: str, record_id: str, body: RecordUpdate) -> Record:
+           dataset_id: str, record_id: str, body: RecordUpdate,
+           vector: bytes | None = None) -> Record:
+    """`vector`: the embedding of `body.text`, when the caller computed it beforehand."""
     principal.require("datasets:write")
     datasets.get_owned(session, principal, dataset_id)
     record = get(session, principal, dataset_id, record_id)
@@ -78,7 +90,8 @@ def update(session: Session, index: Index, embedder: Embedder, principal: Princi
         record.source = fields["source"]
     if fields.get("text") is not None and fields["text"] != record.text:
         rows.write_record_text(session, record, fields["text"])
-        repository.reindex(session, index, record, _vector(embedder, record.text))
+        repository.reindex(session, index, record,
+                           vector if vector is not None else embed(embedder, record.text))
     record.updated_at = now_ms()
     return record
 

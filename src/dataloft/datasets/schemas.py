@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataloft.files.schemas import AttachmentOut, FileOut, Visibility
 from dataloft.kit.wire import JsonObject, Out, Page, absent
@@ -38,6 +38,14 @@ class DatasetCreate(BaseModel):
     # lexical side's weight in hybrid search (0 = semantic only).
     recordOverlapTokens: int | None = Field(default=None, ge=0, le=4096)
     hybridLexicalWeight: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("visibility")
+    @classmethod
+    def _visibility_not_null(cls, value: str | None) -> str:
+        # Omitted means unchanged; an explicit null would reach a NOT NULL column.
+        if value is None:
+            raise ValueError("visibility cannot be null; omit it to leave it unchanged")
+        return value
 
 
 class DatasetUpdate(DatasetCreate):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataloft.kit.wire import JsonObject, Out, Page, absent
 
@@ -19,6 +19,14 @@ class FileCreate(BaseModel):
     visibility: Visibility | None = None
     alias: str | None = Field(default=None, max_length=200)
     blueprintId: str | None = None
+
+    @field_validator("visibility")
+    @classmethod
+    def _visibility_not_null(cls, value: str | None) -> str:
+        # Omitted means unchanged; an explicit null would reach a NOT NULL column.
+        if value is None:
+            raise ValueError("visibility cannot be null; omit it to leave it unchanged")
+        return value
 
 
 class FileUpdate(FileCreate):

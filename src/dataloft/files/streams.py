@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from starlette.concurrency import run_in_threadpool
+
+from dataloft.storage.blobs.base import BlobStore, BlobWriter
 
 BATCH = 1 << 20
 
@@ -20,3 +23,15 @@ async def pump(body: AsyncIterator[bytes], sink: Callable[[bytes], object]) -> N
             batch.clear()
     if batch:
         await run_in_threadpool(sink, bytes(batch))
+
+
+@asynccontextmanager
+async def blob_writer(blobs: BlobStore, max_bytes: int) -> AsyncIterator[BlobWriter]:
+    """`blobs.writer(max_bytes)` for async code: leaving it (which aborts an uncommitted
+    upload: an S3 call) happens on the threadpool. Commit with
+    `await run_in_threadpool(writer.commit)` and write through `pump`."""
+    writer = blobs.writer(max_bytes)
+    try:
+        yield writer
+    finally:
+        await run_in_threadpool(writer.abort)

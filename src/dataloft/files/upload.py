@@ -30,7 +30,7 @@ from dataloft.errors import BadRequest, ContentTooLarge, Gone, NotAuthorized, no
 from dataloft.files import direct, multipart, repository, service
 from dataloft.files.deps import UploadDeps
 from dataloft.files.schemas import DirectUpload
-from dataloft.files.streams import pump
+from dataloft.files.streams import blob_writer, pump
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import UploadTicket
@@ -154,7 +154,7 @@ class Uploads:
             service.get_owned(session, principal, file_id)
 
     async def _raw(self, request: Request, content_type: str | None) -> Received:
-        with self.ctx.blobs.writer(self.max_bytes) as writer:
+        async with blob_writer(self.ctx.blobs, self.max_bytes) as writer:
             await pump(capped_body(request, self.max_bytes), writer.write)
             if writer.size == 0:
                 raise BadRequest("the request body is empty; send the file's bytes")
@@ -171,7 +171,7 @@ class Uploads:
         file at it or deletes it), and its other, small text fields."""
         # Multipart framing adds a little; the file part itself is capped by the writer.
         body = capped_body(request, self.max_bytes + 64 * 1024)
-        with self.ctx.blobs.writer(self.max_bytes) as writer:
+        async with blob_writer(self.ctx.blobs, self.max_bytes) as writer:
             form = await multipart.parse(request.headers.get("content-type", ""), body, "file",
                                          writer.write)
             if form.file is None:
@@ -196,7 +196,7 @@ class Uploads:
         if value[:5].lower() == "data:":
             data, ctype = _decode_data_url(value, self.max_bytes)
             del raw, body, value
-            with self.ctx.blobs.writer(self.max_bytes) as writer:
+            async with blob_writer(self.ctx.blobs, self.max_bytes) as writer:
                 await run_in_threadpool(writer.write, data)
                 blob = await run_in_threadpool(writer.commit)
             received = Received(blob, ctype, None)
@@ -211,7 +211,7 @@ class Uploads:
         from dataloft.files.url_fetch import fetch_url
 
         s = self.ctx.settings
-        with self.ctx.blobs.writer(self.max_bytes) as writer:
+        async with blob_writer(self.ctx.blobs, self.max_bytes) as writer:
             fetched = await fetch_url(url, writer.write, max_bytes=self.max_bytes,
                                       allow=s.url_fetch_allowlist, timeout=s.url_fetch_timeout,
                                       max_redirects=s.url_fetch_max_redirects)
@@ -290,7 +290,7 @@ class Uploads:
         if expires < now_ms():
             raise Gone("the upload URL has expired")
         ticket = await run_in_threadpool(self._ticket, ticket_id, file_id)
-        with self.ctx.blobs.writer(ticket.size) as writer:
+        async with blob_writer(self.ctx.blobs, ticket.size) as writer:
             await pump(capped_body(request, ticket.size), writer.write)
             if writer.size != ticket.size:
                 raise BadRequest(f"expected {ticket.size} bytes, received {writer.size}")

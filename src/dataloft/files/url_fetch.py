@@ -30,8 +30,10 @@ from email.message import Message
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
+from starlette.concurrency import run_in_threadpool
 
 from dataloft.errors import BadRequest, ContentTooLarge
+from dataloft.files.streams import BATCH
 
 __all__ = ["Fetched", "check_url", "fetch_url", "is_forbidden_address", "post_url"]
 
@@ -350,15 +352,30 @@ async def _stream_body(resp: httpx.Response, sink: Callable[[bytes], object],
         if declared_len is not None and declared_len > max_bytes:
             raise ContentTooLarge(too_large)
     total = 0
+    batch = bytearray()
     async for chunk in resp.aiter_bytes():
         if not chunk:
             continue
         total += len(chunk)
         if total > max_bytes:
             raise ContentTooLarge(too_large)
-        res = sink(chunk)
-        if inspect.isawaitable(res):
-            await res
+        batch += chunk
+        if len(batch) >= BATCH:
+            await _feed(sink, bytes(batch))
+            batch.clear()
+    if batch:
+        await _feed(sink, bytes(batch))
+
+
+async def _feed(sink: Callable[[bytes], object], data: bytes) -> None:
+    """A coroutine sink is awaited; a plain one (a blob writer, which may send an S3 part)
+    runs on the threadpool, never on the event loop."""
+    if inspect.iscoroutinefunction(sink):
+        await sink(data)
+        return
+    res = await run_in_threadpool(sink, data)
+    if inspect.isawaitable(res):
+        await res
 
 
 async def _fetch(

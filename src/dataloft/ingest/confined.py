@@ -15,12 +15,17 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from dataloft.ingest.extract import ExtractionError, Row, Section, extract
+from dataloft.ingest.extract import ExtractionError, Row, Section, extract, extract_stream
 from dataloft.kit import confine
 from dataloft.kit.confine import Confined, Inherited
+from dataloft.kit.spool import Spool, SpoolFull, SpoolWriter
 
 DEFAULT_MEMORY_BYTES = 1 << 30
 DEFAULT_TIMEOUT_S = 120.0
+# What one file may expand to on disk (rows pickled): far above any honest file of the
+# upload cap, far below a bomb's inflated size.
+SPOOL_MAX_BYTES = 4 << 30
+SPOOL_BATCH_ITEMS = 1000
 # Imported once by the forkserver, so every child starts with the extractors loaded.
 PRELOAD = ("dataloft.ingest.extract", __name__)
 
@@ -40,6 +45,22 @@ def run_extract(name: str | None, content_type: str | None, path: str, *,
     with open(path, "rb") as fh:
         result: tuple[str, list[Section | Row]] = run_confined(
             extract_fd, (name, content_type, Inherited(fh.fileno())),
+            memory_bytes=memory_bytes, timeout_s=timeout_s)
+    return result
+
+
+def run_extract_spooled(name: str | None, content_type: str | None, path: str, spool: Spool,
+                        *, memory_bytes: int = DEFAULT_MEMORY_BYTES,
+                        timeout_s: float = DEFAULT_TIMEOUT_S,
+                        spool_max_bytes: int = SPOOL_MAX_BYTES) -> tuple[str, int]:
+    """`run_extract`, but the child appends the items to `spool` in batches (through an
+    inherited descriptor) and answers only (format name, item count): however many rows a
+    file has, neither the pipe nor this process ever holds more than a batch of them."""
+    with open(path, "rb") as fh:
+        result: tuple[str, int] = run_confined(
+            extract_fd_to_spool,
+            (name, content_type, Inherited(fh.fileno()), Inherited(spool.fileno()),
+             spool_max_bytes),
             memory_bytes=memory_bytes, timeout_s=timeout_s)
     return result
 
@@ -72,3 +93,24 @@ def extract_fd(name: str | None, content_type: str | None, fd: int
     with os.fdopen(fd, "rb") as fh:
         data = fh.read()
     return extract(name, content_type, data)
+
+
+def extract_fd_to_spool(name: str | None, content_type: str | None, fd: int, out_fd: int,
+                        max_bytes: int) -> tuple[str, int]:
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read()
+    fmt, items = extract_stream(name, content_type, data)
+    out = SpoolWriter(out_fd, max_bytes, SPOOL_BATCH_ITEMS)
+    try:
+        for item in items:
+            out.add(item, _weight(item))
+        out.close()
+    except SpoolFull as exc:
+        raise ExtractionError("resource_limit", f"the file expands to {exc}") from None
+    return fmt, out.count
+
+
+def _weight(item: Section | Row) -> int:
+    if isinstance(item, Section):
+        return len(item.text)
+    return sum(len(v) if isinstance(v, str) else 16 for v in item.fields.values())

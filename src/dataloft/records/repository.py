@@ -16,6 +16,7 @@ from dataloft.quotas import service as quotas
 from dataloft.storage.index.base import Index, IndexRow
 
 _BATCH = 500
+_DELETE_SLICE = 10_000
 
 
 @dataclass
@@ -66,6 +67,8 @@ def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
 
 def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str | None = None,
                  file_id: str | None = None, pks: Sequence[int] | None = None) -> int:
+    """Delete matching records (and their index rows) a slice at a time, in pk order, so
+    a file of a million records never has its million pks in memory at once."""
     conds = [Record.org_id == org_id]
     if dataset_id is not None:
         conds.append(Record.dataset_id == dataset_id)
@@ -73,16 +76,26 @@ def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str
         conds.append(Record.file_id == file_id)
     if pks is not None:
         conds.append(Record.pk.in_(list(pks)))
-    doomed = session.execute(select(Record.pk, Record.dataset_id).where(*conds)).all()
-    if not doomed:
-        return 0
-    doomed_pks = [pk for pk, _ in doomed]
-    quotas.release(session, org_id, records=len(doomed_pks))
-    index.removed(session, doomed_pks)
-    for i in range(0, len(doomed_pks), _BATCH):
-        session.execute(delete(Record).where(Record.pk.in_(doomed_pks[i : i + _BATCH])))
-    _touch(session, {ds for _, ds in doomed})
-    return len(doomed_pks)
+    total, last = 0, None
+    touched: set[str] = set()
+    while True:
+        page = select(Record.pk, Record.dataset_id).where(*conds).order_by(Record.pk)
+        if last is not None:
+            page = page.where(Record.pk > last)
+        doomed = session.execute(page.limit(_DELETE_SLICE)).all()
+        if not doomed:
+            break
+        doomed_pks = [pk for pk, _ in doomed]
+        touched.update(ds for _, ds in doomed)
+        index.removed(session, doomed_pks)
+        for i in range(0, len(doomed_pks), _BATCH):
+            session.execute(delete(Record).where(Record.pk.in_(doomed_pks[i : i + _BATCH])))
+        total += len(doomed_pks)
+        last = doomed_pks[-1]
+    if total:
+        quotas.release(session, org_id, records=total)
+        _touch(session, touched)
+    return total
 
 
 def reindex(session: Session, index: Index, record: Record, vector: bytes | None) -> None:
@@ -99,3 +112,17 @@ def vectors_by_hash(session: Session, index: Index, dataset_id: str,
         Record.content_hash.is_not(None))).all()
     stored = index.vectors(session, [pk for pk, _ in rows])
     return {h: stored[pk] for pk, h in rows if h is not None and pk in stored}
+
+
+def vectors_for_hashes(session: Session, index: Index, dataset_id: str, file_id: str,
+                       hashes: Iterable[str]) -> dict[str, bytes]:
+    """`vectors_by_hash`, only for `hashes` (one batch of a sync: bounded memory)."""
+    wanted = list(hashes)
+    out: dict[str, bytes] = {}
+    for i in range(0, len(wanted), _BATCH):
+        rows = session.execute(select(Record.pk, Record.content_hash).where(
+            Record.dataset_id == dataset_id, Record.file_id == file_id,
+            Record.content_hash.in_(wanted[i : i + _BATCH]))).all()
+        stored = index.vectors(session, [pk for pk, _ in rows])
+        out.update({h: stored[pk] for pk, h in rows if h is not None and pk in stored})
+    return out

@@ -2,10 +2,11 @@
 
 Every record's meta holds the file's `fileName`, `fileType` and `fileCreatedAt`, plus
 what the extractor knew: `page` (PDF), `slide` (PPTX), `sheet`/`table`/`row` (tables),
-`language` (code). Document chunks add `headings`, the heading path they sit under (a list,
-outermost first, empty when none). Table rows add their typed fields, so a filter such as
-`{"amount": {"$gte": 1000}}` reads the column directly. Records are numbered in file order
-(`position`), and `source` is `file:///{fileId}`.
+`language` (code). A table row over the token budget becomes several records of that row
+(`part` 1, 2 ...), whose meta keeps only the fields that fit. Document chunks add
+`headings`, the heading path they sit under (a list, outermost first, empty when none).
+Table rows add their typed fields, so a filter such as `{"amount": {"$gte": 1000}}` reads
+the column directly. Records are numbered in file order (`position`), and `source` is `file:///{fileId}`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS, chunk, default_overlap
+from dataloft.ingest.chunk import (
+    CHARS_PER_TOKEN,
+    DEFAULT_MAX_TOKENS,
+    chunk,
+    default_overlap,
+    estimate_tokens,
+)
 from dataloft.ingest.extract import Row, Section
 from dataloft.models import File
 from dataloft.records.repository import NewRecord
@@ -35,6 +42,35 @@ def _value_text(value: Any) -> str:
 def render_row(fields: dict[str, Any]) -> str:
     """`column: value` lines, so column names are searchable alongside the values."""
     return "\n".join(f"{k}: {_value_text(v)}" for k, v in fields.items() if v not in (None, ""))
+
+
+def _row_records(row: Row, max_tokens: int, overlap: int
+                 ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One record per row; a row over the token budget (a huge cell, thousands of columns)
+    is cut by the chunker into several records of the same row: each names the row (its
+    meta's `row`, `table`, `part`) and keeps only the fields that fit its meta budget, so
+    no record is over the budget in text, nor a copy of the whole row in meta."""
+    text = render_row(row.fields)
+    if not text.strip():
+        return
+    if estimate_tokens(text) <= max_tokens:
+        yield text, {**row.meta, **row.fields}
+        return
+    meta = {**row.meta, **_fitting_fields(row.fields, max_tokens * CHARS_PER_TOKEN)}
+    for part, piece in enumerate(chunk(text, max_tokens, overlap), start=1):
+        yield piece.text, {**meta, "part": part}
+
+
+def _fitting_fields(fields: dict[str, Any], budget: int) -> dict[str, Any]:
+    """The row's fields, in order, while they fit in `budget` characters (long ones skipped)."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        size = len(key) + len(_value_text(value)) + 3  # as rendered: "key: value\n"
+        if size > budget:
+            continue
+        out[key] = value
+        budget -= size
+    return out
 
 
 def _record(text: str, meta: dict[str, Any], source: str, position: int) -> NewRecord:
@@ -60,9 +96,8 @@ def build_records(file: File, items: Iterable[Section | Row],
     position = 0
     for item in items:
         if isinstance(item, Row):
-            text = render_row(item.fields)
-            if text.strip():
-                yield _record(text, {**base, **item.meta, **item.fields}, source, position)
+            for text, meta in _row_records(item, max_tokens, overlap):
+                yield _record(text, {**base, **meta}, source, position)
                 position += 1
             continue
         for piece in chunk(item.text, max_tokens, overlap, verbatim=item.verbatim):

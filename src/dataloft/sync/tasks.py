@@ -3,9 +3,12 @@
 Three steps, so that no transaction is open while the slow part runs:
 - `prepare`: one read-write transaction reads what the sync needs and logs its start;
 - `produce`: extraction (in a confined child), records, table snapshots and embeddings,
-  with no transaction open;
-- `commit`: one transaction swaps the file's old records and tables for the new ones.
-A crash anywhere leaves the old records or the new ones, never both, never neither.
+  with no transaction open, a batch at a time through disk spools (bounded memory);
+- `commit`: one transaction swaps the file's old records and tables for the new ones,
+  reading the spooled records back a batch at a time.
+A crash anywhere leaves the old records or the new ones, never both, never neither. The
+whole sync runs under a deadline (`ExtractLimits.sync_timeout_s`): past it the file fails
+with `processing_timeout`, which is final (not retried).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from itertools import islice
 
 from sqlalchemy.orm import Session
 
@@ -27,13 +31,15 @@ from dataloft.files import repository as file_rows
 from dataloft.ingest import confined
 from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
 from dataloft.ingest.embed.base import Embedder
-from dataloft.ingest.extract import ExtractionError, Row, Section, content_type_for
+from dataloft.ingest.extract import ExtractionError, content_type_for
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease
 from dataloft.jobs.worker import JobFailed
 from dataloft.kit.db import Database
 from dataloft.kit.ids import now_ms
+from dataloft.kit.spool import Spool
 from dataloft.kit.vectors import to_blob
+from dataloft.models import File
 from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
 from dataloft.storage.blobs.base import BlobStore
@@ -42,6 +48,7 @@ from dataloft.sync.build import build_records, file_meta
 from dataloft.tables import catalog, snapshot
 
 EMBED_BATCH = 512
+DEFAULT_SYNC_TIMEOUT_S = 600.0
 log = logging.getLogger("dataloft.sync")
 
 
@@ -49,6 +56,8 @@ log = logging.getLogger("dataloft.sync")
 class ExtractLimits:
     memory_bytes: int = confined.DEFAULT_MEMORY_BYTES
     timeout_s: float = confined.DEFAULT_TIMEOUT_S
+    # The whole sync: extraction, building, embedding, writing (DATALOFT_SYNC_TIMEOUT_SECONDS).
+    sync_timeout_s: float = DEFAULT_SYNC_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -63,14 +72,34 @@ class Plan:
     source: bool
     name: str | None
     content_type: str | None
+    created_at: int
     max_tokens: int
     overlap: int | None
 
 
 @dataclass
 class Product:
-    records: list[NewRecord]
+    """What `produce` made: the records (with vectors) spooled on disk, and the tables."""
+
+    records: Spool | None
+    count: int
+    reused: int
     tables: list[snapshot.TableSnapshot]
+
+
+class Deadline:
+    """The whole-sync time limit; `check` fails the sync with `processing_timeout`."""
+
+    def __init__(self, seconds: float, started: float) -> None:
+        self.seconds, self.at = seconds, started + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise JobFailed("processing_timeout",
+                            f"the sync took longer than {self.seconds:g} s and was stopped")
 
 
 @dataclass
@@ -91,13 +120,17 @@ class SyncHandler:
 
     def run(self, lease: Lease, alive: Callable[[], bool]) -> None:
         started = time.monotonic()
+        deadline = Deadline(self.limits.sync_timeout_s, started)
         plan = self.prepare(lease)
         if plan is None:
             return
-        product = self.produce(plan, alive) if plan.source else Product([], [])
-        if product is None or not alive():
-            return
-        self.commit(lease, plan, product, started)
+        with ExitStack() as stack:
+            product = (self.produce(plan, alive, deadline, stack) if plan.source
+                       else Product(None, 0, 0, []))
+            if product is None or not alive():
+                return
+            deadline.check()
+            self.commit(lease, plan, product, started)
 
     def prepare(self, lease: Lease) -> Plan | None:
         """Read the attachment and file; None when either is gone (nothing to undo)."""
@@ -116,19 +149,28 @@ class SyncHandler:
             return Plan(dataset_id=dataset_id, file_id=file_id, org_id=file.org_id,
                         version=file.version, blob_key=file.blob_key,
                         source=link.type == "source", name=file.name,
-                        content_type=file.content_type,
+                        content_type=file.content_type, created_at=file.created_at,
                         max_tokens=int(settings.get("recordMaxTokens") or DEFAULT_MAX_TOKENS),
                         overlap=None if overlap is None else int(overlap))
 
-    def produce(self, plan: Plan, alive: Callable[[], bool]) -> Product | None:
-        """Records with vectors and table snapshots; None if the lease was lost."""
-        fmt, items = self._extract(plan)
-        new, tables = self._build(plan, fmt, items)
-        del items  # the extracted rows are the bulk of the memory: free them before embedding
-        tables = self._write_tables(plan.file_id, tables)
-        if not self._embed(new, plan.dataset_id, plan.file_id, alive):
+    def produce(self, plan: Plan, alive: Callable[[], bool], deadline: Deadline,
+                stack: ExitStack) -> Product | None:
+        """Records with vectors and table snapshots; None if the lease was lost.
+
+        Nothing here holds a whole file: the extracted items and the built records live
+        in disk spools (closed by `stack`), read back a batch at a time."""
+        items = stack.enter_context(Spool("dataloft-items-"))
+        fmt = self._extract(plan, items, deadline)
+        file_type = content_type_for(fmt, plan.content_type)
+        tables = self._write_tables(plan, file_type, items, deadline)
+        out = stack.enter_context(Spool("dataloft-records-"))
+        built = self._build(plan, file_type, items, out, alive, deadline)
+        if built is None:
             return None
-        return Product(new, tables)
+        count, reused = built
+        if not count:
+            raise JobFailed("empty_content", "the file contains no extractable text")
+        return Product(out, count, reused, tables)
 
     def commit(self, lease: Lease, plan: Plan, product: Product, started: float) -> None:
         with self.db.write() as session:
@@ -140,12 +182,12 @@ class SyncHandler:
             if link is None or file_row is None:
                 queue.finish(session, lease)
                 return
-            new = product.records
             removed = records.delete_where(session, self.index, org_id=plan.org_id,
                                            dataset_id=plan.dataset_id, file_id=plan.file_id)
             try:
-                records.insert_records(session, self.index, plan.org_id, plan.dataset_id, new,
-                                       file_id=plan.file_id)
+                for batch in product.records.batches() if product.records else ():
+                    records.insert_records(session, self.index, plan.org_id, plan.dataset_id,
+                                           batch, file_id=plan.file_id)
             except QuotaExceeded as exc:  # rolls back: the old records stay
                 raise JobFailed("storage_limit", exc.message) from exc
             catalog.replace(session, plan.org_id, plan.dataset_id, plan.file_id, plan.version,
@@ -155,47 +197,64 @@ class SyncHandler:
                 datasets.adopt_embedder(dataset, self.embedder.name, self.embedder.dimension)
             link.synced_version, link.synced_at = plan.version, now_ms()
             events.emit(session, plan.org_id, "sync.completed", dataset_id=plan.dataset_id,
-                        file_id=plan.file_id, jobId=lease.job_id, recordCount=len(new),
+                        file_id=plan.file_id, jobId=lease.job_id, recordCount=product.count,
                         replacedRecords=removed, fileVersion=plan.version,
-                        reusedEmbeddings=sum(1 for r in new if r.reused),
+                        reusedEmbeddings=product.reused,
                         durationMs=int((time.monotonic() - started) * 1000))
             queue.finish(session, lease)
 
-    def _extract(self, plan: Plan) -> tuple[str, list[Section | Row]]:
+    def _extract(self, plan: Plan, spool: Spool, deadline: Deadline) -> str:
         if not plan.blob_key:
             raise JobFailed("empty_content", "the file has no content; upload it first")
+        budget = min(self.limits.timeout_s, deadline.remaining())
+        if budget <= 0:
+            deadline.check()
         try:
             # In a child process under memory and time limits: a hostile file fails
             # this sync (typed), never the server.
             with self._readable_path(plan.blob_key) as path:
-                return confined.run_extract(plan.name, plan.content_type, path,
-                                            memory_bytes=self.limits.memory_bytes,
-                                            timeout_s=self.limits.timeout_s)
+                fmt, _count = confined.run_extract_spooled(
+                    plan.name, plan.content_type, path, spool,
+                    memory_bytes=self.limits.memory_bytes, timeout_s=budget)
         except ExtractionError as exc:
             raise JobFailed(exc.code, exc.message) from exc
+        deadline.check()
+        return fmt
 
-    def _build(self, plan: Plan, fmt: str, items: list[Section | Row]
-               ) -> tuple[list[NewRecord], list[snapshot.TableSnapshot]]:
-        file_type = content_type_for(fmt, plan.content_type)
-        with self.db.read() as session:
-            file = file_rows.file_by_id(session, plan.file_id)
-            if file is None:
-                raise JobFailed("file_deleted", "the file was deleted during the sync")
-            new = list(build_records(file, items, plan.max_tokens,
-                                     overlap_tokens=plan.overlap, file_type=file_type))
-            tables = snapshot.plan(file.name, items, file_meta(file, file_type))
-        if not new:
-            raise JobFailed("empty_content", "the file contains no extractable text")
-        return new, tables
+    def _file(self, plan: Plan) -> File:
+        """The file as the record builder sees it (detached: no session stays open)."""
+        return File(id=plan.file_id, name=plan.name, content_type=plan.content_type,
+                    created_at=plan.created_at)
 
-    def _write_tables(self, file_id: str, tables: list[snapshot.TableSnapshot]
-                      ) -> list[snapshot.TableSnapshot]:
+    def _build(self, plan: Plan, file_type: str | None, items: Spool, out: Spool,
+               alive: Callable[[], bool], deadline: Deadline) -> tuple[int, int] | None:
+        """Build, embed and spool the records a batch at a time: (count, reused vectors);
+        None if the lease was lost meanwhile."""
+        built = build_records(self._file(plan), items.items(), plan.max_tokens,
+                              overlap_tokens=plan.overlap, file_type=file_type)
+        count = reused = 0
+        while batch := list(islice(built, EMBED_BATCH)):
+            deadline.check()
+            if not alive():
+                return None
+            reused += self._embed(batch, plan.dataset_id, plan.file_id)
+            out.append(batch)
+            count += len(batch)
+        return count, reused
+
+    def _write_tables(self, plan: Plan, file_type: str | None, items: Spool,
+                      deadline: Deadline) -> list[snapshot.TableSnapshot]:
         """Columnar snapshots for governed SQL, committed with the records. A failure here
         must not cost the file its search records: no tables, logged."""
+        shared = file_meta(self._file(plan), file_type)
         try:
-            snapshot.write(self.blobs, tables)
+            tables = snapshot.plan(plan.name, items.items(), shared)
+            snapshot.write(self.blobs, tables, items.items(), deadline.check)
+        except JobFailed:
+            raise
         except Exception:
-            log.exception("table snapshot of file %s failed; it syncs without tables", file_id)
+            log.exception("table snapshot of file %s failed; it syncs without tables",
+                          plan.file_id)
             return []
         return tables
 
@@ -212,27 +271,24 @@ class SyncHandler:
             tmp.flush()
             yield tmp.name
 
-    def _embed(self, new: list[NewRecord], dataset_id: str, file_id: str,
-               alive: Callable[[], bool]) -> bool:
-        """Give every record a vector: unchanged chunks (same content hash) keep the one they
-        had, the rest are embedded in batches. False if the lease was lost meanwhile."""
+    def _embed(self, batch: list[NewRecord], dataset_id: str, file_id: str) -> int:
+        """Give every record of `batch` a vector: unchanged chunks (same content hash) keep
+        the one they had, the rest are embedded. Returns how many were reused."""
+        hashes = {r.content_hash for r in batch if r.content_hash}
         with self.db.read() as session:
-            known = records.vectors_by_hash(session, self.index, dataset_id, file_id)
+            known = records.vectors_for_hashes(session, self.index, dataset_id, file_id, hashes)
         todo = []
-        for record in new:
+        for record in batch:
             reuse = known.get(record.content_hash or "")
             if reuse is not None and len(reuse) == 4 * self.embedder.dimension:
                 record.vector, record.reused = reuse, True
             else:
                 todo.append(record)
-        for i in range(0, len(todo), EMBED_BATCH):
-            if not alive():
-                return False
-            batch = todo[i : i + EMBED_BATCH]
-            for record, vector in zip(batch, self.embedder.embed([r.text for r in batch]),
+        if todo:
+            for record, vector in zip(todo, self.embedder.embed([r.text for r in todo]),
                                       strict=True):
                 record.vector = to_blob(vector)
-        return True
+        return len(batch) - len(todo)
 
 
 def _log_start(session: Session, lease: Lease, org_id: str, dataset_id: str,

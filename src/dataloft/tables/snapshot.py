@@ -13,18 +13,19 @@ filter compares them as text); queries see them as DATE/TIMESTAMP (`sql_type`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from dataloft.ingest.extract import Row, Section
-from dataloft.ingest.extract.columns import infer_schema
+from dataloft.ingest.extract.columns import merge_schema
 from dataloft.kit.filters import duck_quote
 from dataloft.storage.blobs.base import BlobStore
 
@@ -32,7 +33,10 @@ ROW_COLUMN = "__row"
 SNAPSHOT_MAX_BYTES = 1 << 40
 # The sync runs beside the API: DuckDB must not take the whole machine to write a file.
 WRITER_THREADS = 2
-WRITER_MEMORY = "1GB"
+WRITER_MEMORY = "256MB"
+WRITE_BATCH = 2000
+MAX_COLUMNS = 2000
+log = logging.getLogger("dataloft.tables")
 _OFFSET = re.compile(r"(Z|[+-][0-9]{2}:?[0-9]{2})$")
 
 
@@ -46,7 +50,6 @@ class TableSnapshot:
     row_column: str
     row_count: int
     blob_key: str = ""
-    rows: list[Row] = field(default_factory=list, repr=False)
 
 
 def slug(text: str) -> str:
@@ -84,8 +87,13 @@ def sql_type(data_type: str, values: Iterable[Any]) -> str:
 
 def plan(file_name: str | None, items: Iterable[Section | Row],
          shared: dict[str, Any]) -> list[TableSnapshot]:
-    """Group the rows into tables (file order) and type their columns; writes nothing."""
+    """Group the rows into tables (file order) and type their columns; writes nothing and
+    keeps no row (one pass, so `items` may stream from a spool). A table wider than
+    MAX_COLUMNS gets no snapshot: SQL over it would be unusable, and DuckDB's planning
+    cost grows faster than linearly in the width (100k columns: hours)."""
     tables: dict[str, TableSnapshot] = {}
+    schemas: dict[str, dict[str, str]] = {}
+    offsets: dict[str, set[str]] = {}  # per table: columns with a text value ending in an offset
     for item in items:
         if not isinstance(item, Row):
             continue
@@ -95,56 +103,58 @@ def plan(file_name: str | None, items: Iterable[Section | Row],
             meta = {**shared, **{k: v for k, v in item.meta.items() if k != "row"}}
             snap = tables[key] = TableSnapshot(len(tables), key, base_name(file_name, meta),
                                                [], meta, ROW_COLUMN, 0)
-        snap.rows.append(item)
-    for snap in tables.values():
-        schema = infer_schema(snap.rows)
+            schemas[key], offsets[key] = {}, set()
+        snap.row_count += 1
+        if len(schemas[key]) <= MAX_COLUMNS:
+            merge_schema(schemas[key], item.fields)
+            offsets[key].update(k for k, v in item.fields.items()
+                                if isinstance(v, str) and _OFFSET.search(v[-6:]))
+    out = []
+    for key, snap in tables.items():
+        schema = schemas[key]
+        if len(schema) > MAX_COLUMNS:
+            log.warning("table %r of %s has over %d columns: no SQL snapshot", key, file_name,
+                        MAX_COLUMNS)
+            continue
         for name, data_type in schema.items():
-            values = (r.fields.get(name) for r in snap.rows)
-            snap.columns.append({"name": name, "type": data_type,
-                                 "sqlType": sql_type(data_type, values)})
-        names = set(schema)
-        while snap.row_column in names:
+            snap.columns.append({"name": name, "type": data_type, "sqlType": sql_type(
+                data_type, ["+00:00"] if name in offsets[key] else [])})
+        while snap.row_column in schema:
             snap.row_column = "_" + snap.row_column
-        snap.row_count = len(snap.rows)
-    return list(tables.values())
+        out.append(snap)
+    return out
 
 
-def _arrays(snap: TableSnapshot) -> tuple[dict[str, Any], list[str]]:
+_STORAGE = {"integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN"}
+
+
+def _arrays(snap: TableSnapshot, rows: list[Row], first: int
+            ) -> tuple[dict[str, Any], list[str]]:
     """numpy arrays DuckDB scans without copying, and the select list that types them."""
     arrays: dict[str, Any] = {}
     select: list[str] = []
-    n = len(snap.rows)
+    n = len(rows)
     for i, col in enumerate(snap.columns):
         name, data_type = col["name"], col["type"]
-        values = [r.fields.get(name) for r in snap.rows]
-        alias = duck_quote(name)
-        try:
-            if data_type == "integer":
-                mask = np.fromiter((v is None for v in values), bool, n)
-                arrays[f"c{i}"] = np.fromiter((0 if v is None else v for v in values),
-                                              np.int64, n)
-                arrays[f"n{i}"] = mask
-                select.append(f"CASE WHEN n{i} THEN NULL ELSE c{i} END AS {alias}")
-                continue
-            if data_type == "number":
-                mask = np.fromiter((v is None for v in values), bool, n)
-                arrays[f"c{i}"] = np.fromiter((0.0 if v is None else float(v) for v in values),
-                                              np.float64, n)
-                arrays[f"n{i}"] = mask
-                select.append(f"CASE WHEN n{i} THEN NULL ELSE c{i} END AS {alias}")
-                continue
-            if data_type == "boolean":
-                arrays[f"c{i}"] = np.fromiter((-1 if v is None else int(bool(v)) for v in values),
-                                              np.int8, n)
-                select.append(f"CASE WHEN c{i} < 0 THEN NULL ELSE c{i} = 1 END AS {alias}")
-                continue
-        except (TypeError, ValueError, OverflowError):
-            col["type"], col["sqlType"] = "string", "VARCHAR"  # never expected; stay readable
-        arrays[f"c{i}"] = np.array([_text(v) for v in values], dtype=object)
-        select.append(f"c{i} AS {alias}")
-    arrays["r"] = np.fromiter((int(r.meta.get("row", k + 1)) for k, r in enumerate(snap.rows)),
-                              np.int64, n)
-    select.append(f"r AS {duck_quote(snap.row_column)}")
+        values = [r.fields.get(name) for r in rows]
+        if data_type in ("integer", "number"):
+            mask = np.fromiter((v is None for v in values), bool, n)
+            arrays[f"c{i}"] = (np.fromiter((0 if v is None else v for v in values), np.int64, n)
+                               if data_type == "integer" else
+                               np.fromiter((0.0 if v is None else float(v) for v in values),
+                                           np.float64, n))
+            arrays[f"n{i}"] = mask
+            select.append(f"CASE WHEN n{i} THEN NULL ELSE c{i} END")
+        elif data_type == "boolean":
+            arrays[f"c{i}"] = np.fromiter((-1 if v is None else int(bool(v)) for v in values),
+                                          np.int8, n)
+            select.append(f"CASE WHEN c{i} < 0 THEN NULL ELSE c{i} = 1 END")
+        else:
+            arrays[f"c{i}"] = np.array([_text(v) for v in values], dtype=object)
+            select.append(f"CAST(c{i} AS VARCHAR)")
+    arrays["r"] = np.fromiter((int(r.meta.get("row", first + k + 1))
+                               for k, r in enumerate(rows)), np.int64, n)
+    select.append("r")
     return arrays, select
 
 
@@ -158,30 +168,63 @@ def _text(v: Any) -> str | None:
     return str(v)
 
 
-def write(blobs: BlobStore, snapshots: list[TableSnapshot]) -> None:
-    """Write each table's Parquet into the blob store; sets `blob_key`, drops the rows."""
+def write(blobs: BlobStore, snapshots: list[TableSnapshot], items: Iterable[Section | Row],
+          check: Callable[[], None] = lambda: None) -> None:
+    """Write each table's Parquet into the blob store (sets `blob_key`), from `items` read
+    once more, a batch at a time: the rows go to a DuckDB database on disk under a memory
+    limit, never all into this process. `check` runs between batches (the sync deadline)."""
     import duckdb  # noqa: PLC0415 - the API never needs it in-process, only the sync
 
-    con = duckdb.connect(":memory:", config={"threads": WRITER_THREADS,
-                                             "memory_limit": WRITER_MEMORY,
-                                             "autoinstall_known_extensions": False,
-                                             "autoload_known_extensions": False})
-    try:
-        for snap in snapshots:
-            arrays, select = _arrays(snap)
-            fd, path = tempfile.mkstemp(prefix="dataloft-snapshot-", suffix=".parquet")
-            os.close(fd)
-            try:
-                con.register("src", arrays)
-                con.execute(f"COPY (SELECT {', '.join(select)} FROM src) TO "
-                            f"'{path}' (FORMAT parquet, COMPRESSION zstd)")
-                con.unregister("src")
-                with blobs.writer(SNAPSHOT_MAX_BYTES) as writer, open(path, "rb") as fh:
-                    while chunk := fh.read(1 << 20):
-                        writer.write(chunk)
-                    snap.blob_key = writer.commit().key
-            finally:
-                os.unlink(path)
-            snap.rows = []
-    finally:
-        con.close()
+    if not snapshots:
+        return
+    with tempfile.TemporaryDirectory(prefix="dataloft-snapshot-") as tmp:
+        con = duckdb.connect(os.path.join(tmp, "t.duckdb"), config={
+            "threads": WRITER_THREADS, "memory_limit": WRITER_MEMORY,
+            "temp_directory": tmp, "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False})
+        try:
+            by_key = {snap.source_table: snap for snap in snapshots}
+            for snap in snapshots:
+                cols = [f"{duck_quote(c['name'])} {_STORAGE.get(c['type'], 'VARCHAR')}"
+                        for c in snap.columns]
+                cols.append(f"{duck_quote(snap.row_column)} BIGINT")
+                con.execute(f"CREATE TABLE t{snap.position} ({', '.join(cols)})")
+            written = dict.fromkeys(by_key, 0)
+            for batch in _batches(items, by_key):
+                check()
+                for key, rows in batch.items():
+                    snap = by_key[key]
+                    arrays, select = _arrays(snap, rows, written[key])
+                    written[key] += len(rows)
+                    con.register("src", arrays)
+                    con.execute(f"INSERT INTO t{snap.position} SELECT {', '.join(select)} "
+                                "FROM src")
+                    con.unregister("src")
+            for snap in snapshots:
+                _export(con, blobs, snap, os.path.join(tmp, f"{snap.position}.parquet"))
+        finally:
+            con.close()
+
+
+def _batches(items: Iterable[Section | Row], tables: dict[str, TableSnapshot]
+             ) -> Iterator[dict[str, list[Row]]]:
+    batch: dict[str, list[Row]] = {}
+    size = 0
+    for item in items:
+        if isinstance(item, Row) and (key := str(item.meta.get("table", ""))) in tables:
+            batch.setdefault(key, []).append(item)
+            size += 1
+            if size >= WRITE_BATCH:
+                yield batch
+                batch, size = {}, 0
+    if batch:
+        yield batch
+
+
+def _export(con: Any, blobs: BlobStore, snap: TableSnapshot, path: str) -> None:
+    con.execute(f"COPY t{snap.position} TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+    with blobs.writer(SNAPSHOT_MAX_BYTES) as writer, open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            writer.write(chunk)
+        snap.blob_key = writer.commit().key
+    os.unlink(path)

@@ -36,8 +36,8 @@ from dataloft.ingest.extract.base import (
     register,
 )
 from dataloft.ingest.extract.columns import infer_schema, table_schemas
-from dataloft.ingest.extract.dispatch import choose, content_type_for, extract
+from dataloft.ingest.extract.dispatch import choose, content_type_for, extract, extract_stream
 
 __all__ = ["REGISTRY", "ExtractionError", "Extracted", "Extractor", "Registration", "Row",
-           "Section", "choose", "content_type_for", "extract", "infer_schema", "register",
-           "table_schemas"]
+           "Section", "choose", "content_type_for", "extract", "extract_stream", "infer_schema",
+           "register", "table_schemas"]

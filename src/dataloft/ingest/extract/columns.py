@@ -209,7 +209,7 @@ def typed_rows(names: list[str], columns: list[Column], rows: Iterable[Iterable[
             yield Row(fields, {**meta, "row": n})
 
 
-def _merge(schema: dict[str, str], fields: Mapping[str, Any]) -> None:
+def merge_schema(schema: dict[str, str], fields: Mapping[str, Any]) -> None:
     for name, value in fields.items():
         kind = value_kind(value, parse_text=False)
         if kind is None:
@@ -225,7 +225,7 @@ def infer_schema(items: Iterable[Section | Row]) -> dict[str, str]:
     schema: dict[str, str] = {}
     for item in items:
         if isinstance(item, Row):
-            _merge(schema, item.fields)
+            merge_schema(schema, item.fields)
     return schema
 
 
@@ -234,7 +234,7 @@ def table_schemas(items: Iterable[Section | Row]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for item in items:
         if isinstance(item, Row):
-            _merge(out.setdefault(str(item.meta.get("table", "")), {}), item.fields)
+            merge_schema(out.setdefault(str(item.meta.get("table", "")), {}), item.fields)
     return out
 
 

@@ -15,6 +15,7 @@ only a hint:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from dataloft.ingest.extract.base import REGISTRY, ExtractionError, Registration, Row, Section
@@ -70,23 +71,46 @@ def _what(reg: Registration | None) -> str:
 def extract(name: str | None, content_type: str | None, data: bytes
             ) -> tuple[str, list[Section | Row]]:
     """(format name, sections or rows) of a file; raises only `ExtractionError`."""
+    fmt, items = extract_stream(name, content_type, data)
+    return fmt, list(items)
+
+
+def extract_stream(name: str | None, content_type: str | None, data: bytes
+                   ) -> tuple[str, Iterator[Section | Row]]:
+    """`extract`, item by item: the iterator raises only `ExtractionError` too, and
+    `empty_content` at its end when nothing held text."""
     if len(data) <= 65536 and not data.strip():  # larger files: decided after extraction
         raise ExtractionError("empty_content", "the file is empty")
     reg: Registration | None = None
     try:
         reg = choose(name, content_type, data)
-        items = list(reg.extract(data, name or ""))
+    except (ExtractionError, MemoryError):
+        raise
+    except Exception as exc:  # a library's own exception: the file is what is broken
+        raise _unreadable(reg, exc) from exc
+    return reg.name, _guarded(reg, reg.extract(data, name or ""))
+
+
+def _unreadable(reg: Registration | None, exc: Exception) -> ExtractionError:
+    if isinstance(exc, RecursionError):
+        return ExtractionError("corrupted_file", f"the {_what(reg)} is nested too deeply "
+                               "to read")
+    return ExtractionError("corrupted_file", f"the {_what(reg)} could not be read "
+                           f"({type(exc).__name__}: {exc})")
+
+
+def _guarded(reg: Registration, items: Iterator[Section | Row]) -> Iterator[Section | Row]:
+    text = False
+    try:
+        for item in items:
+            text = text or isinstance(item, Row) or bool(item.text and not item.text.isspace())
+            yield item
     except (ExtractionError, MemoryError):
         raise  # MemoryError: the extraction sandbox reports it as resource_limit
-    except RecursionError as exc:
-        raise ExtractionError("corrupted_file", f"the {_what(reg)} is nested too deeply "
-                              "to read") from exc
-    except Exception as exc:  # a library's own exception: the file is what is broken
-        raise ExtractionError("corrupted_file", f"the {_what(reg)} could not be read "
-                              f"({type(exc).__name__}: {exc})") from exc
-    if not any(isinstance(i, Row) or (i.text and not i.text.isspace()) for i in items):
+    except Exception as exc:
+        raise _unreadable(reg, exc) from exc
+    if not text:
         raise ExtractionError("empty_content", f"the {_what(reg)} contains no text")
-    return reg.name, items
 
 
 def content_type_for(format_name: str, declared: str | None = None) -> str | None:
