@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Empty means the embedded default: a directory under data_dir.
     blob_url: str = ""
-    # Public base URL used in signed upload URLs; empty means "derive from the request".
+    # Public base URL used in signed upload URLs; empty means http://{host}:{port} (never
+    # the request's Host header, which any client can forge).
     public_url: str = ""
     bootstrap_key: str = ""
 
@@ -72,6 +73,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'dataloft.db').resolve()}"
+
+    @property
+    def own_url(self) -> str:
+        """The base URL clients reach this server at, from configuration only."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def blob_dir(self) -> Path:

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
 from dataloft.context import Context
-from dataloft.errors import BadRequest
+from dataloft.errors import BadRequest, EmptyFile
 from dataloft.files import multipart
 from dataloft.files.upload import capped_body
 from dataloft.kit.principal import Principal
@@ -51,6 +51,8 @@ async def _upload(request: Request, ctx: Context, principal: Principal, agent_id
         # The raw name: the seed's filename is the file's identity in its scope, so '../x.csv'
         # or 'a\x00.csv' is refused rather than quietly stored as (or over) 'x.csv'.
         filename = service.clean_filename(form.file.raw_filename)
+        if writer.size == 0:
+            raise EmptyFile()
         blob = writer.commit()
     try:
         content_type = service.sniff_tabular(b"".join(ctx.blobs.open(blob.key)), filename)

@@ -16,6 +16,9 @@ router = APIRouter(prefix="/api", tags=["dataset knowledge (Informer)"])
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# Every integer parameter is bounded: an offset past any real list is still a page (empty),
+# but one past the database's 64-bit integers is a 400, not an OverflowError.
+MAX_START = 2**31 - 1
 Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT)]
 
 
@@ -32,7 +35,7 @@ class KnowledgeUpdate(BaseModel):
 
 @router.get("/assistants/{assistant_id}/datasets")
 def list_knowledge(assistant_id: str, session: SessionDep, principal: PrincipalDep,
-                   start: Annotated[int, Query(ge=0)] = 0, limit: Limit = None,
+                   start: Annotated[int, Query(ge=0, le=MAX_START)] = 0, limit: Limit = None,
                    count: Limit = None) -> dict[str, Any]:
     # `count` is accepted too: it is the name the page itself gives to its size.
     if limit is not None and count is not None and limit != count:

@@ -36,6 +36,8 @@ def _apply(dataset: Dataset, fields: dict[str, Any]) -> None:
             settings[key] = value
         elif key == "meta":
             dataset.meta = value or {}
+        elif key == "visibility" and value is None:
+            continue  # on create, null is the default (update refuses it first)
         else:
             setattr(dataset, key, value)
     dataset.settings = {k: v for k, v in settings.items() if v is not None}
@@ -77,6 +79,7 @@ def update(session: Session, principal: Principal, dataset_id: str,
     principal.require("datasets:write")
     dataset = get_owned(session, principal, dataset_id)
     fields = body.model_dump(exclude_unset=True)
+    files.refuse_null_visibility(fields)
     if "alias" in fields:
         _check_alias(session, principal.org_id, fields["alias"], dataset.id)
     if "fields" in fields:

@@ -8,7 +8,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
-from dataloft.errors import Conflict, NotAuthenticated, NotAuthorized, not_found
+from dataloft.errors import BadRequest, Conflict, NotAuthenticated, NotAuthorized, not_found
 from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.jobs import queue
 from dataloft.kit import policy
@@ -79,11 +79,18 @@ def update(session: Session, principal: Principal, file_id: str, body: FileUpdat
     principal.require("files:write")
     file = get_owned(session, principal, file_id)
     fields = body.model_dump(exclude_unset=True, exclude={"blueprintId"})
+    refuse_null_visibility(fields)
     if "alias" in fields:
         _check_alias(session, principal.org_id, fields["alias"], file.id)
     for key, value in fields.items():
         setattr(file, key, value if key != "meta" else (value or {}))
     return file
+
+
+def refuse_null_visibility(fields: dict[str, Any]) -> None:
+    # Every item has a visibility; null on update would unset it (the column is NOT NULL).
+    if "visibility" in fields and fields["visibility"] is None:
+        raise BadRequest("visibility: expected one of private, protected, public, not null")
 
 
 def set_content(session: Session, file: File, blob: BlobInfo, content_type: str | None,
