@@ -1,4 +1,4 @@
-"""SQL of datasets' derived views (sync status of attached files)."""
+"""SQL of datasets' derived views (sync status of attached files) and policy lookups."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dataloft.models import Attachment, File, Job, Record
+from dataloft.kit import policy
+from dataloft.kit.principal import Principal
+from dataloft.models import Attachment, Dataset, File, Job, Record
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,21 @@ def text_bytes(session: Session, dataset_id: str,
     if file_ids is not None:
         stmt = stmt.where(Record.file_id.in_(list(file_ids)))
     return {f: int(n) for f, n in session.execute(stmt)}
+
+
+def alias_holder(session: Session, principal: Principal, owner_scope: str, alias: str
+                 ) -> str | None:
+    """The dataset of `owner_scope` holding `alias`, among those the principal sees: an
+    alias held by a dataset it cannot see is free for it (unique per owner scope)."""
+    return session.scalar(select(Dataset.id).where(
+        Dataset.org_id == principal.org_id, Dataset.owner_scope == owner_scope,
+        Dataset.alias == alias, policy.datasets(principal)).limit(1))
+
+
+def visible_ids(session: Session, principal: Principal, dataset_ids: Sequence[str]
+                ) -> set[str]:
+    """Those of `dataset_ids` the principal may see."""
+    if not dataset_ids:
+        return set()
+    return set(session.scalars(select(Dataset.id).where(Dataset.id.in_(list(dataset_ids)),
+                                                        policy.datasets(principal))))

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from dataloft.datasets import repository
 from dataloft.datasets.schemas import SETTING_NAMES, AttachBody, DatasetCreate, DetachBody
 from dataloft.errors import Conflict, NotAuthorized, NotFound, not_found
 from dataloft.events import service as events
@@ -20,11 +21,11 @@ from dataloft.storage.index.base import Index
 from dataloft.tables import catalog
 
 
-def _check_alias(session: Session, org_id: str, alias: str | None, dataset_id: str | None) -> None:
+def _check_alias(session: Session, principal: Principal, owner_scope: str, alias: str | None,
+                 dataset_id: str | None) -> None:
     if alias is None:
         return
-    clash = session.scalar(select(Dataset.id).where(Dataset.org_id == org_id,
-                                                    Dataset.alias == alias))
+    clash = repository.alias_holder(session, principal, owner_scope, alias)
     if clash is not None and clash != dataset_id:
         raise Conflict(f"alias {alias!r} is already used by another dataset")
 
@@ -45,7 +46,7 @@ def _apply(dataset: Dataset, fields: dict[str, Any]) -> None:
 
 def create(session: Session, principal: Principal, body: DatasetCreate) -> Dataset:
     principal.require("datasets:write")
-    _check_alias(session, principal.org_id, body.alias, None)
+    _check_alias(session, principal, principal.own_scope, body.alias, None)
     dataset = Dataset(id=new_id("ds"), org_id=principal.org_id, visibility="private",
                       owner_scope=principal.own_scope, meta={}, settings={})
     _apply(dataset, body.model_dump(exclude_unset=True))
@@ -81,7 +82,7 @@ def update(session: Session, principal: Principal, dataset_id: str,
     fields = body.model_dump(exclude_unset=True)
     files.refuse_null_visibility(fields)
     if "alias" in fields:
-        _check_alias(session, principal.org_id, fields["alias"], dataset.id)
+        _check_alias(session, principal, dataset.owner_scope, fields["alias"], dataset.id)
     if "fields" in fields:
         edits = fields.pop("fields")
         settings = {k: v for k, v in dataset.settings.items() if k != "fields"}

@@ -9,6 +9,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
 from dataloft.errors import BadRequest, Conflict, NotAuthenticated, NotAuthorized, not_found
+from dataloft.files import repository
 from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.jobs import queue
 from dataloft.kit import policy
@@ -21,17 +22,18 @@ from dataloft.storage.index.base import Index
 from dataloft.tables import catalog
 
 
-def _check_alias(session: Session, org_id: str, alias: str | None, file_id: str | None) -> None:
+def _check_alias(session: Session, principal: Principal, owner_scope: str, alias: str | None,
+                 file_id: str | None) -> None:
     if alias is None:
         return
-    clash = session.scalar(select(File.id).where(File.org_id == org_id, File.alias == alias))
+    clash = repository.alias_holder(session, principal, owner_scope, alias)
     if clash is not None and clash != file_id:
         raise Conflict(f"alias {alias!r} is already used by another file")
 
 
 def create(session: Session, principal: Principal, body: FileCreate) -> File:
     principal.require("files:write")
-    _check_alias(session, principal.org_id, body.alias, None)
+    _check_alias(session, principal, principal.own_scope, body.alias, None)
     file = File(
         id=new_id("file"),
         org_id=principal.org_id,
@@ -64,11 +66,20 @@ def get_public(session: Session, file_id: str) -> File:
 
 
 def get_owned(session: Session, principal: Principal, file_id: str) -> File:
-    """A file the principal may change: visible, and its own if acting for an end-user."""
+    """A file the principal may change (kit/policy.py `files_changeable`); one it cannot
+    see answers like a missing one."""
     file = get(session, principal, file_id)
+    check_changeable(session, principal, file)
+    return file
+
+
+def check_changeable(session: Session, principal: Principal, file: File) -> None:
+    if repository.changeable(session, principal, file.id):
+        return
     if principal.is_end_user and file.owner_scope != principal.own_scope:
         raise NotAuthorized("end-users may only change their own files")
-    return file
+    raise NotAuthorized("this key is limited to some datasets and the file is used by a "
+                        "dataset outside them: it may read the file, not change or delete it")
 
 
 def listing(principal: Principal) -> Select[Any]:
@@ -81,7 +92,7 @@ def update(session: Session, principal: Principal, file_id: str, body: FileUpdat
     fields = body.model_dump(exclude_unset=True, exclude={"blueprintId"})
     refuse_null_visibility(fields)
     if "alias" in fields:
-        _check_alias(session, principal.org_id, fields["alias"], file.id)
+        _check_alias(session, principal, file.owner_scope, fields["alias"], file.id)
     for key, value in fields.items():
         setattr(file, key, value if key != "meta" else (value or {}))
     return file

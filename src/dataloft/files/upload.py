@@ -75,16 +75,17 @@ def _attachment_header(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(safe)}"
 
 
-def _command(raw: bytes) -> object | None:
-    """What `file` holds when a JSON body is the command form: an object whose only key is
-    `file`. None for anything else, which is then the file's content (a JSON file)."""
+def _command(raw: bytes) -> tuple[bool, object]:
+    """(True, what `file` holds) when a JSON body is the command form: an object whose only
+    key is `file`. (False, None) for any other JSON: the file's content (a JSON file). A body
+    declared JSON that is not JSON is a client's mistake, refused as before."""
     try:
         body = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return None
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
     if isinstance(body, dict) and list(body) == ["file"]:
-        return body["file"]
-    return None
+        return True, body["file"]
+    return False, None
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,11 @@ class Uploads:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             raw = b"".join([c async for c in capped_body(request, self._json_limit)])
-            command = _command(raw)
-            if command is not None:
-                return await self._json(request, principal, file_id, command)
+            if not raw:
+                raise EmptyFile()
+            is_command, value = _command(raw)
+            if is_command:
+                return await self._json(request, principal, file_id, value)
             # Any other JSON (an array, an object with other keys) is the file itself.
             received = await self._bytes(raw, request.headers.get("content-type"), request)
         elif ctype == "multipart/form-data":

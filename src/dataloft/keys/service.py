@@ -16,6 +16,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from dataloft.errors import BadRequest, NotAuthenticated, not_found
+from dataloft.keys import repository
+from dataloft.kit import policy
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import PERMISSIONS, Principal, check_user_identifier
 from dataloft.models import ApiKey, Org
@@ -104,8 +106,19 @@ def revoke_key(session: Session, key_id: str, org_id: str | None = None) -> ApiK
     return key
 
 
-def listing(org_id: str) -> Select[Any]:
-    return select(ApiKey).where(ApiKey.org_id == org_id)
+def listing(session: Session, principal: Principal) -> Select[Any]:
+    """The keys the principal may manage (kit/policy.py `key_manageable`)."""
+    return repository.listing(session, principal)
+
+
+def revoke_managed(session: Session, principal: Principal, key_id: str) -> ApiKey:
+    """Revoke a key the principal may manage; one it may not answers like a missing one
+    (a limited or lesser key does not learn what else exists)."""
+    key = repository.get(session, key_id)
+    if key is None or not policy.key_manageable(principal, key):
+        raise not_found("key", key_id)
+    key.revoked_at = key.revoked_at or now_ms()
+    return key
 
 
 def render(key: ApiKey) -> dict[str, Any]:

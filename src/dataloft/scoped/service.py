@@ -174,6 +174,7 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
         session.add(link)
         session.flush()
     else:
+        files.check_changeable(session, principal, file)
         # The file's row lock first, as a sync's commit and a deletion take it: a replace
         # that locked the attachment before the file could deadlock with them on PostgreSQL.
         session.refresh(file, with_for_update=True)
@@ -210,5 +211,6 @@ def remove(session: Session, index: Any, principal: Principal, agent_id: str | N
     file = _named(session, principal, dataset, scope, filename) if dataset is not None else None
     if file is None:
         raise NotFound(f"no file named {filename!r} in this scope")
+    files.check_changeable(session, principal, file)
     files.delete_unchecked(session, index, file)
     return {"file": filename, "success": True}
