@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     # the request's Host header, which any client can forge).
     public_url: str = ""
     bootstrap_key: str = ""
+    # The master key that encrypts the signing keys stored in the database. Empty: read it
+    # from secret_key_file (default {data_dir}/secret.key), made with mode 0600 on first
+    # start. Replicas of one cluster need the same one.
+    secret_key: str = ""
+    secret_key_file: Path | None = None
 
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     url_fetch_allow: str = ""  # comma-separated host:port pairs exempt from SSRF checks
@@ -83,6 +88,10 @@ class Settings(BaseSettings):
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return (self.secret_key_file or self.data_dir / "secret.key").resolve()
 
     @property
     def blob_dir(self) -> Path:

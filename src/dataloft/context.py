@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 from dataloft.assistants import service as assistants
@@ -14,9 +13,9 @@ from dataloft.ingest.embed.base import Embedder
 from dataloft.jobs import locks, queue
 from dataloft.jobs.worker import Handler, WorkerConfig, WorkerPool
 from dataloft.keys import service as keys
+from dataloft.keys import signing, tokens
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
-from dataloft.models import InstanceSecret
 from dataloft.openai.tasks import EXPIRE_JOB, FileExpireHandler
 from dataloft.query.engine import QueryEngine, QueryLimits
 from dataloft.query.service import QueryService
@@ -41,6 +40,8 @@ class Context:
     embedder: Embedder
     query: QueryService
     signing_key: bytes
+    # Every signing key still in use, the current one first (keys/signing.py).
+    verify_keys: tuple[bytes, ...] = ()
     workers: WorkerPool | None = None
     bootstrap_key: str | None = None
 
@@ -59,13 +60,16 @@ class Context:
         self.db.dispose()
 
 
-def _signing_key(db: Database) -> bytes:
+def signing_keys(settings: Settings, db: Database) -> tuple[bytes, ...]:
+    """The signing keys in use, current first; made (or encrypted) on first start."""
+    master = signing.master_key(settings.secret_key, settings.secret_key_path)
     with db.write() as session:
-        row = session.get(InstanceSecret, "upload_signing_key")
-        if row is None:
-            row = InstanceSecret(name="upload_signing_key", value=secrets.token_hex(32))
-            session.add(row)
-        return bytes.fromhex(row.value)
+        return tuple(signing.load(session, master, signing_grace_seconds(settings)))
+
+
+def signing_grace_seconds(settings: Settings) -> float:
+    """How long a replaced key still verifies: the longest life of what it signed."""
+    return float(max(tokens.MAX_TTL_S, settings.direct_upload_ttl))
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -94,10 +98,10 @@ def build_query(settings: Settings, db: Database, blobs: BlobStore) -> QueryServ
 def build(settings: Settings, *, start_workers: bool = True) -> Context:
     """The API process (`dataloft serve`): embedded, it also runs the workers; in cluster
     mode with DATALOFT_WORKERS=0 it is a stateless replica."""
-    db, blobs, index, embedder, raw_key = _open(settings, api=True)
+    db, blobs, index, embedder, raw_key, ring = _open(settings, api=True)
     ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
-                  query=build_query(settings, db, blobs), signing_key=_signing_key(db),
-                  bootstrap_key=raw_key)
+                  query=build_query(settings, db, blobs), signing_key=ring[0],
+                  verify_keys=ring, bootstrap_key=raw_key)
     if start_workers and settings.workers > 0:
         ctx.workers = _start_workers(settings, db, blobs, index, embedder)
     return ctx
@@ -106,7 +110,7 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
 def build_worker(settings: Settings) -> Context:
     """A `dataloft worker` process: job workers only, no HTTP, no bootstrap (an admin key
     made here could never be shown to anyone)."""
-    db, blobs, index, embedder, _ = _open(settings, api=False)
+    db, blobs, index, embedder, _, _ = _open(settings, api=False)
     ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
                   query=build_query(settings, db, blobs), signing_key=b"")
     ctx.workers = _start_workers(settings, db, blobs, index, embedder)
@@ -114,7 +118,7 @@ def build_worker(settings: Settings) -> Context:
 
 
 def _open(settings: Settings, *, api: bool
-          ) -> tuple[Database, BlobStore, Index, Embedder, str | None]:
+          ) -> tuple[Database, BlobStore, Index, Embedder, str | None, tuple[bytes, ...]]:
     if settings.backend == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     # API replicas and workers may start together against one PostgreSQL: migrations and
@@ -125,13 +129,14 @@ def _open(settings: Settings, *, api: bool
         blobs = build_blob_store(settings.blob_url, settings.blob_dir)
         index = PostgresIndex() if db.dialect == "postgresql" else SqliteIndex()
         embedder = build_embedder(settings)
-        raw_key = None
+        raw_key: str | None = None
+        ring: tuple[bytes, ...] = ()
         if api:
             raw_key = _first_start(settings, db, embedder)
-            _signing_key(db)
+            ring = signing_keys(settings, db)
     if settings.backend == "sqlite":
         blobs.purge_partials()
-    return db, blobs, index, embedder, raw_key
+    return db, blobs, index, embedder, raw_key, ring
 
 
 def _first_start(settings: Settings, db: Database, embedder: Embedder) -> str | None:

@@ -270,9 +270,16 @@ class Uploads:
 
     # --- direct-to-source ----------------------------------------------------------------
 
-    def _sign(self, file_id: str, ticket_id: str, expires: int) -> str:
+    def _sign(self, file_id: str, ticket_id: str, expires: int, key: bytes | None = None
+              ) -> str:
         msg = f"{file_id}.{ticket_id}.{expires}".encode()
-        return hmac.new(self.ctx.signing_key, msg, hashlib.sha256).hexdigest()
+        return hmac.new(key or self.ctx.signing_key, msg, hashlib.sha256).hexdigest()
+
+    def _signed(self, file_id: str, ticket_id: str, expires: int, given: str) -> bool:
+        # Any key still in use: a rotation keeps the URLs already out valid until expiry.
+        return given.isascii() and any(
+            hmac.compare_digest(self._sign(file_id, ticket_id, expires, key), given)
+            for key in self.ctx.verify_keys)
 
     def _direct_ticket(self, principal: Principal, file_id: str,
                        raw: dict[str, Any]) -> dict[str, Any]:
@@ -316,8 +323,7 @@ class Uploads:
         expires = _ascii_digits(q.get("expires"), _MAX_EXPIRES_DIGITS)
         given = q.get("signature", "")
         # compare_digest raises TypeError on non-ASCII str: check that first.
-        if expires is None or not given.isascii() or not hmac.compare_digest(
-                self._sign(file_id, ticket_id, expires), given):
+        if expires is None or not self._signed(file_id, ticket_id, expires, given):
             raise NotAuthorized("the upload URL's signature is not valid")
         if expires < now_ms():
             raise Gone("the upload URL has expired")
