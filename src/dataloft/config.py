@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # given back so another worker takes them over at once instead of after the lease.
     job_shutdown_seconds: float = Field(default=10.0, ge=0)
     sync_cooldown_seconds: float = 120.0
+    # Finished jobs and events older than this are deleted (jobs/retention.py), checked
+    # every retention_interval_seconds; the event log keeps everything of the window.
+    retention_days: float = Field(default=30.0, gt=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     # Each extraction runs in a child process under these limits (ingest/confined.py).
     extract_memory_mb: int = Field(default=1024, ge=64)
     extract_timeout_seconds: float = Field(default=120.0, gt=0)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from dataloft.assistants import service as assistants
 from dataloft.config import Settings
+from dataloft.events import repository as event_rows
 from dataloft.files.tasks import BlobDeleteHandler
 from dataloft.ingest import confined
 from dataloft.ingest.embed.base import Embedder
-from dataloft.jobs import locks, queue
+from dataloft.jobs import locks, queue, retention
 from dataloft.jobs.worker import Handler, WorkerConfig, WorkerPool
 from dataloft.keys import service as keys
 from dataloft.keys import signing, tokens
@@ -144,6 +145,7 @@ def _first_start(settings: Settings, db: Database, embedder: Embedder) -> str | 
         enqueue_stale(session, embedder.name, embedder.dimension)
         raw_key = keys.bootstrap(session, settings.bootstrap_key or None)
         assistants.ensure_defaults(session)
+        retention.ensure_scheduled(session)
         if settings.backend == "sqlite":
             # One process owns an embedded deployment: leases left 'running' belong to a
             # process that died, so make them claimable at once instead of after expiry.
@@ -161,6 +163,10 @@ def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: In
         REINDEX_JOB: ReindexHandler(db, index, embedder),
         queue.BLOB_DELETE: BlobDeleteHandler(db, blobs),
         EXPIRE_JOB: FileExpireHandler(db, index),
+        retention.RETENTION_JOB: retention.RetentionHandler(
+            db, retention_ms=int(settings.retention_days * 86_400_000),
+            interval_ms=int(settings.retention_interval_seconds * 1000),
+            pruners=[event_rows.prune]),
     }
     confined.start()  # the extraction forkserver, up before the first sync needs it
     pool = WorkerPool(db, handlers, WorkerConfig(

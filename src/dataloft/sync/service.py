@@ -6,8 +6,8 @@ import math
 
 from sqlalchemy.orm import Session
 
-from dataloft.datasets import service as datasets
 from dataloft.datasets import repository as dataset_rows
+from dataloft.datasets import service as datasets
 from dataloft.errors import NotAuthorized, NotFound, TooManyRequests
 from dataloft.events import service as events
 from dataloft.files import service as files
