@@ -4,26 +4,36 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from fastapi import Depends, FastAPI
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from dataloft import __version__
 from dataloft.api import (
     assistants,
+    dashboard,
     datasets,
     errors,
+    events,
     files,
     inconvo,
     informer,
     keys,
     openai,
+    openapi,
     records,
     sql,
+    webhooks,
 )
 from dataloft.api.limits import BodyLimit
 from dataloft.config import Settings
 from dataloft.context import Context, build
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
 
 
 def create_app(settings: Settings | None = None, *, on_ready: object = None) -> FastAPI:
@@ -42,9 +52,12 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
         finally:
             await run_in_threadpool(ctx.close)
 
+    # /docs and /redoc come from openapi.install, served from the package's own assets.
     app = FastAPI(title="dataloft", version=__version__, lifespan=lifespan,
-                  description="Self-hosted dataset service for AI agents.")
+                  description="Self-hosted dataset service for AI agents.",
+                  docs_url=None, redoc_url=None)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimit)
     app.include_router(files.router)
     app.include_router(datasets.router)
@@ -54,15 +67,18 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(informer.router)
     app.include_router(sql.router)
     app.include_router(openai.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> dict[str, str]:
         ctx: Context = app.state.ctx
         with ctx.db.read() as session:
             session.connection().exec_driver_sql("SELECT 1")
         return {"status": "ok"}
 
+    dashboard.install(app)  # last: every API route above keeps its path
     return app

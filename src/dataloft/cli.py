@@ -1,4 +1,5 @@
-"""The dataloft command line: serve, worker, migrate, keys."""
+"""The dataloft command line: serve, worker, migrate, keys on the server's own data; upload,
+search, query, datasets, files, events and chat as a client of a running server."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from dataloft import __version__
+from dataloft.commands import register
+from dataloft.commands.common import JsonOpt, emit, show
 from dataloft.config import Settings
 
 if TYPE_CHECKING:
@@ -20,6 +23,20 @@ app = typer.Typer(help="dataloft: a self-hosted dataset service for AI agents.",
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 console = Console()
+register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dataloft {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")
+         ] = False) -> None:
+    """dataloft: a self-hosted dataset service for AI agents."""
 
 
 @app.command()
@@ -155,17 +172,21 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list() -> None:
-    """List API keys (never their secrets)."""
+def keys_list(json_out: JsonOpt = False) -> None:
+    """List API keys (never their secrets). Ids are printed whole, ready for `revoke`."""
     from dataloft.keys import service
 
     db = _db()
-    table = Table("id", "org", "name", "prefix", "permissions", "revoked")
     with db.read() as session:
-        for k in service.list_keys(session):
-            table.add_row(k.id, k.org_id, k.name, k.prefix + "…", ",".join(k.permissions),
-                          "yes" if k.revoked_at else "")
-    console.print(table)
+        keys = [(k.id, k.org_id, k.name, k.prefix, list(k.permissions), bool(k.revoked_at))
+                for k in service.list_keys(session)]
+    if json_out:
+        emit([{"id": i, "org": o, "name": n, "prefix": p, "permissions": perms, "revoked": r}
+              for i, o, n, p, perms, r in keys])
+        return
+    show(["id", "org", "name", "prefix", "permissions", "revoked"],
+         [[i, o, n, f"{p}…", ",".join(perms), "yes" if r else ""]
+          for i, o, n, p, perms, r in keys])
 
 
 @keys_app.command("revoke")

@@ -71,6 +71,20 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(default=64, ge=1)
     embedding_timeout: float = 30.0
 
+    # Webhook deliveries (webhooks/tasks.py): attempt n waits about base * 2**(n-1) s
+    # (capped, with jitter); a delivery still failing `retry_window` after its event fails.
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(default=86400.0, ge=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Event streams (subscribe, SSE) poll the events table this often, so every API
+    # process sees every process's events; keep-alives go out when nothing else did.
+    event_poll_seconds: float = Field(default=0.5, gt=0)
+    event_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # A live stream ends after this long (0: never); SSE clients reconnect with
+    # Last-Event-ID and miss nothing. Bounds what one idle connection holds.
+    event_stream_max_seconds: float = Field(default=3600.0, ge=0)
+
     log_level: str = "info"
 
     @property

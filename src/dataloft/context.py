@@ -28,6 +28,8 @@ from dataloft.storage.index.sqlite import SqliteIndex
 from dataloft.sync.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
 from dataloft.sync.service import SYNC_JOB
 from dataloft.sync.tasks import ExtractLimits, SyncHandler
+from dataloft.webhooks import service as webhooks
+from dataloft.webhooks.tasks import DeliveryConfig, WebhookDeliveryHandler
 
 log = logging.getLogger("dataloft")
 
@@ -122,6 +124,7 @@ def _open(settings: Settings, *, api: bool
           ) -> tuple[Database, BlobStore, Index, Embedder, str | None, tuple[bytes, ...]]:
     if settings.backend == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    webhooks.install()
     # API replicas and workers may start together against one PostgreSQL: migrations and
     # first-start rows (org, admin key, signing key) are made by one of them at a time.
     with locks.exclusive(settings.sqlalchemy_url, "start-up"):
@@ -167,6 +170,11 @@ def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: In
             db, retention_ms=int(settings.retention_days * 86_400_000),
             interval_ms=int(settings.retention_interval_seconds * 1000),
             pruners=[event_rows.prune]),
+        webhooks.DELIVERY_JOB: WebhookDeliveryHandler(db, DeliveryConfig(
+            allow=settings.url_fetch_allowlist, timeout_s=settings.webhook_timeout_seconds,
+            retry_base_s=settings.webhook_retry_base_seconds,
+            retry_max_s=settings.webhook_retry_max_seconds,
+            retry_window_s=settings.webhook_retry_window_seconds)),
     }
     confined.start()  # the extraction forkserver, up before the first sync needs it
     pool = WorkerPool(db, handlers, WorkerConfig(

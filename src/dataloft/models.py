@@ -307,3 +307,37 @@ class SqlTable(Timestamps, Base):
     blob_key: Mapped[str] = mapped_column(String(200))
 
     __table_args__ = (Index("ix_sql_tables_dataset_file", "dataset_id", "file_id"),)
+
+
+class Webhook(Timestamps, Base):
+    """An endpoint that receives the organisation's events, signed per Standard Webhooks.
+    `events` lists the event types it wants (None: all of them)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    events: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
+    secret: Mapped[str] = mapped_column(String(100))
+
+
+class WebhookDelivery(Timestamps, Base):
+    """One event for one endpoint. Its id is the `webhook-id` header on every attempt, so a
+    receiver can drop duplicates; `log` keeps each attempt {at, statusCode, error}."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    org_id: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    next_attempt_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    log: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+    __table_args__ = (Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),)

@@ -93,6 +93,7 @@ class Tenant:
     upload_url: str = ""
     filenames: list[str] = field(default_factory=list)  # Inconvo uploads
     batches: list[str] = field(default_factory=list)  # OpenAI file batches
+    webhooks: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
 
 
@@ -178,6 +179,11 @@ def build_a(c: TestClient) -> Tenant:
         failed = s.scalar(select(func.count()).select_from(Event).where(
             Event.org_id == a.org, Event.type == "sync.failed"))
     assert made["id"] in a.key_ids and failed == 0 and len(a.records) >= 6
+    # Created last: its endpoint never answers, and no A event it wants follows.
+    hook = ok(c.post("/api/v1/webhook/create", headers=h, json={
+        "url": "http://127.0.0.1:9/a-hook-secret", "events": ["sync.failed"],
+        "description": "a-webhook-secret"}))
+    a.webhooks.append(hook["id"])
     a.secrets = {a.org, a.ticket, *a.files.values(), *a.datasets.values(), *a.agents,
                  *a.key_ids, *events, *(r for _, r in a.records), *A_MARKERS, *a.filenames,
                  "a-payroll-secret", "a-prices-secret", "a-brochure-secret", "a-diary-secret",
@@ -185,7 +191,8 @@ def build_a(c: TestClient) -> Tenant:
                  "a-ds-user-secret", "a-secret-file-alias", "a-secret-ds-alias",
                  "a-desc-secret", "a-ds-desc-secret", "a-meta-secret", "a-assistant-secret",
                  "a-instructions-secret", "a-key-secret", "a-ticket-secret", made["key"][:12],
-                 *a.batches}
+                 *a.batches, *a.webhooks, hook["secret"], "a-hook-secret",
+                 "a-webhook-secret"}
     return a
 
 
@@ -261,6 +268,13 @@ def per_file(method: str, tail: str, **kw: Any) -> Rule:
     def rule(e: Env) -> Iterator[Attempt]:
         for fid in e.a_files():
             yield Attempt(method, f"/api/v1/file/{fid}{tail}", (fid,), dict(kw))
+    return rule
+
+
+def per_webhook(method: str, tail: str, **kw: Any) -> Rule:
+    def rule(e: Env) -> Iterator[Attempt]:
+        for hook in e.a.webhooks:
+            yield Attempt(method, f"/api/v1/webhook/{hook}{tail}", (hook,), dict(kw))
     return rule
 
 
@@ -566,6 +580,25 @@ def rules() -> dict[tuple[str, str], Rule]:
                            {"sql": "SELECT * FROM read_csv('/etc/passwd')"}))),
         ("GET", f"{p}/event/list"): listing(f"{p}/event/list"),
         ("GET", f"{p}/event/log/list"): listing(f"{p}/event/log/list"),
+        ("GET", f"{p}/event/log/export"): lambda e: (
+            *listing(f"{p}/event/log/export")(e),
+            *(Attempt("GET", f"{p}/event/log/export", (), {"params": {"format": f}},
+                      admin=OK, end_user=OK) for f in ("json", "jsonl", "csv"))),
+        # Live streams end after event_stream_max_seconds here, so their bodies are read.
+        ("POST", f"{p}/event/log/subscribe"): plain("POST", f"{p}/event/log/subscribe",
+                                                    json={"historyLength": 1000}),
+        ("GET", f"{p}/event/stream"): plain("GET", f"{p}/event/stream", headers={
+            "Last-Event-ID": "evt_" + "0" * 26}),
+        ("POST", f"{p}/webhook/create"): plain("POST", f"{p}/webhook/create",
+                                               end_user=frozenset({403}),
+                                               json={"url": "http://127.0.0.1:9/b",
+                                                     "events": ["sync.failed"]}),
+        ("GET", f"{p}/webhook/list"): listing(f"{p}/webhook/list", end_user=frozenset({403})),
+        **{(method, f"{p}/webhook/{{webhook_id}}{tail}"): per_webhook(method, tail, **kw)
+           for method, tail, kw in (("GET", "/fetch", {}), ("POST", "/delete", {"json": {}}),
+                                    ("POST", "/rotate", {"json": {}}),
+                                    ("POST", "/update", {"json": {"description": "pwned"}}),
+                                    ("GET", "/delivery/list", {}))},
         ("POST", f"{p}/dataset/{{dataset_id}}/record/create"): per_dataset(
             "POST", "/record/create", json={"text": "pwned"}),
         ("GET", f"{p}/dataset/{{dataset_id}}/record/list"): per_dataset("GET", "/record/list"),
@@ -752,7 +785,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     tmp: Path = tmp_path_factory.mktemp("tenants")
-    with TestClient(create_app(backend_settings(tmp, workers=2)),
+    with TestClient(create_app(backend_settings(tmp, workers=2, event_stream_max_seconds=0.3,
+                                                url_fetch_allow="127.0.0.1:9")),
                     raise_server_exceptions=False) as c:
         yield c, Env(build_a(c), build_b(c))
 

@@ -43,3 +43,36 @@ def test_readme_quick_start_is_two_commands() -> None:
     block = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
     assert commands == ["make serve", "make test"]
+
+
+def fence_problems(text: str) -> list[str]:
+    """Fences that do not pair up: an opening fence inside a block (a closing fence with an
+    info string), or a block still open at the end, which renders the rest as code."""
+    problems: list[str] = []
+    opened: int | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped.startswith("```"):
+            continue
+        if opened is None:
+            opened = number
+        elif stripped != "```":
+            problems.append(f"line {number}: {stripped!r} opens a block inside the one "
+                            f"opened at line {opened}")
+            opened = number
+        else:
+            opened = None
+    if opened is not None:
+        problems.append(f"the block opened at line {opened} is never closed")
+    return problems
+
+
+def test_fence_checker_catches_an_unclosed_block() -> None:
+    assert fence_problems("```sh\nls\n```\n") == []
+    assert fence_problems("```sh\nls\n\n## Next\n```json\n{}\n```\n")
+    assert fence_problems("```sh\nls\n")
+
+
+def test_code_fences_are_balanced() -> None:
+    for path in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
+        assert fence_problems(path.read_text()) == [], path.name

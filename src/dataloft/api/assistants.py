@@ -7,48 +7,53 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
-from dataloft.api.listing import respond
+from dataloft.api.listing import LISTING, respond
+from dataloft.api.openapi import Documented, errors
 from dataloft.assistants import service
+from dataloft.assistants.schemas import AssistantOut, AssistantPage
 from dataloft.assistants.service import AssistantCreate
+from dataloft.kit.wire import Ref
 from dataloft.knowledge import search as knowledge
+from dataloft.knowledge.schemas import KnowledgeAnswer
 from dataloft.models import Assistant
 from dataloft.search.service import SearchBody
 
-router = APIRouter(prefix="/api/v1/assistant", tags=["assistants"])
+router = APIRouter(prefix="/api/v1/assistant", tags=["assistants"], route_class=Documented,
+                   responses=errors())
 
 
-@router.post("/create")
+@router.post("/create", response_model=Ref)
 def create_assistant(session: SessionDep, principal: PrincipalDep,
                      body: AssistantCreate | None = None) -> dict[str, Any]:
     return {"id": service.create(session, principal, body or AssistantCreate()).id}
 
 
-@router.get("/list")
+@router.get("/list", response_model=AssistantPage, responses=LISTING)
 def list_assistants(request: Request, ctx: CtxDep, session: SessionDep,
                     principal: PrincipalDep) -> Any:
     return respond(request, ctx, session, service.listing(principal), Assistant.id,
                    lambda assistant: service.render(assistant, principal))
 
 
-@router.get("/{assistant_id}/fetch")
+@router.get("/{assistant_id}/fetch", response_model=AssistantOut)
 def fetch_assistant(assistant_id: str, session: SessionDep,
                     principal: PrincipalDep) -> dict[str, Any]:
     return service.render(service.get(session, principal, assistant_id), principal)
 
 
-@router.post("/{assistant_id}/update")
+@router.post("/{assistant_id}/update", response_model=Ref)
 def update_assistant(assistant_id: str, session: SessionDep, principal: PrincipalDep,
                      body: AssistantCreate | None = None) -> dict[str, Any]:
     return {"id": service.update(session, principal, assistant_id, body or AssistantCreate()).id}
 
 
-@router.post("/{assistant_id}/delete")
+@router.post("/{assistant_id}/delete", response_model=Ref)
 def delete_assistant(assistant_id: str, session: SessionDep,
                      principal: PrincipalDep) -> dict[str, Any]:
     return {"id": service.delete(session, principal, assistant_id).id}
 
 
-@router.post("/{assistant_id}/search")
+@router.post("/{assistant_id}/search", response_model=KnowledgeAnswer)
 def search_assistant(assistant_id: str, body: SearchBody, ctx: CtxDep, session: SessionDep,
                      principal: PrincipalDep) -> dict[str, Any]:
     hits = knowledge.search_knowledge(session, ctx.index, ctx.embedder, principal,

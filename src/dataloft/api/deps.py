@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from dataloft.context import Context
@@ -20,7 +21,14 @@ def get_ctx(request: Request) -> Context:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)]) -> Principal:
+# Declares the bearer scheme in /openapi.json, so Swagger UI's "Authorize" sends the key.
+# auto_error=False: the header is read below, so a missing or malformed one gets our 401.
+BEARER = HTTPBearer(auto_error=False, description="An API key, or an end-user token.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)],
+                  _bearer: Bearer = None) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()
@@ -68,6 +76,13 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 # runs the code after `yield` once the response is out, so a client could use an id whose
 # row is not committed yet, and a failing commit could follow a 200.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# `?wait=SECONDS` on the sync routes: answer once the sync ended or the wait ran out (at
+# most sync/wait.py's MAX_WAIT_SECONDS), with the status; without it, answer at once.
+WaitQuery = Annotated[float | None, Query(
+    ge=0, description="Seconds to wait for the sync to end (at most 60); the answer then "
+    "carries its status.")]
 
 
 def query_pairs(request: Request) -> list[tuple[str, str]]:

@@ -9,16 +9,28 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, get_principal
-from dataloft.api.listing import respond, with_meta_filter
+from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, WaitQuery, get_principal
+from dataloft.api.listing import LISTING, respond, with_meta_filter
+from dataloft.api.openapi import Documented, errors
 from dataloft.errors import Conflict, DataloftError
 from dataloft.files import direct, service
-from dataloft.files.schemas import FileCreate, FileUpdate
+from dataloft.files.schemas import (
+    FileCreate,
+    FileFetched,
+    FilePage,
+    FileUpdate,
+    UploadAnswer,
+)
 from dataloft.files.upload import Uploads
+from dataloft.kit.wire import Ref
 from dataloft.models import File
 from dataloft.sync import service as sync
+from dataloft.sync import status
+from dataloft.sync import wait as waiting
+from dataloft.sync.schemas import SyncAnswer
 
-router = APIRouter(prefix="/api/v1", tags=["files"])
+router = APIRouter(prefix="/api/v1", tags=["files"], route_class=Documented,
+                   responses=errors())
 
 SYSTEM_FIELDS = {"createdAt": File.created_at, "name": File.name}
 
@@ -37,16 +49,22 @@ def confirm_uploads(file_id: str, request: Request, ctx: CtxDep) -> None:
 
 
 Confirmed = [Depends(confirm_uploads)]
+_BINARY_BODY = {"requestBody": {"required": True, "content": {
+    "*/*": {"schema": {"type": "string", "format": "binary"}}}}}
+_DOWNLOAD: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes, as its content type.",
+          "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+    204: {"description": "Nothing has been uploaded to the file yet."}}
 
 
-@router.post("/file/create")
-@router.post("/dataset/file/create")
+@router.post("/file/create", response_model=Ref)
+@router.post("/dataset/file/create", response_model=Ref)
 def create_file(session: SessionDep, principal: PrincipalDep,
                 body: FileCreate | None = None) -> dict[str, Any]:
     return {"id": service.create(session, principal, body or FileCreate()).id}
 
 
-@router.get("/file/list")
+@router.get("/file/list", response_model=FilePage, responses=LISTING)
 def list_files(request: Request, ctx: CtxDep, session: SessionDep,
                principal: PrincipalDep) -> Any:
     stmt = with_meta_filter(service.listing(principal), File.meta, SYSTEM_FIELDS,
@@ -54,32 +72,48 @@ def list_files(request: Request, ctx: CtxDep, session: SessionDep,
     return respond(request, ctx, session, stmt, File.id, service.render)
 
 
-@router.get("/file/{file_id}/fetch", dependencies=Confirmed)
+@router.get("/file/{file_id}/fetch", response_model=FileFetched, dependencies=Confirmed)
 def fetch_file(file_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
-    return service.render(service.get(session, principal, file_id))
+    file = service.get(session, principal, file_id)
+    return {**service.render(file),
+            "attachments": status.file_attachments(session, principal, file.id)}
 
 
-@router.post("/file/{file_id}/update")
+@router.post("/file/{file_id}/update", response_model=Ref)
 def update_file(file_id: str, session: SessionDep, principal: PrincipalDep,
                 body: FileUpdate | None = None) -> dict[str, Any]:
     return {"id": service.update(session, principal, file_id, body or FileUpdate()).id}
 
 
-@router.post("/file/{file_id}/delete")
+@router.post("/file/{file_id}/delete", response_model=Ref)
 def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
                 principal: PrincipalDep) -> dict[str, Any]:
     return {"id": service.delete(session, ctx.index, principal, file_id).id}
 
 
-@router.post("/file/{file_id}/sync", dependencies=Confirmed)
-def sync_file(file_id: str, ctx: CtxDep, session: SessionDep,
-              principal: PrincipalDep) -> dict[str, Any]:
-    sync.request_file_sync(session, principal, file_id, ctx.settings.sync_cooldown_seconds,
-                               ctx.settings.job_max_attempts)
-    return {"id": file_id}
+@router.post("/file/{file_id}/sync", response_model=SyncAnswer, dependencies=Confirmed,
+             responses=errors(429))
+async def sync_file(file_id: str, ctx: CtxDep, principal: PrincipalDep,
+                    wait: WaitQuery = None) -> dict[str, Any]:
+    def ask() -> list[tuple[str, str]]:
+        with ctx.db.write() as session:
+            pairs = sync.request_file_sync(session, principal, file_id,
+                                           ctx.settings.sync_cooldown_seconds,
+                                           ctx.settings.job_max_attempts)
+        ctx.notify()
+        return pairs
+
+    pairs = await run_in_threadpool(ask)
+    answer: dict[str, Any] = {"id": file_id, "status": "queued",
+                              "datasetIds": [d for d, _ in pairs]}
+    if wait is not None:
+        found, done = await waiting.wait_for(ctx.db, pairs, wait)
+        answer.update(status=waiting.least(found) or "queued", done=done, attachments=found)
+    return answer
 
 
-@router.post("/file/{file_id}/upload", openapi_extra={"requestBody": {"content": {
+@router.post("/file/{file_id}/upload", response_model=UploadAnswer,
+             openapi_extra={"requestBody": {"content": {
     "application/json": {"schema": {"type": "object"}},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}}}},
@@ -89,14 +123,15 @@ async def upload_file(file_id: str, request: Request, ctx: CtxDep,
     return await Uploads(ctx).handle(request, principal, file_id)
 
 
-@router.put("/file/{file_id}/upload/{ticket_id}", include_in_schema=True)
+@router.put("/file/{file_id}/upload/{ticket_id}", response_model=Ref, responses=errors(410),
+            openapi_extra=_BINARY_BODY)
 async def direct_upload(file_id: str, ticket_id: str, request: Request,
                         ctx: CtxDep) -> dict[str, Any]:
     """The signed, single-use target of a direct-to-source upload. The URL is the credential."""
     return await Uploads(ctx).direct_put(request, file_id, ticket_id)
 
 
-@router.post("/file/{file_id}/upload/confirm")
+@router.post("/file/{file_id}/upload/confirm", response_model=Ref)
 def confirm_upload(file_id: str, ctx: CtxDep, principal: PrincipalDep) -> dict[str, Any]:
     """Count a direct-to-bucket upload now rather than on the file's next use."""
     direct.confirm(ctx, principal, file_id)
@@ -107,7 +142,9 @@ def confirm_upload(file_id: str, ctx: CtxDep, principal: PrincipalDep) -> dict[s
     return {"id": file_id}
 
 
-@router.get("/file/{file_id}/download", dependencies=Confirmed)
+@router.get("/file/{file_id}/download", dependencies=Confirmed, responses=_DOWNLOAD,
+            response_class=StreamingResponse,
+            openapi_extra={"security": [{"HTTPBearer": []}, {}]})
 def download_file(file_id: str, request: Request, ctx: CtxDep) -> Response:
     """With a credential, any file the caller may see; without one, public files only."""
     with ctx.db.read() as session:

@@ -9,17 +9,20 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.openapi import Documented, errors
 from dataloft.context import Context
 from dataloft.errors import BadRequest, EmptyFile
 from dataloft.files import multipart
 from dataloft.files.upload import capped_body
 from dataloft.kit.principal import Principal
 from dataloft.scoped import service
+from dataloft.scoped.schemas import Names, Removed, Stored
 from dataloft.scoped.service import MAX_BYTES, Scope
 
 # Mounted twice (see app.py): under /api/v1/agents/{agent_id} and, acting on the org's
 # default agent, under /api/v1 (the seed's agent-less paths).
-router = APIRouter(tags=["scoped datasets (Inconvo)"])
+router = APIRouter(tags=["scoped datasets (Inconvo)"], route_class=Documented,
+                   responses=errors())
 
 
 def _agent_id(request: Request) -> str | None:
@@ -73,19 +76,20 @@ async def _upload(request: Request, ctx: Context, principal: Principal, agent_id
 
 # --- user scope -------------------------------------------------------------------------------
 
-@router.post("/datasets/user/{user_identifier}", openapi_extra=_UPLOAD_BODY)
+@router.post("/datasets/user/{user_identifier}", response_model=Stored,
+             openapi_extra=_UPLOAD_BODY, responses=errors(415))
 async def upload_user_file(user_identifier: str, request: Request, ctx: CtxDep, agent: AgentDep,
                            principal: PrincipalDep) -> dict[str, Any]:
     return await _upload(request, ctx, principal, agent, Scope.user(user_identifier))
 
 
-@router.get("/datasets/user/{user_identifier}")
+@router.get("/datasets/user/{user_identifier}", response_model=Names)
 def list_user_files(user_identifier: str, session: SessionDep, agent: AgentDep,
                     principal: PrincipalDep) -> dict[str, Any]:
     return service.names(session, principal, agent, Scope.user(user_identifier))
 
 
-@router.delete("/datasets/user/{user_identifier}/{filename}")
+@router.delete("/datasets/user/{user_identifier}/{filename}", response_model=Removed)
 def delete_user_file(user_identifier: str, filename: str, ctx: CtxDep, session: SessionDep,
                      agent: AgentDep, principal: PrincipalDep) -> dict[str, Any]:
     return service.remove(session, ctx.index, principal, agent, Scope.user(user_identifier),
@@ -94,7 +98,8 @@ def delete_user_file(user_identifier: str, filename: str, ctx: CtxDep, session: 
 
 # --- context scope ----------------------------------------------------------------------------
 
-@router.post("/datasets/context/{context_key}/{context_value}", openapi_extra=_UPLOAD_BODY)
+@router.post("/datasets/context/{context_key}/{context_value}", response_model=Stored,
+             openapi_extra=_UPLOAD_BODY, responses=errors(415))
 async def upload_context_file(context_key: str, context_value: str, request: Request,
                               ctx: CtxDep, agent: AgentDep,
                               principal: PrincipalDep) -> dict[str, Any]:
@@ -102,13 +107,14 @@ async def upload_context_file(context_key: str, context_value: str, request: Req
                                                                        context_value))
 
 
-@router.get("/datasets/context/{context_key}/{context_value}")
+@router.get("/datasets/context/{context_key}/{context_value}", response_model=Names)
 def list_context_files(context_key: str, context_value: str, session: SessionDep,
                        agent: AgentDep, principal: PrincipalDep) -> dict[str, Any]:
     return service.names(session, principal, agent, Scope.context(context_key, context_value))
 
 
-@router.delete("/datasets/context/{context_key}/{context_value}/{filename}")
+@router.delete("/datasets/context/{context_key}/{context_value}/{filename}",
+               response_model=Removed)
 def delete_context_file(context_key: str, context_value: str, filename: str, ctx: CtxDep,
                         session: SessionDep, agent: AgentDep,
                         principal: PrincipalDep) -> dict[str, Any]:

@@ -9,10 +9,13 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataloft.api.deps import PrincipalDep, SessionDep
+from dataloft.api.openapi import Documented, errors
 from dataloft.errors import BadRequest
 from dataloft.knowledge import associations, hal
+from dataloft.knowledge.schemas import HalDataset, Knowledge, KnowledgePage
 
-router = APIRouter(prefix="/api", tags=["dataset knowledge (Informer)"])
+router = APIRouter(prefix="/api", tags=["dataset knowledge (Informer)"], route_class=Documented,
+                   responses=errors())
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -33,7 +36,7 @@ class KnowledgeUpdate(BaseModel):
     filter: Any = None
 
 
-@router.get("/assistants/{assistant_id}/datasets")
+@router.get("/assistants/{assistant_id}/datasets", response_model=KnowledgePage)
 def list_knowledge(assistant_id: str, session: SessionDep, principal: PrincipalDep,
                    start: Annotated[int, Query(ge=0, le=MAX_START)] = 0, limit: Limit = None,
                    count: Limit = None) -> dict[str, Any]:
@@ -45,7 +48,7 @@ def list_knowledge(assistant_id: str, session: SessionDep, principal: PrincipalD
     return hal.knowledge_page(session, assistant_id, links, start, size, total)
 
 
-@router.post("/assistants/{assistant_id}/datasets", status_code=201)
+@router.post("/assistants/{assistant_id}/datasets", status_code=201, response_model=Knowledge)
 def create_knowledge(assistant_id: str, body: KnowledgeCreate, response: Response,
                      session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     link, dataset = associations.associate(session, principal, assistant_id, body.datasetId,
@@ -54,14 +57,14 @@ def create_knowledge(assistant_id: str, body: KnowledgeCreate, response: Respons
     return hal.knowledge(session, link, dataset)
 
 
-@router.get("/assistants/{assistant_id}/datasets/{dataset_id}")
+@router.get("/assistants/{assistant_id}/datasets/{dataset_id}", response_model=Knowledge)
 def get_knowledge(assistant_id: str, dataset_id: str, session: SessionDep,
                   principal: PrincipalDep) -> dict[str, Any]:
     link, dataset = associations.get(session, principal, assistant_id, dataset_id)
     return hal.knowledge(session, link, dataset)
 
 
-@router.put("/assistants/{assistant_id}/datasets/{dataset_id}")
+@router.put("/assistants/{assistant_id}/datasets/{dataset_id}", response_model=Knowledge)
 def update_knowledge(assistant_id: str, dataset_id: str, body: KnowledgeUpdate,
                      session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     principal.require("assistant:write")
@@ -80,6 +83,6 @@ def delete_knowledge(assistant_id: str, dataset_id: str, session: SessionDep,
     return Response(status_code=204)
 
 
-@router.get("/datasets/{dataset_id}")
+@router.get("/datasets/{dataset_id}", response_model=HalDataset)
 def get_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     return hal.dataset(session, associations.find_dataset(session, principal, dataset_id))

@@ -8,14 +8,18 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
-from dataloft.api.listing import respond
+from dataloft.api.listing import LISTING, respond
+from dataloft.api.openapi import Documented, errors
 from dataloft.datasets import service as datasets
 from dataloft.errors import NotAuthorized
 from dataloft.keys import service, tokens
+from dataloft.keys.schemas import KeyCreated, KeyPage, TokenCreated
 from dataloft.kit.principal import Principal, check_context, check_user_identifier
+from dataloft.kit.wire import Ref
 from dataloft.models import ApiKey
 
-router = APIRouter(prefix="/api/v1", tags=["keys and tokens"])
+router = APIRouter(prefix="/api/v1", tags=["keys and tokens"], route_class=Documented,
+                   responses=errors())
 
 
 class KeyCreate(BaseModel):
@@ -38,7 +42,7 @@ def _backend(principal: Principal) -> None:
         raise NotAuthorized("end-user credentials cannot manage keys or mint tokens")
 
 
-@router.post("/key/create")
+@router.post("/key/create", response_model=KeyCreated)
 def create_key(body: KeyCreate, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     _backend(principal)
     principal.require("keys:write")
@@ -54,7 +58,7 @@ def create_key(body: KeyCreate, session: SessionDep, principal: PrincipalDep) ->
     return {"id": key.id, "key": raw}
 
 
-@router.get("/key/list")
+@router.get("/key/list", response_model=KeyPage, responses=LISTING)
 def list_keys(request: Request, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> Any:
     _backend(principal)
@@ -63,14 +67,14 @@ def list_keys(request: Request, ctx: CtxDep, session: SessionDep,
                    service.render)
 
 
-@router.post("/key/{key_id}/revoke")
+@router.post("/key/{key_id}/revoke", response_model=Ref)
 def revoke_key(key_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     _backend(principal)
     principal.require("keys:write")
     return {"id": service.revoke_managed(session, principal, key_id).id}
 
 
-@router.post("/token/create")
+@router.post("/token/create", response_model=TokenCreated)
 def create_token(body: TokenCreate, ctx: CtxDep, principal: PrincipalDep) -> dict[str, Any]:
     if principal.via_token:
         raise NotAuthorized("an end-user token cannot mint tokens")

@@ -16,6 +16,12 @@ from dataloft.errors import BadRequest
 from dataloft.kit import filters
 from dataloft.kit.pagination import PageParams, page, stream
 
+# `responses=` of every listing route: the JSONL alternative next to the documented page.
+LISTING: dict[int | str, dict[str, Any]] = {200: {
+    "description": "A page of items; with `Accept: application/jsonl`, every matching item "
+                   "as one `{\"type\": \"item\", \"data\": {...}}` line.",
+    "content": {"application/jsonl": {"schema": {"type": "string"}}}}}
+
 
 def wants_jsonl(request: Request) -> bool:
     accept = request.headers.get("accept", "").lower()
@@ -23,9 +29,15 @@ def wants_jsonl(request: Request) -> bool:
 
 
 def with_meta_filter(stmt: Select[Any], meta_col: Any, system: dict[str, Any],
-                     pairs: list[tuple[str, str]], dialect: str) -> Select[Any]:
-    """Apply `meta[k]=v` / `meta.k=v` equality and a JSON `filter=` in the filter language."""
-    for parsed in (filters.from_query_params(pairs), _json_filter(pairs)):
+                     pairs: list[tuple[str, str]], dialect: str,
+                     rewrite: Callable[[filters.Filter], filters.Filter] | None = None
+                     ) -> Select[Any]:
+    """Apply `meta[k]=v` / `meta.k=v` equality and a JSON `filter=` in the filter language;
+    `rewrite` may turn the query-string conditions into conditions on system fields."""
+    from_query = filters.from_query_params(pairs)
+    if from_query is not None and rewrite is not None:
+        from_query = rewrite(from_query)
+    for parsed in (from_query, _json_filter(pairs)):
         if parsed is not None:
             stmt = stmt.where(filters.to_sql(parsed, meta_col, system, dialect))
     return stmt

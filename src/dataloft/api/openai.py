@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.openapi import OPENAI_ERRORS
 from dataloft.errors import Conflict
 from dataloft.openai import files, search, service, stores
 from dataloft.openai.common import check_limit
@@ -37,7 +38,7 @@ from dataloft.openai.schemas import (
     VectorStoreUpdate,
 )
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
 
 Order = Annotated[Literal["asc", "desc"], Query()]
 Limit = Annotated[int, Query()]
@@ -79,7 +80,9 @@ def delete_file(file_id: str, ctx: CtxDep, session: SessionDep,
     return files.delete(session, ctx, principal, file_id)
 
 
-@router.get("/files/{file_id}/content", response_class=StreamingResponse)
+@router.get("/files/{file_id}/content", response_class=StreamingResponse, responses={200: {
+    "description": "The file's bytes.",
+    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 def file_content(file_id: str, ctx: CtxDep, principal: PrincipalDep) -> Response:
     found = files.content(ctx, principal, file_id)
     if not found.blob_key:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from dataloft.assistants import repository
 from dataloft.errors import Conflict, not_found
 from dataloft.kit import policy
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
-from dataloft.models import Assistant, Org
+from dataloft.models import Assistant
 
 
 class AssistantCreate(BaseModel):
@@ -28,8 +29,7 @@ def create(session: Session, principal: Principal, body: AssistantCreate) -> Ass
     principal.require("assistant:write")
     assistant = Assistant(id=new_id("agt"), org_id=principal.org_id, meta={})
     _apply(assistant, body.model_dump(exclude_unset=True))
-    session.add(assistant)
-    session.flush()
+    repository.add_assistants(session, assistant)
     return assistant
 
 
@@ -40,8 +40,7 @@ def _apply(assistant: Assistant, fields: dict[str, Any]) -> None:
 
 def get(session: Session, principal: Principal, assistant_id: str) -> Assistant:
     # Assistants are org-wide: every principal of the org, end-users included, may read them.
-    assistant = session.scalar(select(Assistant).where(Assistant.id == assistant_id,
-                                                       Assistant.org_id == principal.org_id))
+    assistant = repository.assistant_of_org(session, principal.org_id, assistant_id)
     if assistant is None:
         raise not_found("assistant", assistant_id)
     return assistant
@@ -49,8 +48,7 @@ def get(session: Session, principal: Principal, assistant_id: str) -> Assistant:
 
 def default(session: Session, org_id: str) -> Assistant:
     """The org's default assistant (every org has one from start-up on)."""
-    found = session.scalar(select(Assistant).where(Assistant.org_id == org_id,
-                                                   Assistant.is_default.is_(True)))
+    found = repository.default_assistant(session, org_id)
     if found is None:
         raise not_found("default assistant of org", org_id)
     return found
@@ -58,16 +56,14 @@ def default(session: Session, org_id: str) -> Assistant:
 
 def ensure_defaults(session: Session) -> None:
     """Give every org its default assistant. Runs at start-up, in the bootstrap transaction."""
-    have = set(session.scalars(select(Assistant.org_id).where(Assistant.is_default.is_(True))))
-    for org_id in session.scalars(select(Org.id)):
-        if org_id not in have:
-            session.add(Assistant(id=new_id("agt"), org_id=org_id, name="Default assistant",
-                                  meta={}, is_default=True))
-    session.flush()
+    repository.add_assistants(session, *(
+        Assistant(id=new_id("agt"), org_id=org_id, name="Default assistant", meta={},
+                  is_default=True)
+        for org_id in repository.orgs_without_default_assistant(session)))
 
 
 def listing(principal: Principal) -> Select[Any]:
-    return select(Assistant).where(Assistant.org_id == principal.org_id)
+    return repository.assistants_listing(principal.org_id)
 
 
 def update(session: Session, principal: Principal, assistant_id: str,
@@ -84,8 +80,7 @@ def delete(session: Session, principal: Principal, assistant_id: str) -> Assista
     assistant = get(session, principal, assistant_id)
     if assistant.is_default:
         raise Conflict("the default assistant cannot be deleted")
-    session.delete(assistant)
-    session.flush()
+    repository.delete_assistant(session, assistant)
     return assistant
 
 

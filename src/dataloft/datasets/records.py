@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from dataloft.datasets import repository as rows
 from dataloft.datasets import service as datasets
 from dataloft.errors import not_found
 from dataloft.ingest.embed.base import Embedder
-from dataloft.kit import policy
 from dataloft.kit.ids import now_ms
 from dataloft.kit.principal import Principal
 from dataloft.kit.vectors import to_blob
@@ -48,16 +48,14 @@ def create(session: Session, index: Index, embedder: Embedder, principal: Princi
         session, index, dataset.org_id, dataset.id,
         [NewRecord(text=body.text, meta=body.meta or {}, source=body.source,
                    vector=_vector(embedder, body.text))])
-    record = session.get(Record, pk)
+    record = rows.record_by_pk(session, pk)
     assert record is not None
     return record
 
 
 def get(session: Session, principal: Principal, dataset_id: str, record_id: str) -> Record:
     dataset = datasets.get(session, principal, dataset_id)
-    record = session.scalar(select(Record).where(Record.id == record_id,
-                                                 Record.dataset_id == dataset.id,
-                                                 policy.records(principal)))
+    record = rows.visible_record(session, principal, dataset.id, record_id)
     if record is None:
         raise not_found("record", record_id)
     return record
@@ -65,7 +63,7 @@ def get(session: Session, principal: Principal, dataset_id: str, record_id: str)
 
 def listing(session: Session, principal: Principal, dataset_id: str) -> Select[Any]:
     dataset = datasets.get(session, principal, dataset_id)
-    return select(Record).where(Record.dataset_id == dataset.id, policy.records(principal))
+    return rows.records_listing(principal, dataset.id)
 
 
 def update(session: Session, index: Index, embedder: Embedder, principal: Principal,
@@ -79,8 +77,7 @@ def update(session: Session, index: Index, embedder: Embedder, principal: Princi
     if "source" in fields:
         record.source = fields["source"]
     if fields.get("text") is not None and fields["text"] != record.text:
-        record.text = fields["text"]
-        session.flush()
+        rows.write_record_text(session, record, fields["text"])
         repository.reindex(session, index, record, _vector(embedder, record.text))
     record.updated_at = now_ms()
     return record

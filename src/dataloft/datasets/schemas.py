@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataloft.files.schemas import Visibility
+from dataloft.files.schemas import AttachmentOut, FileOut, Visibility
+from dataloft.kit.wire import JsonObject, Out, Page, absent
 
 # Settings the SDK sends on create/update and expects back on fetch, stored verbatim.
 SETTING_NAMES = (
@@ -52,3 +53,69 @@ class AttachBody(BaseModel):
 class DetachBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     deleteRecords: bool = False
+
+
+# --- responses ---------------------------------------------------------------------------
+# Documentation of service.render() and records.render(), key for key (kit/wire.py).
+
+
+class FieldEdit(Out):
+    name: str
+    label: str = absent()
+    dataType: str = absent()
+
+
+class DatasetOut(Out):
+    """The settings the SDK sent are echoed back as they were stored: a key it never set
+    (or set to null) is absent."""
+    id: str
+    name: str | None
+    description: str | None
+    meta: JsonObject
+    visibility: Visibility
+    alias: str | None
+    store: str = Field(description="'default' unless the client stored another name.")
+    embeddingModel: str | None = Field(description="Set by the first sync that embeds.")
+    reranker: str = absent()
+    recordMaxTokens: int = absent()
+    searchMinScore: float = absent()
+    searchMaxRecords: int = absent()
+    searchMaxTokens: int = absent()
+    matchInstruction: str = absent()
+    mismatchInstruction: str = absent()
+    separators: str = absent()
+    blueprintId: str = absent()
+    hybridLexicalWeight: float = absent()
+    recordOverlapTokens: int = absent()
+    fields: list[FieldEdit] = absent("The user's edits of the inferred fields.")
+    createdAt: int
+    updatedAt: int
+
+
+class DatasetPage(Page[DatasetOut]):
+    pass
+
+
+class RecordOut(Out):
+    id: str
+    text: str
+    source: str | None
+    meta: JsonObject
+    fileId: str | None = Field(description="The file a sync made it from; null if created "
+                                           "directly.")
+    position: int | None
+    createdAt: int
+    updatedAt: int
+
+
+class RecordPage(Page[RecordOut]):
+    pass
+
+
+class DatasetFileOut(FileOut):
+    attachment: AttachmentOut | None = Field(description="The file's attachment to this "
+                                                          "dataset, with its sync state.")
+
+
+class DatasetFilePage(Page[DatasetFileOut]):
+    pass

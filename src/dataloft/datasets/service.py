@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from dataloft.datasets import repository
@@ -12,10 +12,9 @@ from dataloft.datasets.schemas import SETTING_NAMES, AttachBody, DatasetCreate, 
 from dataloft.errors import Conflict, NotAuthorized, NotFound, not_found
 from dataloft.events import service as events
 from dataloft.files import service as files
-from dataloft.kit import policy
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
-from dataloft.models import Attachment, Dataset, File
+from dataloft.models import Attachment, Dataset
 from dataloft.records import repository as records
 from dataloft.storage.index.base import Index
 from dataloft.tables import catalog
@@ -50,14 +49,12 @@ def create(session: Session, principal: Principal, body: DatasetCreate) -> Datas
     dataset = Dataset(id=new_id("ds"), org_id=principal.org_id, visibility="private",
                       owner_scope=principal.own_scope, meta={}, settings={})
     _apply(dataset, body.model_dump(exclude_unset=True))
-    session.add(dataset)
-    session.flush()
+    repository.save_dataset(session, dataset)
     return dataset
 
 
 def get(session: Session, principal: Principal, dataset_id: str) -> Dataset:
-    dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id,
-                                                   policy.datasets(principal)))
+    dataset = repository.visible_dataset(session, principal, dataset_id)
     if dataset is None:
         raise not_found("dataset", dataset_id)
     return dataset
@@ -72,7 +69,7 @@ def get_owned(session: Session, principal: Principal, dataset_id: str) -> Datase
 
 
 def listing(principal: Principal) -> Select[Any]:
-    return select(Dataset).where(policy.datasets(principal))
+    return repository.datasets_listing(principal)
 
 
 def update(session: Session, principal: Principal, dataset_id: str,
@@ -99,8 +96,7 @@ def delete(session: Session, index: Index, principal: Principal, dataset_id: str
     dataset = get_owned(session, principal, dataset_id)
     records.delete_where(session, index, org_id=dataset.org_id, dataset_id=dataset.id)
     catalog.drop(session, dataset.org_id, dataset_id=dataset.id)
-    session.delete(dataset)
-    session.flush()
+    repository.delete_dataset(session, dataset)
     return dataset
 
 
@@ -130,13 +126,11 @@ def render(dataset: Dataset) -> dict[str, Any]:
 # --- attachments -----------------------------------------------------------------------------
 
 def attachment(session: Session, dataset_id: str, file_id: str) -> Attachment | None:
-    return session.scalar(select(Attachment).where(Attachment.dataset_id == dataset_id,
-                                                   Attachment.file_id == file_id))
+    return repository.attachment(session, dataset_id, file_id)
 
 
 def attached_files(principal: Principal, dataset_id: str) -> Select[Any]:
-    return (select(File).join(Attachment, Attachment.file_id == File.id)
-            .where(Attachment.dataset_id == dataset_id, policy.files(principal)))
+    return repository.attached_files_listing(principal, dataset_id)
 
 
 def attach(session: Session, principal: Principal, dataset_id: str, file_id: str,
@@ -148,10 +142,12 @@ def attach(session: Session, principal: Principal, dataset_id: str, file_id: str
     if link is None:
         link = Attachment(id=new_id("att"), org_id=dataset.org_id, dataset_id=dataset.id,
                           file_id=file.id, type=body.type)
-        session.add(link)
     else:
+        # Re-attaching stands for removing and recreating the attachment (seed 004): the
+        # new attachment was never synced, so no sync cooldown carries over.
         link.type = body.type
-    session.flush()
+        link.sync_requested_at = None
+    repository.save_attachment(session, link)
     events.emit(session, dataset.org_id, "file.attached", dataset_id=dataset.id,
                 file_id=file.id, attachmentType=body.type)
     return link
@@ -171,12 +167,11 @@ def detach(session: Session, index: Index, principal: Principal, dataset_id: str
                                        dataset_id=dataset.id, file_id=file_id)
     # A detached file is no table (whatever deleteRecords says: tables follow attachments).
     catalog.drop(session, dataset.org_id, dataset_id=dataset.id, file_id=file_id)
-    session.delete(link)
+    repository.delete_attachment(session, link)
     events.emit(session, dataset.org_id, "file.detached", dataset_id=dataset.id,
                 file_id=file_id, deletedRecords=deleted)
 
 
 def source_links(session: Session, file_id: str) -> list[Attachment]:
     """The attachments that make `file_id` a source of a dataset."""
-    return list(session.scalars(select(Attachment).where(Attachment.file_id == file_id,
-                                                         Attachment.type == "source")))
+    return repository.source_links(session, file_id)

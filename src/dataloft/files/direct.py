@@ -20,16 +20,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
-from dataloft.files import service
+from dataloft.files import repository, service
 from dataloft.files.deps import UploadDeps
 from dataloft.files.schemas import DirectUpload
 from dataloft.jobs import queue
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
-from dataloft.models import File, UploadTicket
+from dataloft.models import UploadTicket
 from dataloft.storage.blobs.base import BlobInfo, DirectUploads
 
 
@@ -50,7 +49,7 @@ def issue(ctx: UploadDeps, blobs: DirectUploads, principal: Principal, file_id: 
     with ctx.db.write() as session:
         service.get_owned(session, principal, file_id)
         sweep(session, now, ttl * 1000)
-        session.add(ticket)
+        repository.add_ticket(session, ticket)
     return {"method": "PUT", "url": url, "headers": headers}
 
 
@@ -58,13 +57,8 @@ def sweep(session: Session, now: int, grace_ms: int) -> None:
     """Drop expired tickets: a URL on this server at once (its PUT refuses it anyway), a
     bucket ticket `grace_ms` later. A swept ticket's bucket object was never confirmed, so
     it goes too (by the blob.delete job, once this commits)."""
-    stale = session.execute(
-        select(UploadTicket.id, UploadTicket.blob_key, File.org_id)
-        .join(File, File.id == UploadTicket.file_id)
-        .where(or_(and_(UploadTicket.blob_key.is_(None), UploadTicket.expires_at < now),
-                   UploadTicket.expires_at < now - grace_ms))).all()
-    for ticket_id, key, org_id in stale:
-        if _consume(session, ticket_id) and key:
+    for ticket_id, key, org_id in repository.expired_tickets(session, now, grace_ms):
+        if repository.consume_ticket(session, ticket_id) and key:
             queue.delete_blob_later(session, key, org_id)
 
 
@@ -79,10 +73,7 @@ def confirm(ctx: UploadDeps, principal: Principal | None, file_id: str) -> int:
             service.get_public(session, file_id)
         else:
             service.get(session, principal, file_id)
-        tickets = session.scalars(
-            select(UploadTicket)
-            .where(UploadTicket.file_id == file_id, UploadTicket.blob_key.is_not(None))
-            .order_by(UploadTicket.created_at, UploadTicket.id)).all()
+        tickets = repository.bucket_tickets(session, file_id)
     confirmed = 0
     for ticket in tickets:
         confirmed += _confirm_one(ctx, ticket)
@@ -100,9 +91,9 @@ def _confirm_one(ctx: UploadDeps, ticket: UploadTicket) -> bool:
     if stat.size == ticket.size and _same_type(stat.content_type, ticket.content_type):
         blob = ctx.blobs.describe(key)
     with ctx.db.write() as session:
-        if not _consume(session, ticket.id):
+        if not repository.consume_ticket(session, ticket.id):
             return False  # another request confirmed or swept it meanwhile
-        file = session.get(File, ticket.file_id)
+        file = repository.file_by_id(session, ticket.file_id)
         if file is None:
             return False  # the ticket went with its file (ON DELETE CASCADE)
         if blob is None or blob.size != ticket.size:
@@ -112,13 +103,6 @@ def _confirm_one(ctx: UploadDeps, ticket: UploadTicket) -> bool:
             return False
         service.set_content(session, file, blob, ticket.content_type, ticket.name)
     return True
-
-
-def _consume(session: Session, ticket_id: str) -> bool:
-    # A conditional DELETE, not session.delete(): of two racing transactions exactly one
-    # sees rowcount 1, on SQLite and on PostgreSQL (the loser waits for the row lock).
-    result = session.execute(delete(UploadTicket).where(UploadTicket.id == ticket_id))
-    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def _same_type(stored: str | None, announced: str) -> bool:

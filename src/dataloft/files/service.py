@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
@@ -12,10 +12,9 @@ from dataloft.errors import BadRequest, Conflict, NotAuthenticated, NotAuthorize
 from dataloft.files import repository
 from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.jobs import queue
-from dataloft.kit import policy
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
-from dataloft.models import File, UploadTicket
+from dataloft.models import File
 from dataloft.records import repository as records
 from dataloft.storage.blobs.base import BlobInfo
 from dataloft.storage.index.base import Index
@@ -44,13 +43,12 @@ def create(session: Session, principal: Principal, body: FileCreate) -> File:
         visibility=body.visibility or "private",
         owner_scope=principal.own_scope,
     )
-    session.add(file)
-    session.flush()
+    repository.save_file(session, file)
     return file
 
 
 def get(session: Session, principal: Principal, file_id: str) -> File:
-    file = session.scalar(select(File).where(File.id == file_id, policy.files(principal)))
+    file = repository.visible_file(session, principal, file_id)
     if file is None:
         raise not_found("file", file_id)
     return file
@@ -59,7 +57,7 @@ def get(session: Session, principal: Principal, file_id: str) -> File:
 def get_public(session: Session, file_id: str) -> File:
     """The one read without a credential: a file marked public (not its listing). Anything
     else answers as any request without a key does, so no id is confirmed or denied."""
-    file = session.scalar(select(File).where(File.id == file_id, File.visibility == "public"))
+    file = repository.public_file(session, file_id)
     if file is None:
         raise NotAuthenticated("missing API key: send 'Authorization: Bearer <key>'")
     return file
@@ -83,7 +81,7 @@ def check_changeable(session: Session, principal: Principal, file: File) -> None
 
 
 def listing(principal: Principal) -> Select[Any]:
-    return select(File).where(policy.files(principal))
+    return repository.files_listing(principal)
 
 
 def update(session: Session, principal: Principal, file_id: str, body: FileUpdate) -> File:
@@ -131,20 +129,18 @@ def delete_unchecked(session: Session, index: Index, file: File) -> None:
     # holds the same lock (ingest/sync.py), so its records are seen here and deleted.
     file_id = file.id
     try:
-        session.refresh(file, with_for_update=True)
+        repository.lock_file(session, file)
     except InvalidRequestError as exc:  # deleted meanwhile by a concurrent request
         raise not_found("file", file_id) from exc
     # No record may outlive its file: a record without a file is a ghost search result.
     records.delete_where(session, index, org_id=file.org_id, file_id=file.id)
     catalog.drop(session, file.org_id, file_id=file.id)
     # Unconfirmed direct uploads die with the file (their tickets go by ON DELETE CASCADE).
-    pending = session.scalars(select(UploadTicket.blob_key).where(
-        UploadTicket.file_id == file.id, UploadTicket.blob_key.is_not(None))).all()
+    pending = repository.pending_bucket_keys(session, file.id)
     for key in [file.blob_key, *pending]:
         if key:
             queue.delete_blob_later(session, key, file.org_id)
-    session.delete(file)
-    session.flush()
+    repository.delete_file(session, file)
 
 
 def render(file: File) -> dict[str, Any]:

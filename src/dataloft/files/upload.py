@@ -27,13 +27,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from dataloft.errors import BadRequest, ContentTooLarge, EmptyFile, Gone, NotAuthorized, not_found
-from dataloft.files import direct, multipart, service
+from dataloft.files import direct, multipart, repository, service
 from dataloft.files.deps import UploadDeps
 from dataloft.files.schemas import DirectUpload
 from dataloft.files.streams import pump
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
-from dataloft.models import File, UploadTicket
+from dataloft.models import UploadTicket
 from dataloft.storage.blobs.base import BlobInfo
 
 # RFC 2397: data:[<mediatype>][;base64],<data> where <mediatype> is type/subtype followed by
@@ -309,7 +309,7 @@ class Uploads:
         with self.ctx.db.write() as session:
             service.get_owned(session, principal, file_id)
             direct.sweep(session, now, ttl_ms)  # expired tickets are dead weight
-            session.add(ticket)
+            repository.add_ticket(session, ticket)
         base = self.ctx.settings.own_url
         url = (f"{base}/api/v1/file/{file_id}/upload/{ticket.id}"
                f"?expires={expires}&signature={self._sign(file_id, ticket.id, expires)}")
@@ -343,7 +343,7 @@ class Uploads:
 
     def _ticket(self, ticket_id: str, file_id: str) -> UploadTicket:
         with self.ctx.db.read() as session:
-            ticket = session.get(UploadTicket, ticket_id)
+            ticket = repository.ticket_by_id(session, ticket_id)
             # A bucket ticket (blob_key set) is uploaded to the bucket, never here.
             if ticket is None or ticket.file_id != file_id or ticket.blob_key is not None:
                 raise Gone("the upload URL was already used or is no longer valid")
@@ -353,11 +353,11 @@ class Uploads:
 
     def _consume(self, ticket: UploadTicket, blob: BlobInfo) -> None:
         with self.ctx.db.write() as session:
-            live = session.get(UploadTicket, ticket.id)
+            live = repository.ticket_by_id(session, ticket.id)
             if live is None:
                 raise Gone("the upload URL was already used")
-            file = session.get(File, ticket.file_id)
+            file = repository.file_by_id(session, ticket.file_id)
             if file is None:
                 raise not_found("file", ticket.file_id)
-            session.delete(live)
+            repository.delete_ticket(session, live)
             service.set_content(session, file, blob, ticket.content_type, ticket.name)

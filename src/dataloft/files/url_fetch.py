@@ -33,7 +33,7 @@ import httpx
 
 from dataloft.errors import BadRequest, ContentTooLarge
 
-__all__ = ["Fetched", "fetch_url", "is_forbidden_address"]
+__all__ = ["Fetched", "check_url", "fetch_url", "is_forbidden_address", "post_url"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -313,9 +313,10 @@ def _filename_from_url(url: str) -> str | None:
 
 
 async def _send_pinned(
-    client: httpx.AsyncClient, target: _Target, addrs: list[IPAddress]
+    client: httpx.AsyncClient, target: _Target, addrs: list[IPAddress], method: str = "GET",
+    content: bytes | None = None, headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """Send GET to the checked addresses in order (fallback only on connect failure)."""
+    """Send to the checked addresses in order (fallback only on connect failure)."""
     extensions: dict[str, str] = {}
     if target.scheme == "https" and not target.host_is_ip:
         extensions["sni_hostname"] = target.host
@@ -323,9 +324,10 @@ async def _send_pinned(
     for ip in addrs:
         ip_host = f"[{ip}]" if ip.version == 6 else str(ip)
         req = client.build_request(
-            "GET",
+            method,
             f"{target.scheme}://{ip_host}:{target.port}{target.path_and_query}",
-            headers={"Host": target.host_header},
+            headers={**(headers or {}), "Host": target.host_header},
+            content=content,
             extensions=extensions,
         )
         try:
@@ -427,3 +429,31 @@ async def fetch_url(
         raise BadRequest(f"URL fetch timed out after {timeout:g} s") from exc
     except httpx.HTTPError as exc:
         raise BadRequest(f"URL fetch failed: {type(exc).__name__}") from exc
+
+
+async def check_url(url: str, allow: frozenset[str] = frozenset()) -> None:
+    """Raise BadRequest unless ``url`` passes the same gate as a fetch's first hop."""
+    await _checked_addresses(_parse_target(url), frozenset(a.lower() for a in allow))
+
+
+async def post_url(url: str, content: bytes, headers: dict[str, str], *,
+                   allow: frozenset[str] = frozenset(), timeout: float = 10.0) -> int:
+    """POST ``content`` to ``url`` under the same rules (checked, pinned, no proxy) and
+    return the status code; redirects are not followed (a webhook answer is final).
+
+    Raises BadRequest when the URL is refused, cannot be reached or times out."""
+    allow = frozenset(a.lower() for a in allow)
+    target = _parse_target(url)
+    try:
+        async with asyncio.timeout(timeout), httpx.AsyncClient(
+            follow_redirects=False, trust_env=False, timeout=timeout,
+            headers={"User-Agent": "dataloft-webhooks/1"},
+        ) as client:
+            addrs = await _checked_addresses(target, allow)
+            resp = await _send_pinned(client, target, addrs, "POST", content, headers)
+            await resp.aclose()
+            return resp.status_code
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise BadRequest(f"timed out after {timeout:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise BadRequest(f"request failed: {type(exc).__name__}") from exc

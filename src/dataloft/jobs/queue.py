@@ -25,6 +25,10 @@ from dataloft.models import Job
 BLOB_DELETE = "blob.delete"
 
 
+def job_by_id(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
 def delete_blob_later(session: Session, key: str, org_id: str | None) -> Job:
     """Queue the deletion of a blob, to run once the caller's transaction commits (so a
     rollback keeps the blob its rows still name)."""

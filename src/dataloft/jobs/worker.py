@@ -204,7 +204,7 @@ class WorkerPool:
     def _retry_or_fail(self, lease: Lease, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"[:2000]
         with self.db.read() as session:
-            job = session.get(Job, lease.job_id)
+            job = queue.job_by_id(session, lease.job_id)
             attempts = job.attempts if job else lease.attempt
             max_attempts = job.max_attempts if job else 1
         if attempts >= max_attempts:

@@ -1,7 +1,8 @@
-"""SQL of API keys as the access policy sees them."""
+"""All SQL over API keys, orgs and the instance's secrets."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, delete, select
@@ -9,7 +10,45 @@ from sqlalchemy.orm import Session
 
 from dataloft.kit import policy
 from dataloft.kit.principal import Principal
-from dataloft.models import ApiKey, InstanceSecret
+from dataloft.models import ApiKey, InstanceSecret, Org
+
+
+def add_key(session: Session, key: ApiKey) -> None:
+    session.add(key)
+    session.flush()
+
+
+def key_by_hash(session: Session, hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.hash == hash))
+
+
+def key_by_id(session: Session, key_id: str) -> ApiKey | None:
+    return session.get(ApiKey, key_id)
+
+
+def keys_of(session: Session, org_id: str | None) -> Sequence[ApiKey]:
+    """Every key, ordered by id; only the org's when one is given."""
+    query = select(ApiKey).order_by(ApiKey.id)
+    if org_id:
+        query = query.where(ApiKey.org_id == org_id)
+    return session.scalars(query).all()
+
+
+def keys_listing(org_id: str) -> Select[Any]:
+    return select(ApiKey).where(ApiKey.org_id == org_id)
+
+
+def any_org_exists(session: Session) -> bool:
+    return session.scalar(select(Org.id).limit(1)) is not None
+
+
+def add_org(session: Session, org: Org) -> None:
+    session.add(org)
+    session.flush()
+
+
+def first_org_id(session: Session) -> str | None:
+    return session.scalar(select(Org.id).order_by(Org.id).limit(1))
 
 
 def manageable_ids(session: Session, principal: Principal) -> list[str]:
@@ -18,12 +57,8 @@ def manageable_ids(session: Session, principal: Principal) -> list[str]:
     return [key.id for key in keys if policy.key_manageable(principal, key)]
 
 
-def listing(session: Session, principal: Principal) -> Select[Any]:
+def manageable_listing(session: Session, principal: Principal) -> Select[Any]:
     return select(ApiKey).where(ApiKey.id.in_(manageable_ids(session, principal)))
-
-
-def get(session: Session, key_id: str) -> ApiKey | None:
-    return session.get(ApiKey, key_id)
 
 
 # --- instance secrets (the signing keys, encrypted: keys/signing.py) -------------------------

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from dataloft.errors import BadRequest, NotAuthenticated, not_found
@@ -57,8 +57,7 @@ def create_key(
         permissions=list(permissions),
         datasets=list(datasets) if datasets is not None else None,
     )
-    session.add(key)
-    session.flush()
+    repository.add_key(session, key)
     return key, raw
 
 
@@ -68,7 +67,7 @@ def _principal(key: ApiKey) -> Principal:
 
 
 def authenticate(session: Session, raw: str) -> Principal:
-    key = session.scalar(select(ApiKey).where(ApiKey.hash == hash_key(raw)))
+    key = repository.key_by_hash(session, hash_key(raw))
     if key is None or key.revoked_at is not None:
         raise NotAuthenticated("the API key is invalid or revoked")
     return _principal(key)
@@ -82,7 +81,7 @@ def acting_for(principal: Principal, user_identifier: str, context: dict[str, st
 
 def from_token(session: Session, claims: dict[str, Any]) -> Principal:
     """The principal of a verified end-user token; its minting key must still be live."""
-    key = session.get(ApiKey, str(claims.get("k")))
+    key = repository.key_by_id(session, str(claims.get("k")))
     if key is None or key.revoked_at is not None:
         raise NotAuthenticated("the end-user token is invalid or expired")
     base = _principal(key)
@@ -92,14 +91,11 @@ def from_token(session: Session, claims: dict[str, Any]) -> Principal:
 
 
 def list_keys(session: Session, org_id: str | None = None) -> Sequence[ApiKey]:
-    query = select(ApiKey).order_by(ApiKey.id)
-    if org_id:
-        query = query.where(ApiKey.org_id == org_id)
-    return session.scalars(query).all()
+    return repository.keys_of(session, org_id)
 
 
 def revoke_key(session: Session, key_id: str, org_id: str | None = None) -> ApiKey:
-    key = session.get(ApiKey, key_id)
+    key = repository.key_by_id(session, key_id)
     if key is None or (org_id is not None and key.org_id != org_id):
         raise not_found("key", key_id)
     key.revoked_at = key.revoked_at or now_ms()
@@ -108,13 +104,13 @@ def revoke_key(session: Session, key_id: str, org_id: str | None = None) -> ApiK
 
 def listing(session: Session, principal: Principal) -> Select[Any]:
     """The keys the principal may manage (kit/policy.py `key_manageable`)."""
-    return repository.listing(session, principal)
+    return repository.manageable_listing(session, principal)
 
 
 def revoke_managed(session: Session, principal: Principal, key_id: str) -> ApiKey:
     """Revoke a key the principal may manage; one it may not answers like a missing one
     (a limited or lesser key does not learn what else exists)."""
-    key = repository.get(session, key_id)
+    key = repository.key_by_id(session, key_id)
     if key is None or not policy.key_manageable(principal, key):
         raise not_found("key", key_id)
     key.revoked_at = key.revoked_at or now_ms()
@@ -130,17 +126,16 @@ def render(key: ApiKey) -> dict[str, Any]:
 
 def bootstrap(session: Session, raw: str | None = None) -> str | None:
     """On first start create the first org and an admin key; return the raw key once."""
-    if session.scalar(select(Org.id).limit(1)) is not None:
+    if repository.any_org_exists(session):
         return None
     org = Org(id=new_id("org"), name="default")
-    session.add(org)
-    session.flush()
+    repository.add_org(session, org)
     _, raw_key = create_key(session, org.id, name="bootstrap admin", raw=raw or None)
     return raw_key
 
 
 def default_org_id(session: Session) -> str:
-    org_id = session.scalar(select(Org.id).order_by(Org.id).limit(1))
+    org_id = repository.first_org_id(session)
     if org_id is None:
         raise BadRequest("no organisation exists yet; start the server once to bootstrap")
     return org_id

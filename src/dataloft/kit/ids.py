@@ -39,3 +39,9 @@ def new_id(prefix: str) -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def floor_id(prefix: str, ms: int) -> str:
+    """The smallest id of `prefix` made at millisecond `ms`: ids greater than it were made
+    then or later."""
+    return f"{prefix}_{_encode(max(0, ms), 10)}{'0' * 16}"

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dataloft.assistants import service as assistants
 from dataloft.errors import BadRequest, Conflict, NotFound, not_found
-from dataloft.kit import policy
 from dataloft.kit.filters import parse_filter
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
+from dataloft.knowledge import repository
 from dataloft.models import Assistant, AssistantDataset, Dataset
 
 Link = tuple[AssistantDataset, Dataset]
@@ -28,12 +27,7 @@ Link = tuple[AssistantDataset, Dataset]
 def find_dataset(session: Session, principal: Principal, ref: str) -> Dataset:
     """A dataset the caller may read, by id or by alias (Informer's natural id, such as
     `sales-data`); an id wins over an alias that happens to spell it."""
-    found = session.scalars(
-        select(Dataset)
-        .where(or_(Dataset.id == ref, Dataset.alias == ref), policy.datasets(principal))
-        .order_by((Dataset.id == ref).desc())
-        .limit(1)
-    ).first()
+    found = repository.dataset_by_ref(session, principal, ref)
     if found is None:
         raise not_found("dataset", ref)
     return found
@@ -45,30 +39,19 @@ def checked_filter(raw: object) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) and raw else None
 
 
-def _visible_links(stmt: Any, assistant: Assistant, principal: Principal) -> Any:
-    return (stmt.join(Dataset, Dataset.id == AssistantDataset.dataset_id)
-            .where(AssistantDataset.assistant_id == assistant.id, policy.datasets(principal)))
-
-
 def page(session: Session, principal: Principal, assistant_id: str, start: int, limit: int
          ) -> tuple[Assistant, list[Link], int]:
     """One page of the links the caller may see, oldest first, and how many there are."""
     assistant = assistants.get(session, principal, assistant_id)
-    total = session.scalar(_visible_links(
-        select(func.count()).select_from(AssistantDataset), assistant, principal)) or 0
-    rows = session.execute(
-        _visible_links(select(AssistantDataset, Dataset), assistant, principal)
-        .order_by(AssistantDataset.created_at, AssistantDataset.id)
-        .offset(start).limit(limit)).all()
-    return assistant, [(link, dataset) for link, dataset in rows], int(total)
+    total = repository.count_visible_links(session, principal, assistant.id)
+    links = repository.visible_links(session, principal, assistant.id, start=start, limit=limit)
+    return assistant, links, total
 
 
 def get(session: Session, principal: Principal, assistant_id: str, dataset_ref: str) -> Link:
     assistant = assistants.get(session, principal, assistant_id)
     dataset = find_dataset(session, principal, dataset_ref)
-    link = session.scalar(select(AssistantDataset).where(
-        AssistantDataset.assistant_id == assistant.id,
-        AssistantDataset.dataset_id == dataset.id))
+    link = repository.association(session, assistant.id, dataset.id)
     if link is None:
         raise NotFound(f"dataset {dataset_ref!r} is not associated with assistant "
                        f"{assistant_id!r}")
@@ -83,18 +66,15 @@ def associate(session: Session, principal: Principal, assistant_id: str, dataset
     stored = checked_filter(raw_filter)
     assistant = assistants.get(session, principal, assistant_id)
     dataset = find_dataset(session, principal, dataset_ref)
-    taken = session.scalar(select(AssistantDataset.id).where(
-        AssistantDataset.assistant_id == assistant.id,
-        AssistantDataset.dataset_id == dataset.id))
+    taken = repository.association_exists(session, assistant.id, dataset.id)
     conflict = Conflict(f"dataset {dataset_ref!r} is already associated with assistant "
                         f"{assistant_id!r}; change its filter with PUT")
-    if taken is not None:
+    if taken:
         raise conflict
     link = AssistantDataset(id=new_id("asd"), org_id=assistant.org_id,
                             assistant_id=assistant.id, dataset_id=dataset.id, filter=stored)
-    session.add(link)
     try:
-        session.flush()
+        repository.save_association(session, link)
     except IntegrityError as exc:  # a concurrent POST of the same pair won the race
         raise conflict from exc
     return link, dataset
@@ -107,7 +87,7 @@ def update_filter(session: Session, principal: Principal, assistant_id: str, dat
     link, dataset = get(session, principal, assistant_id, dataset_ref)
     link.filter = stored
     link.updated_at = now_ms()
-    session.flush()
+    repository.save_association(session, link)
     return link, dataset
 
 
@@ -115,5 +95,4 @@ def dissociate(session: Session, principal: Principal, assistant_id: str,
                dataset_ref: str) -> None:
     principal.require("assistant:write")
     link, _ = get(session, principal, assistant_id, dataset_ref)
-    session.delete(link)
-    session.flush()
+    repository.delete_association(session, link)

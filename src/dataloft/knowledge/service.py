@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataloft.assistants import service as assistants
-from dataloft.kit import policy
 from dataloft.kit.filters import Filter, parse_filter
 from dataloft.kit.principal import Principal
-from dataloft.models import AssistantDataset, Dataset
+from dataloft.knowledge import repository
+from dataloft.models import Dataset
 
 
 @dataclass(frozen=True)
@@ -29,10 +28,5 @@ class Source:
 def sources(session: Session, principal: Principal, assistant_id: str) -> list[Source]:
     """The datasets associated with the assistant that the caller may read, oldest first."""
     assistant = assistants.get(session, principal, assistant_id)
-    rows = session.execute(
-        select(AssistantDataset, Dataset)
-        .join(Dataset, Dataset.id == AssistantDataset.dataset_id)
-        .where(AssistantDataset.assistant_id == assistant.id, policy.datasets(principal))
-        .order_by(AssistantDataset.created_at, AssistantDataset.id)
-    ).all()
+    rows = repository.visible_links(session, principal, assistant.id)
     return [Source(dataset, parse_filter(link.filter)) for link, dataset in rows]

@@ -32,7 +32,7 @@ def create(session: Session, principal: Principal, dataset: Dataset, body: FileB
             seen.append(file_id)
     batch = FileBatch(id=new_id("vsfb"), org_id=dataset.org_id, dataset_id=dataset.id,
                       file_ids=seen)
-    repository.add_batch(session, batch)
+    repository.save_batch(session, batch)
     return batch
 
 
@@ -73,5 +73,5 @@ def cancel(session: Session, principal: Principal, dataset: Dataset,
         batch.cancelled_at = now_ms()
         repository.cancel_queued_syncs(session, SYNC_JOB, dataset.id, batch.file_ids,
                                        CANCELLED)
-        session.flush()
+        repository.save_batch(session, batch)
     return batch

@@ -5,38 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from dataloft.config import Settings
 from dataloft.errors import BadRequest, NotFound
+from dataloft.files.deps import UploadDeps
 from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS, default_overlap
 from dataloft.ingest.embed.base import Embedder
-from dataloft.kit.db import Database
 from dataloft.openai.schemas import ChunkingObject, ChunkingParam, StaticChunking
-from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.index.base import Index
 
 T = TypeVar("T")
 
 
-class Wiring(Protocol):
+class Wiring(UploadDeps, Protocol):
     """What this surface uses of the wired application (dataloft.context sits above us)."""
 
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def db(self) -> Database: ...
-    @property
-    def blobs(self) -> BlobStore: ...
     @property
     def index(self) -> Index: ...
     @property
     def embedder(self) -> Embedder: ...
     @property
     def dialect(self) -> str: ...
-    @property
-    def signing_key(self) -> bytes: ...
-    @property
-    def verify_keys(self) -> tuple[bytes, ...]: ...
-    def notify(self) -> None: ...
 
 MAX_LIMIT = 100
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from dataloft.errors import BadRequest, NotFound
+from dataloft.files import repository as file_rows
 from dataloft.files import service as files
 from dataloft.files.schemas import FileCreate
 from dataloft.files.upload import Received, Uploads
@@ -80,7 +81,7 @@ def _create_row(ctx: Wiring, principal: Principal, received: Received,
         file.purpose, file.expires_at, file.created_at = purpose, expires_at, created
         files.set_content(session, file, received.blob, received.content_type,
                           received.filename)
-        session.flush()
+        file_rows.save_file(session, file)
         tasks.schedule(session, file)
         return render(file)
 

@@ -85,7 +85,8 @@ def records_with_attributes(parsed: filters.Filter, dialect: str) -> ColumnEleme
                                          _LINK.file_id == Record.file_id, condition))
 
 
-def add_batch(session: Session, batch: FileBatch) -> None:
+def save_batch(session: Session, batch: FileBatch) -> None:
+    """Write a new or changed batch now."""
     session.add(batch)
     session.flush()
 

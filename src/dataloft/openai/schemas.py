@@ -76,6 +76,21 @@ class ChunkingObject(BaseModel):
     static: StaticChunking
 
 
+# --- errors ----------------------------------------------------------------------------
+
+
+class ErrorObject(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error body (openai/errors.py), on every /v1 error."""
+    error: ErrorObject
+
+
 # --- files -----------------------------------------------------------------------------
 
 

@@ -78,7 +78,7 @@ def attach(session: Session, principal: Principal, dataset: Dataset, file_id: st
         link.attributes = dict(attributes)
     link.chunking = chunking_settings(chunking)
     sync.queue_sync(session, dataset, link, max_attempts)
-    session.flush()
+    dataset_rows.save_attachment(session, link)
     return link
 
 
@@ -115,7 +115,7 @@ def update(session: Session, principal: Principal, dataset: Dataset, file_id: st
     principal.require("datasets:write")
     link = link_of(session, principal, dataset, file_id)
     link.attributes = dict(attributes or {})
-    session.flush()
+    dataset_rows.save_attachment(session, link)
     return get(session, principal, dataset, file_id)
 
 

@@ -103,7 +103,7 @@ def create(session: Session, principal: Principal, body: VectorStoreCreate) -> D
     dataset.last_active_at = now_ms()
     if body.expires_after is not None:
         dataset.expires_after_days = body.expires_after.days
-    session.flush()
+    dataset_rows.save_dataset(session, dataset)
     return dataset
 
 
@@ -119,7 +119,7 @@ def update(session: Session, principal: Principal, store_id: str,
     if "expires_after" in sent:
         dataset.expires_after_days = body.expires_after.days if body.expires_after else None
     dataset.updated_at = now_ms()
-    session.flush()
+    dataset_rows.save_dataset(session, dataset)
     return dataset
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from dataloft.files import repository as file_rows
 from dataloft.files import service as files
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease
@@ -40,7 +41,7 @@ class FileExpireHandler:
 
     def run(self, lease: Lease, alive: Callable[[], bool]) -> None:
         with self.db.write() as session:
-            file = session.get(File, str(lease.payload["fileId"]))
+            file = file_rows.file_by_id(session, str(lease.payload["fileId"]))
             if file is not None and file.expires_at is not None \
                     and file.expires_at <= now_ms():
                 files.delete_unchecked(session, self.index, file)

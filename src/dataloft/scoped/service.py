@@ -16,17 +16,19 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataloft.assistants import service as assistants
+from dataloft.datasets import repository as dataset_rows
 from dataloft.datasets import service as datasets
 from dataloft.errors import BadRequest, NotAuthorized, NotFound, UnsupportedMediaType
+from dataloft.files import repository as file_rows
 from dataloft.files import service as files
 from dataloft.kit import policy
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import CONTEXT_KEY, CONTEXT_PART, Principal, check_user_identifier
 from dataloft.models import Assistant, Attachment, Dataset, File
+from dataloft.scoped import repository
 from dataloft.storage.blobs.base import BlobInfo
 from dataloft.sync import service as sync
 
@@ -115,32 +117,20 @@ def _check_writable(principal: Principal, scope: Scope) -> None:
 
 def scope_dataset(session: Session, agent_: Assistant, scope: Scope, *, create: bool
                   ) -> Dataset | None:
-    found = session.scalar(select(Dataset).where(Dataset.assistant_id == agent_.id,
-                                                 Dataset.owner_scope == scope.owner))
+    found = repository.dataset_of_scope(session, agent_.id, scope.owner)
     if found is None and create:
         found = Dataset(id=new_id("ds"), org_id=agent_.org_id, assistant_id=agent_.id,
                         owner_scope=scope.owner, visibility="private", meta={}, settings={},
                         name=f"{agent_.name or agent_.id} · {scope.path}")
-        session.add(found)
-        session.flush()
+        dataset_rows.save_dataset(session, found)
     return found
-
-
-def _scope_files(principal: Principal, dataset: Dataset, scope: Scope) -> Any:
-    """The scope's own files in its dataset, as far as the principal may see them (other
-    files a backend attached there are not part of the scope)."""
-    return (select(File).join(Attachment, Attachment.file_id == File.id)
-            .where(Attachment.dataset_id == dataset.id, File.owner_scope == scope.owner,
-                   policy.files(principal)))
 
 
 def _named(session: Session, principal: Principal, dataset: Dataset, scope: Scope,
            filename: str) -> File | None:
     if "\x00" in filename:
         return None  # no stored name has one (clean_filename), and PostgreSQL refuses NUL
-    found: File | None = session.scalar(
-        _scope_files(principal, dataset, scope).where(File.name == filename))
-    return found
+    return repository.scope_file_named(session, principal, dataset.id, scope.owner, filename)
 
 
 def _check_dataset(principal: Principal, dataset: Dataset | None) -> None:
@@ -167,17 +157,15 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
     if file is None:
         file = File(id=new_id("file"), org_id=agent_.org_id, name=filename, description=notes,
                     owner_scope=scope.owner, visibility="private", meta={})
-        session.add(file)
-        session.flush()
+        file_rows.save_file(session, file)
         link = Attachment(id=new_id("att"), org_id=agent_.org_id, dataset_id=dataset.id,
                           file_id=file.id, type="source")
-        session.add(link)
-        session.flush()
+        dataset_rows.save_attachment(session, link)
     else:
         files.check_changeable(session, principal, file)
         # The file's row lock first, as a sync's commit and a deletion take it: a replace
         # that locked the attachment before the file could deadlock with them on PostgreSQL.
-        session.refresh(file, with_for_update=True)
+        file_rows.lock_file(session, file)
         found = datasets.attachment(session, dataset.id, file.id)
         assert found is not None
         link = found
@@ -196,9 +184,7 @@ def names(session: Session, principal: Principal, agent_id: str | None, scope: S
     if dataset is None:
         return {"files": []}
     _check_dataset(principal, dataset)
-    found = session.scalars(select(File.name).join(Attachment, Attachment.file_id == File.id)
-                            .where(Attachment.dataset_id == dataset.id, policy.files(principal))
-                            .order_by(File.name))
+    found = repository.file_names(session, principal, dataset.id)
     return {"files": [name for name in found if name is not None]}
 
 

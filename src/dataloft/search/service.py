@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
@@ -19,6 +19,7 @@ from dataloft.ingest.embed.base import Embedder
 from dataloft.kit import filters, policy
 from dataloft.kit.principal import Principal
 from dataloft.models import Dataset, Record
+from dataloft.search import repository
 from dataloft.search.highlight import highlights
 from dataloft.storage.index.base import Index
 
@@ -116,8 +117,7 @@ def search(session: Session, index: Index, embedder: Embedder, principal: Princi
 def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Record, float]]:
     if not hits:
         return []
-    by_pk = {r.pk: r for r in session.scalars(select(Record).where(
-        Record.pk.in_([pk for pk, _ in hits])))}
+    by_pk = repository.records_by_pk(session, [pk for pk, _ in hits])
     return [(by_pk[pk], score) for pk, score in hits if pk in by_pk]
 
 

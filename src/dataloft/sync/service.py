@@ -53,9 +53,10 @@ def queue_sync(session: Session, dataset: Dataset, link: Attachment, max_attempt
 
 
 def request_file_sync(session: Session, principal: Principal, file_id: str,
-                      cooldown_s: float, max_attempts: int = 3) -> list[str]:
+                      cooldown_s: float, max_attempts: int = 3) -> list[tuple[str, str]]:
     """Sync a file to every dataset it is a source of that the principal may change; the
-    others are neither synced nor named (the caller may not know they exist)."""
+    others are neither synced nor named (the caller may not know they exist). Returns the
+    (dataset id, file id) pairs asked for."""
     file = files.get(session, principal, file_id)
     links = datasets.source_links(session, file.id)
     visible = dataset_rows.visible_ids(session, principal, [link.dataset_id for link in links])
@@ -69,5 +70,5 @@ def request_file_sync(session: Session, principal: Principal, file_id: str,
                          max_attempts)
         except NotAuthorized:
             continue  # visible, not the end-user's own: not this caller's to sync
-        synced.append(link.dataset_id)
+        synced.append((link.dataset_id, file.id))
     return synced

@@ -8,17 +8,23 @@ can leave one stuck: a job that ends, fails or is abandoned changes what this re
 - otherwise, once a sync committed (synced_version set) -> completed
 - a file attached but never asked to sync -> cancelled (processing was never requested;
   the OpenAI surface always asks, so it never shows there for its own attachments)
+
+The attachment view of the native API (`attachments` on a file, `attachment` in a dataset's
+file list) splits in_progress: a job not yet taken is `queued`, one running or waiting to
+retry is `in_progress`; cancelled is `failed` with the code `cancelled`; never asked is null.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from dataloft.datasets import repository
+from dataloft.kit import policy
+from dataloft.kit.principal import Principal
 from dataloft.sync.service import SYNC_JOB
 
 State = Literal["in_progress", "completed", "failed", "cancelled"]
@@ -32,6 +38,10 @@ class SyncStatus:
     error_message: str | None = None
     synced_version: int | None = None
     file_version: int = 0
+    type: str = "source"
+    synced_at: int | None = None
+    job_state: str | None = None  # of the latest sync job; None: none was ever queued
+    job_attempts: int = 0
 
 
 def sync_status(session: Session, dataset_id: str,
@@ -55,5 +65,46 @@ def sync_status(session: Session, dataset_id: str,
             state = "completed"
         else:
             state = "cancelled"
-        out[file_id] = SyncStatus(state, code, message, link.synced_version, link.file_version)
+        out[file_id] = SyncStatus(state, code, message, link.synced_version, link.file_version,
+                                  link.type, link.synced_at, job.state if job else None,
+                                  job.attempts if job else 0)
+    return out
+
+
+def attachment_state(status: SyncStatus) -> str | None:
+    if status.job_state == "queued":
+        return "queued" if status.job_attempts == 0 else "in_progress"
+    if status.job_state == "running":
+        return "in_progress"
+    if status.state in ("failed", "cancelled") and status.job_state is not None:
+        return "failed"
+    return "completed" if status.state == "completed" else None
+
+
+def render_attachment(dataset_id: str, status: SyncStatus, records: int) -> dict[str, Any]:
+    state = attachment_state(status)
+    error = ({"code": status.error_code or "internal_error", "message": status.error_message
+              or ""} if state == "failed" else None)
+    return {"datasetId": dataset_id, "type": status.type, "status": state, "lastError": error,
+            "syncedAt": status.synced_at, "syncedVersion": status.synced_version,
+            "recordCount": records}
+
+
+def attachment(session: Session, dataset_id: str, file_id: str) -> dict[str, Any] | None:
+    """The attachment of `file_id` to `dataset_id` as the dataset's file list shows it."""
+    status = sync_status(session, dataset_id, [file_id]).get(file_id)
+    if status is None:
+        return None
+    counts = repository.record_counts(session, dataset_id, [file_id])
+    return render_attachment(dataset_id, status, counts.get(file_id, 0))
+
+
+def file_attachments(session: Session, principal: Principal, file_id: str
+                     ) -> list[dict[str, Any]]:
+    """Every attachment of the file to a dataset the principal may see, with its state."""
+    out = []
+    for dataset_id in repository.datasets_of_file(session, file_id, policy.datasets(principal)):
+        shown = attachment(session, dataset_id, file_id)
+        if shown is not None:
+            out.append(shown)
     return out

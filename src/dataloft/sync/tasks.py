@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from dataloft.datasets import repository as dataset_rows
 from dataloft.datasets import service as datasets
 from dataloft.events import service as events
+from dataloft.files import repository as file_rows
 from dataloft.ingest import confined
 from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
 from dataloft.ingest.embed.base import Embedder
@@ -31,7 +33,6 @@ from dataloft.jobs.worker import JobFailed
 from dataloft.kit.db import Database
 from dataloft.kit.ids import now_ms
 from dataloft.kit.vectors import to_blob
-from dataloft.models import Dataset, File
 from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
 from dataloft.storage.blobs.base import BlobStore
@@ -81,7 +82,7 @@ class SyncHandler:
 
     def failed(self, session: Session, job_id: str, payload: dict[str, object], code: str,
                message: str) -> None:
-        dataset = session.get(Dataset, str(payload["datasetId"]))
+        dataset = dataset_rows.dataset_by_id(session, str(payload["datasetId"]))
         if dataset is not None:
             events.emit(session, dataset.org_id, "sync.failed", dataset_id=dataset.id,
                         file_id=str(payload["fileId"]), jobId=job_id, reason=code,
@@ -102,12 +103,12 @@ class SyncHandler:
         dataset_id, file_id = str(lease.payload["datasetId"]), str(lease.payload["fileId"])
         with self.db.write() as session:
             link = datasets.attachment(session, dataset_id, file_id)
-            file = session.get(File, file_id)
+            file = file_rows.file_by_id(session, file_id)
             if link is None or file is None:
                 queue.finish(session, lease)
                 return None
             _log_start(session, lease, file.org_id, dataset_id, file_id)
-            dataset = session.get(Dataset, dataset_id)
+            dataset = dataset_rows.dataset_by_id(session, dataset_id)
             # A file's own chunking (set through the OpenAI surface) wins over its dataset's.
             settings = {**(dataset.settings if dataset else {}), **(link.chunking or {})}
             overlap = settings.get("recordOverlapTokens")  # None: 12% of max_tokens
@@ -133,7 +134,7 @@ class SyncHandler:
             # The file's row lock orders this commit and a deletion of the file (which takes
             # it first too): else, on PostgreSQL, a deletion could pass between this check
             # and the insert below and leave records without their file.
-            file_row = session.get(File, plan.file_id, with_for_update=True)
+            file_row = file_rows.locked_file(session, plan.file_id)
             link = datasets.attachment(session, plan.dataset_id, plan.file_id)
             if link is None or file_row is None:
                 queue.finish(session, lease)
@@ -145,7 +146,7 @@ class SyncHandler:
                                    file_id=plan.file_id)
             catalog.replace(session, plan.org_id, plan.dataset_id, plan.file_id, plan.version,
                             product.tables)
-            dataset = session.get(Dataset, plan.dataset_id)
+            dataset = dataset_rows.dataset_by_id(session, plan.dataset_id)
             if dataset is not None:
                 datasets.adopt_embedder(dataset, self.embedder.name, self.embedder.dimension)
             link.synced_version, link.synced_at = plan.version, now_ms()
@@ -173,7 +174,7 @@ class SyncHandler:
                ) -> tuple[list[NewRecord], list[snapshot.TableSnapshot]]:
         file_type = content_type_for(fmt, plan.content_type)
         with self.db.read() as session:
-            file = session.get(File, plan.file_id)
+            file = file_rows.file_by_id(session, plan.file_id)
             if file is None:
                 raise JobFailed("file_deleted", "the file was deleted during the sync")
             new = list(build_records(file, items, plan.max_tokens,

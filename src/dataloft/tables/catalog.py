@@ -13,16 +13,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from dataloft.errors import BadRequest
 from dataloft.ingest.extract.columns import resolve
 from dataloft.jobs import queue
-from dataloft.kit import policy
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
-from dataloft.models import Attachment, Dataset, File, SqlTable
+from dataloft.models import Dataset, SqlTable
+from dataloft.tables import repository
 from dataloft.tables.snapshot import TableSnapshot
 
 DATA_TYPES = ("string", "number", "integer", "boolean", "date", "datetime")
@@ -52,12 +51,12 @@ def replace(session: Session, org_id: str, dataset_id: str, file_id: str, versio
     """The file's tables become `snapshots` (none for a document); old snapshots are queued
     for deletion. Returns how many tables were replaced."""
     replaced = drop(session, org_id, dataset_id=dataset_id, file_id=file_id)
-    for snap in snapshots:
-        session.add(SqlTable(
-            id=new_id("tbl"), org_id=org_id, dataset_id=dataset_id, file_id=file_id,
-            file_version=version, position=snap.position, base_name=snap.base_name,
-            source_table=snap.source_table, columns=snap.columns, meta=snap.meta,
-            row_column=snap.row_column, row_count=snap.row_count, blob_key=snap.blob_key))
+    repository.add_tables(session, [SqlTable(
+        id=new_id("tbl"), org_id=org_id, dataset_id=dataset_id, file_id=file_id,
+        file_version=version, position=snap.position, base_name=snap.base_name,
+        source_table=snap.source_table, columns=snap.columns, meta=snap.meta,
+        row_column=snap.row_column, row_count=snap.row_count, blob_key=snap.blob_key)
+        for snap in snapshots])
     return replaced
 
 
@@ -65,33 +64,16 @@ def drop(session: Session, org_id: str, *, dataset_id: str | None = None,
          file_id: str | None = None) -> int:
     """Forget the tables of a dataset, a file, or a file in a dataset, and queue their
     snapshots for deletion (once this commits), so no snapshot outlives its table."""
-    where = [SqlTable.org_id == org_id]
-    if dataset_id is not None:
-        where.append(SqlTable.dataset_id == dataset_id)
-    if file_id is not None:
-        where.append(SqlTable.file_id == file_id)
-    old = session.scalars(select(SqlTable).where(*where)).all()
+    old = repository.tables_of(session, org_id, dataset_id=dataset_id, file_id=file_id)
     for row in old:
         # A query that read the catalog just before this commit may still look for it:
         # sql.service retries such a query once on the new catalog.
         queue.delete_blob_later(session, row.blob_key, org_id)
-    session.execute(delete(SqlTable).where(*where))
+    repository.delete_tables(session, org_id, dataset_id=dataset_id, file_id=file_id)
     return len(old)
 
 
 # --- read -----------------------------------------------------------------------------------
-
-def _rows(session: Session, dataset_id: str, principal: Principal | None) -> list[SqlTable]:
-    stmt = (select(SqlTable)
-            .join(Attachment, and_(Attachment.dataset_id == SqlTable.dataset_id,
-                                   Attachment.file_id == SqlTable.file_id))
-            .join(File, File.id == SqlTable.file_id)
-            .where(SqlTable.dataset_id == dataset_id)
-            .order_by(Attachment.created_at, Attachment.id, SqlTable.position))
-    if principal is not None:
-        stmt = stmt.where(policy.files(principal))
-    return list(session.scalars(stmt).all())
-
 
 def name_tables(rows: list[SqlTable], taken: set[str] | None = None) -> list[Table]:
     """SQL names in order: the base name, or base_2, base_3 ... when already taken."""
@@ -109,7 +91,7 @@ def name_tables(rows: list[SqlTable], taken: set[str] | None = None) -> list[Tab
 def tables(session: Session, principal: Principal, dataset: Dataset,
            taken: set[str] | None = None) -> list[Table]:
     """The dataset's tables whose files the principal may read, named for it."""
-    return name_tables(_rows(session, dataset.id, principal), taken)
+    return name_tables(repository.tables_of_dataset(session, dataset.id, principal), taken)
 
 
 def schema(tables_: list[Table]) -> list[dict[str, Any]]:
@@ -140,7 +122,7 @@ def _field_type(data_type: str) -> str:
 
 def inferred(session: Session, dataset: Dataset) -> list[Field]:
     types: dict[str, set[str]] = {}
-    for row in _rows(session, dataset.id, None):
+    for row in repository.tables_of_dataset(session, dataset.id, None):
         for col in row.columns:
             types.setdefault(col["name"], set()).add(col["type"])
     return [Field(name, label(name), _field_type(resolve(kinds)))

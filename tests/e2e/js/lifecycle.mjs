@@ -242,7 +242,7 @@ async function main() {
   await step('dataset.file.sync', async () => {
     ctx.syncStarted = Date.now() - 1
     const synced = await cbk.dataset.file.sync(ctx.datasetId, ctx.factsId, {})
-    assert.deepEqual(synced, { id: ctx.factsId })
+    assert.deepEqual(synced, { id: ctx.factsId, status: 'queued' })
   })
 
   await step('dataset.file.sync again -> TOO_MANY_REQUESTS', async () => {

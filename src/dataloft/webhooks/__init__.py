@@ -1,0 +1,1 @@
+"""Signed webhooks: endpoints, the deliveries of events to them, and the delivery job."""
