@@ -28,6 +28,7 @@ from dataloft.storage.index.sqlite import SqliteIndex
 from dataloft.sync.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
 from dataloft.sync.service import SYNC_JOB
 from dataloft.sync.tasks import ExtractLimits, SyncHandler
+from dataloft.webhooks import repository as webhook_rows
 from dataloft.webhooks import service as webhooks
 from dataloft.webhooks.tasks import DeliveryConfig, WebhookDeliveryHandler
 
@@ -169,7 +170,7 @@ def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: In
         retention.RETENTION_JOB: retention.RetentionHandler(
             db, retention_ms=int(settings.retention_days * 86_400_000),
             interval_ms=int(settings.retention_interval_seconds * 1000),
-            pruners=[event_rows.prune]),
+            pruners=[event_rows.prune, webhook_rows.prune_delivered]),
         webhooks.DELIVERY_JOB: WebhookDeliveryHandler(db, DeliveryConfig(
             allow=settings.url_fetch_allowlist, timeout_s=settings.webhook_timeout_seconds,
             retry_base_s=settings.webhook_retry_base_seconds,

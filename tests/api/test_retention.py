@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from dataloft.app import create_app
 from dataloft.jobs.retention import RETENTION_JOB
 from dataloft.kit.ids import new_id, now_ms
-from dataloft.models import Event, Job
+from dataloft.models import Event, Job, Webhook, WebhookDelivery
 from tests.conftest import KEY, BackendSettings
 from tests.support.api import create_dataset, create_file, sync
 
@@ -90,6 +90,24 @@ def test_old_jobs_and_events_are_pruned_by_the_periodic_job(client: TestClient) 
         fresh_events = set(s.scalars(select(Event.id))) - old_events
     assert fresh_events
 
+    # Webhook deliveries: delivered ones of the past go; failed and pending ones stay.
+    with ctx_of(client).db.read() as s:
+        org_id = s.scalar(select(Event.org_id).limit(1))
+    hook = new_id("wh")
+    deliveries = {}
+    with ctx_of(client).db.write() as s:
+        s.add(Webhook(id=hook, org_id=org_id, url="https://example.com/hook", secret="x"))
+        s.flush()
+        for status in ("delivered", "failed", "pending"):
+            deliveries[status] = new_id("whd")
+            s.add(WebhookDelivery(id=deliveries[status], webhook_id=hook, org_id=org_id,
+                                  event_id="evt_x", event_type="sync.completed",
+                                  status=status, created_at=long_ago, updated_at=long_ago))
+        deliveries["recent"] = new_id("whd")
+        s.add(WebhookDelivery(id=deliveries["recent"], webhook_id=hook, org_id=org_id,
+                              event_id="evt_y", event_type="sync.completed",
+                              status="delivered"))
+
     # Its turn comes now (moved, not waited for).
     due = retention_jobs(client)[-1].id
     with ctx_of(client).db.write() as s:
@@ -104,6 +122,9 @@ def test_old_jobs_and_events_are_pruned_by_the_periodic_job(client: TestClient) 
     assert superseded not in jobs_left and standing in jobs_left
     assert not events_left & old_events
     assert fresh_events <= events_left
+    with ctx_of(client).db.read() as s:
+        kept = set(s.scalars(select(WebhookDelivery.id)))
+    assert kept == {deliveries["failed"], deliveries["pending"], deliveries["recent"]}
     # The log still pages through the whole window.
     listed = client.get("/api/v1/event/list", params={"take": 100}).json()["items"]
     assert {e["id"] for e in listed} == events_left
