@@ -149,7 +149,7 @@ def _first_start(settings: Settings, db: Database, embedder: Embedder) -> str | 
         enqueue_stale(session, embedder.name, embedder.dimension)
         raw_key = keys.bootstrap(session, settings.bootstrap_key or None)
         assistants.ensure_defaults(session)
-        retention.ensure_scheduled(session)
+        retention.ensure_scheduled(session, int(settings.retention_interval_seconds * 1000))
         if settings.backend == "sqlite":
             # One process owns an embedded deployment: leases left 'running' belong to a
             # process that died, so make them claimable at once instead of after expiry.

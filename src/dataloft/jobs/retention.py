@@ -1,6 +1,7 @@
 """Retention: finished jobs and old events are deleted by a periodic job on the queue.
 
-One `retention.prune` job is queued at start-up when none is pending; each run deletes what
+One `retention.prune` job is queued at start-up (one interval ahead) when none is pending;
+each run deletes what
 is older than the retention window, in short transactions (the SQLite writer is shared),
 then queues the next run. The event log keeps every event of the window: a client that
 polls at least once per window misses nothing. Pruners of other parts (the event log) are
@@ -27,9 +28,11 @@ BATCH = 2000
 Pruner = Callable[[Session, int, int], int]
 
 
-def ensure_scheduled(session: Session) -> None:
+def ensure_scheduled(session: Session, interval_ms: int) -> None:
+    """Queue the first run one interval from now, unless a run is already pending (a
+    restart keeps the schedule; nothing runs ahead of the work a start-up has queued)."""
     if not queue.pending(session, RETENTION_JOB):
-        queue.enqueue(session, RETENTION_JOB, {}, serial_key=SERIAL_KEY)
+        queue.enqueue(session, RETENTION_JOB, {}, serial_key=SERIAL_KEY, delay_ms=interval_ms)
 
 
 @dataclass
