@@ -23,6 +23,7 @@ from dataloft.api import (
     keys,
     openai,
     openapi,
+    orgs,
     records,
     sql,
     webhooks,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(records.router)
     app.include_router(assistants.router)
     app.include_router(keys.router)
+    app.include_router(orgs.router)
     app.include_router(informer.router)
     app.include_router(sql.router)
     app.include_router(openai.router)

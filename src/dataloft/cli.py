@@ -1,5 +1,5 @@
-"""The dataloft command line: serve, worker, migrate, keys on the server's own data; upload,
-search, query, datasets, files, events and chat as a client of a running server."""
+"""The dataloft command line: serve, worker, migrate, keys and orgs on the server's own data;
+upload, search, query, datasets, files, events and chat as a client of a running server."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ app = typer.Typer(help="dataloft: a self-hosted dataset service for AI agents.",
                   no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+orgs_app = typer.Typer(help="Manage organisations.", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
 console = Console()
 register(app)
 
@@ -127,12 +129,24 @@ def migrate() -> None:
 
 
 def _db() -> Database:
+    """The existing database, migrated to this version. A data directory (or PostgreSQL
+    database) that was never set up is refused: creating an empty one here would make keys
+    and organisations that no server of this deployment ever sees."""
     from dataloft.kit import migrate as m
     from dataloft.kit.db import Database
 
     settings = Settings()
     if settings.backend == "sqlite":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = settings.data_dir / "dataloft.db"
+        if not path.exists():
+            console.print(f"[red]No dataloft database at {path.resolve()}: set "
+                          "DATALOFT_DATA_DIR to your data directory, or set one up with "
+                          "`dataloft migrate` (or `dataloft serve`).[/]")
+            raise typer.Exit(2)
+    elif not m.is_set_up(settings.sqlalchemy_url):
+        console.print(f"[red]No dataloft database at {_where(settings)}: run `dataloft "
+                      "migrate` (or `dataloft serve`) first.[/]")
+        raise typer.Exit(2)
     m.upgrade(settings.sqlalchemy_url)
     return Database(settings.sqlalchemy_url)
 
@@ -153,33 +167,56 @@ def rotate_signing_key() -> None:
     console.print(f"new signing key {name}; restart the API processes to sign with it")
 
 
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]{getattr(exc, 'message', exc)}[/]")
+    return typer.Exit(1)
+
+
+OrgOption = Annotated[str | None, typer.Option(
+    "--org", help="Organisation id or name; default: the first organisation.")]
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
     permission: Annotated[list[str] | None, typer.Option(
-        "--permission", "-p", help="Repeatable; default: admin.")] = None,
+        "--permission", "-p", help="Repeatable; default: admin. 'instance:admin' makes a key "
+        "that manages organisations over HTTP.")] = None,
+    org: OrgOption = None,
 ) -> None:
-    """Create an API key in the default organisation and print it once."""
+    """Create an API key in an organisation and print it once."""
+    from dataloft.errors import DataloftError
     from dataloft.keys import service
+    from dataloft.orgs import service as orgs
 
     db = _db()
-    with db.write() as session:
-        service.bootstrap(session)
-        key, raw = service.create_key(session, service.default_org_id(session), name=name,
-                                      permissions=permission or ["admin"])
-        key_id = key.id
-    print(json.dumps({"id": key_id, "key": raw}))
+    try:
+        with db.write() as session:
+            org_id = orgs.resolve(session, org).id if org else service.default_org_id(session)
+            key, raw = service.create_key(session, org_id, name=name,
+                                          permissions=permission or ["admin"])
+            key_id = key.id
+    except DataloftError as exc:
+        raise _fail(exc) from exc
+    print(json.dumps({"id": key_id, "org": org_id, "key": raw}))
 
 
 @keys_app.command("list")
-def keys_list(json_out: JsonOpt = False) -> None:
-    """List API keys (never their secrets). Ids are printed whole, ready for `revoke`."""
+def keys_list(org: OrgOption = None, json_out: JsonOpt = False) -> None:
+    """List API keys (never their secrets), of one organisation or all. Ids are printed
+    whole, ready for `revoke`."""
+    from dataloft.errors import DataloftError
     from dataloft.keys import service
+    from dataloft.orgs import service as orgs
 
     db = _db()
-    with db.read() as session:
-        keys = [(k.id, k.org_id, k.name, k.prefix, list(k.permissions), bool(k.revoked_at))
-                for k in service.list_keys(session)]
+    try:
+        with db.read() as session:
+            org_id = orgs.resolve(session, org).id if org else None
+            keys = [(k.id, k.org_id, k.name, k.prefix, list(k.permissions), bool(k.revoked_at))
+                    for k in service.list_keys(session, org_id)]
+    except DataloftError as exc:
+        raise _fail(exc) from exc
     if json_out:
         emit([{"id": i, "org": o, "name": n, "prefix": p, "permissions": perms, "revoked": r}
               for i, o, n, p, perms, r in keys])
@@ -190,19 +227,50 @@ def keys_list(json_out: JsonOpt = False) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str) -> None:
-    """Revoke an API key by id; requests with it are refused from now on."""
+def keys_revoke(key_id: str, org: OrgOption = None) -> None:
+    """Revoke an API key by id (with --org: only if it is that organisation's)."""
     from dataloft.errors import DataloftError
     from dataloft.keys import service
+    from dataloft.orgs import service as orgs
 
     db = _db()
     try:
         with db.write() as session:
-            service.revoke_key(session, key_id)
+            org_id = orgs.resolve(session, org).id if org else None
+            service.revoke_key(session, key_id, org_id)
     except DataloftError as exc:
-        console.print(f"[red]{exc.message}[/]")
-        raise typer.Exit(1) from exc
+        raise _fail(exc) from exc
     console.print(f"revoked {key_id}")
+
+
+@orgs_app.command("create")
+def orgs_create(name: str) -> None:
+    """Create an organisation and print its first admin key once."""
+    from dataloft.errors import DataloftError
+    from dataloft.orgs import service as orgs
+
+    db = _db()
+    try:
+        with db.write() as session:
+            org, raw = orgs.create(session, name)
+            org_id = org.id
+    except DataloftError as exc:
+        raise _fail(exc) from exc
+    print(json.dumps({"id": org_id, "name": name.strip(), "key": raw}))
+
+
+@orgs_app.command("list")
+def orgs_list(json_out: JsonOpt = False) -> None:
+    """List organisations. Ids are printed whole."""
+    from dataloft.orgs import service as orgs
+
+    db = _db()
+    with db.read() as session:
+        rows = [(org.id, org.name, org.created_at) for org in orgs.listing(session)]
+    if json_out:
+        emit([{"id": i, "name": n, "createdAt": c} for i, n, c in rows])
+        return
+    show(["id", "name", "created"], [[i, n, str(c)] for i, n, c in rows])
 
 
 if __name__ == "__main__":

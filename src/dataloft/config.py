@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     url_fetch_timeout: float = 30.0
     url_fetch_max_redirects: int = 5
     direct_upload_ttl: int = 3600  # seconds a signed upload URL stays valid
+    # Per-organisation quotas (unset: unlimited); an instance admin overrides them per org.
+    org_max_storage_bytes: int | None = Field(default=None, ge=0)
+    org_max_records: int | None = Field(default=None, ge=0)
+    org_max_files: int | None = Field(default=None, ge=0)
 
     workers: int = Field(default=2, ge=0)
     job_lease_seconds: float = 30.0

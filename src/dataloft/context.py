@@ -20,6 +20,7 @@ from dataloft.kit.db import Database
 from dataloft.openai.tasks import EXPIRE_JOB, FileExpireHandler
 from dataloft.query.engine import QueryEngine, QueryLimits
 from dataloft.query.service import QueryService
+from dataloft.quotas import service as quotas
 from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.blobs.factory import build_blob_store
 from dataloft.storage.index.base import Index
@@ -130,7 +131,9 @@ def _open(settings: Settings, *, api: bool
     # first-start rows (org, admin key, signing key) are made by one of them at a time.
     with locks.exclusive(settings.sqlalchemy_url, "start-up"):
         migrate.upgrade(settings.sqlalchemy_url)
-        db = Database(settings.sqlalchemy_url)
+        db = Database(settings.sqlalchemy_url, info=quotas.session_info(quotas.Limits(
+            storage_bytes=settings.org_max_storage_bytes, records=settings.org_max_records,
+            files=settings.org_max_files)))
         blobs = build_blob_store(settings.blob_url, settings.blob_dir)
         index = PostgresIndex() if db.dialect == "postgresql" else SqliteIndex()
         embedder = build_embedder(settings)

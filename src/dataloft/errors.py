@@ -69,6 +69,13 @@ class ContentTooLarge(DataloftError):
     code = "CONTENT_TOO_LARGE"
 
 
+class QuotaExceeded(DataloftError):
+    """An organisation's storage, record or file quota would be passed."""
+
+    status = 413
+    code = "QUOTA_EXCEEDED"
+
+
 class UnsupportedMediaType(DataloftError):
     status = 415
     code = "UNSUPPORTED_MEDIA_TYPE"

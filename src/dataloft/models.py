@@ -47,6 +47,23 @@ class Org(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+class OrgQuota(Base):
+    """An organisation's usage counters and its limit overrides (None: the instance default).
+
+    The counters move in the same transaction as what they count, by a conditional UPDATE
+    (quotas/repository.py), so concurrent writers can never take them past a limit."""
+
+    __tablename__ = "org_quotas"
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    storage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[int] = mapped_column(BigInteger, default=0)
+    max_storage_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_records: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_files: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
 class InstanceSecret(Base):
     """Server-wide secrets (e.g. the upload-URL signing key), shared by every replica."""
 

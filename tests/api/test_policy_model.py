@@ -124,6 +124,10 @@ def sees_event(t: Truth, who: Who, ev_id: str) -> bool:
     return sees_dataset(t, who, e["dataset"]) and file_scope_ok(t, who, e["file"])
 
 
+PERMS = ("files:write", "datasets:write", "assistant:write", "keys:write", "admin",
+         "instance:admin")
+
+
 def can(who: Who, permission: str) -> bool:
     return "admin" in who.perms or permission in who.perms
 
@@ -146,7 +150,9 @@ def file_change_status(t: Truth, who: Who, file_id: str) -> int:
 def manages_key(who: Who, key: dict[str, Any]) -> bool:
     if who.user is not None or key["org"] != who.org:
         return False
-    if "admin" not in who.perms and ("admin" in key["perms"] or not key["perms"] <= who.perms):
+    held = who.perms | (frozenset(PERMS) - {"instance:admin"} if "admin" in who.perms
+                        else frozenset())
+    if not key["perms"] <= held:
         return False
     return who.limit is None or (key["datasets"] is not None and key["datasets"] <= who.limit)
 

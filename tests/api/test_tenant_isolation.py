@@ -44,6 +44,7 @@ from dataloft.keys import service as keys
 from dataloft.kit.ids import new_id
 from dataloft.models import Assistant, Dataset, Event, File, Job, Org, Record
 from tests.conftest import KEY
+from tests.support.cli import cli_env, cli_json
 
 A_MARKERS = ("aqmarkpriv", "aqmarkprot", "aqmarkpub", "aqmarkuser", "aqmarkinconvo",
              "aqmarkctx", "aqmarkhand")
@@ -112,12 +113,14 @@ def _sync(c: TestClient, h: dict[str, str], ds: str, fid: str, kind: str = "sour
         ok(c.post(f"/api/v1/dataset/{ds}/file/{fid}/sync", headers=h, json={}))
 
 
-def build_a(c: TestClient) -> Tenant:
+def build_a(c: TestClient, made: tuple[str, str] | None = None) -> Tenant:
+    """Org A: the bootstrap organisation, or `made` = (org id, admin key) from the CLI."""
     ctx = c.app.state.ctx  # type: ignore[attr-defined]
-    with ctx.db.read() as s:
-        org = s.scalar(select(Org.id).order_by(Org.id).limit(1))
-    a = Tenant(org=str(org), admin=KEY)
-    h, hu = auth(KEY), auth(KEY, A_USER)
+    if made is None:
+        with ctx.db.read() as s:
+            made = (str(s.scalar(select(Org.id).order_by(Org.id).limit(1))), KEY)
+    a = Tenant(org=made[0], admin=made[1])
+    h, hu = auth(a.admin), auth(a.admin, A_USER)
     m = A_MARKERS
     a.files["priv"] = _file(c, h, "a-payroll-secret.txt", f"{m[0]} salaries".encode(),
                             alias="a-secret-file-alias", description="a-desc-secret")
@@ -196,16 +199,19 @@ def build_a(c: TestClient) -> Tenant:
     return a
 
 
-def build_b(c: TestClient) -> Tenant:
+def build_b(c: TestClient, made: tuple[str, str] | None = None) -> Tenant:
+    """Org B: written straight to the database, or `made` = (org id, admin key)."""
     ctx = c.app.state.ctx  # type: ignore[attr-defined]
-    with ctx.db.write() as s:
-        org = Org(id=new_id("org"), name="tenant-b")
-        s.add(org)
-        s.flush()
-        _, raw = keys.create_key(s, org.id, name="b admin")
-        assistants.ensure_defaults(s)
-    b = Tenant(org=org.id, admin=raw)
-    h = auth(raw)
+    if made is None:
+        with ctx.db.write() as s:
+            org = Org(id=new_id("org"), name="tenant-b")
+            s.add(org)
+            s.flush()
+            _, raw = keys.create_key(s, org.id, name="b admin")
+            assistants.ensure_defaults(s)
+        made = (org.id, raw)
+    b = Tenant(org=made[0], admin=made[1])
+    h = auth(b.admin)
     b.files["own"] = _file(c, h, "b-own.txt", b"bqmark own words")
     b.datasets["own"] = ok(c.post("/api/v1/dataset/create", headers=h, json={"name": "b"}))["id"]
     _sync(c, h, b.datasets["own"], b.files["own"])
@@ -261,6 +267,7 @@ CONFLICT = frozenset({409})
 # Aliases are unique per owner scope (issue #11 finding 5): an end-user's first create with
 # an alias the org scope holds succeeds; a second principal of the same user then clashes.
 OWN_SCOPE = frozenset({200, 409})
+FORBIDDEN = frozenset({403})
 MULTIPART_CSV = {"files": {"file": ("b-upload.csv", b"k,v\nb,bqmark\n", "text/csv")}}
 
 
@@ -644,6 +651,16 @@ def rules() -> dict[tuple[str, str], Rule]:
             Attempt("GET", f"/api/datasets/{ds}", (ds,))
             for ds in (*e.a_datasets(), "a-secret-ds-alias")),
         ("GET", "/healthz"): plain("GET", "/healthz", anon=OK),
+        ("GET", f"{p}/usage/fetch"): plain("GET", f"{p}/usage/fetch", end_user=FORBIDDEN),
+        ("POST", f"{p}/org/create"): plain("POST", f"{p}/org/create", admin=FORBIDDEN,
+                                           end_user=FORBIDDEN, json={"name": "b-org"}),
+        ("GET", f"{p}/org/list"): plain("GET", f"{p}/org/list", admin=FORBIDDEN,
+                                        end_user=FORBIDDEN),
+        ("GET", f"{p}/org/{{org_id}}/usage/fetch"): lambda e: iter([Attempt(
+            "GET", f"{p}/org/{e.a.org}/usage/fetch", (e.a.org,), admin=FORBIDDEN)]),
+        ("POST", f"{p}/org/{{org_id}}/limits/update"): lambda e: iter([Attempt(
+            "POST", f"{p}/org/{e.a.org}/limits/update", (e.a.org,), {"json": {"files": 0}},
+            admin=FORBIDDEN)]),
         **{(method, f"{p}{mount}/datasets/{kind}/{tail}{extra}"): scoped(bool(mount), k,
                                                                         method)
            for mount in ("", "/agents/{agent_id}")
@@ -779,16 +796,24 @@ def snapshot(c: TestClient, a: Tenant) -> dict[str, Any]:
     return snap
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any
-        ) -> Iterator[tuple[TestClient, Env]]:
+@pytest.fixture(scope="module", params=["bootstrap", "cli"])
+def env(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any,
+        request: pytest.FixtureRequest) -> Iterator[tuple[TestClient, Env]]:
+    """bootstrap: A is the first-start organisation, B written to the database; cli: both
+    made by `dataloft orgs create`, as an operator makes them, while the server runs."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     tmp: Path = tmp_path_factory.mktemp("tenants")
-    with TestClient(create_app(backend_settings(tmp, workers=2, event_stream_max_seconds=0.3,
-                                                url_fetch_allow="127.0.0.1:9")),
-                    raise_server_exceptions=False) as c:
-        yield c, Env(build_a(c), build_b(c))
+    settings = backend_settings(tmp, workers=2, event_stream_max_seconds=0.3,
+                                url_fetch_allow="127.0.0.1:9")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        if request.param == "bootstrap":
+            yield c, Env(build_a(c), build_b(c))
+            return
+        made = [cli_json(cli_env(settings), "orgs", "create", name)
+                for name in ("tenant-a", "tenant-b")]
+        yield c, Env(build_a(c, (made[0]["id"], made[0]["key"])),
+                     build_b(c, (made[1]["id"], made[1]["key"])))
 
 
 def test_every_route_has_a_rule(env: tuple[TestClient, Env]) -> None:

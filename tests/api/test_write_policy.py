@@ -25,7 +25,7 @@ from dataloft.app import create_app
 from dataloft.assistants import service as assistants
 from dataloft.keys import service as keys
 from dataloft.kit.ids import new_id
-from dataloft.models import Job, Org, Record
+from dataloft.models import ApiKey, Job, Org, Record
 from tests.conftest import BackendSettings
 
 
@@ -218,8 +218,13 @@ def test_keys_write_manages_only_lesser_keys(client: TestClient) -> None:
         "sub_a": o.key(["files:write"], [a]),
         "sub_b": o.key(["files:write"], [b]),
         "more": o.key(["files:write", "datasets:write"], [a]),
+        "instance": o.key(["instance:admin"]),
     }
-    ids = {name: _key_id(client, o, r) for name, r in raw.items()}
+    ids = {name: _key_id(client, o, r) for name, r in raw.items() if name != "instance"}
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    with ctx.db.read() as s:
+        ids["instance"] = next(k.id for k in s.scalars(select(ApiKey).where(
+            ApiKey.org_id == o.id)) if "instance:admin" in k.permissions)
     kw, lim = bearer(raw["kw"]), bearer(raw["lim"])
     assert _listed(client, kw) == {ids[n] for n in ("kw", "lim", "sub", "sub_a", "sub_b")}
     assert _listed(client, lim) == {ids[n] for n in ("lim", "sub_a")}
@@ -233,8 +238,11 @@ def test_keys_write_manages_only_lesser_keys(client: TestClient) -> None:
     ok(client.post(f"/api/v1/key/{ids['sub_a']}/revoke", headers=lim))
     ok(client.post(f"/api/v1/key/{ids['sub_b']}/revoke", headers=kw))
     assert client.get("/api/v1/file/list", headers=bearer(raw["sub_a"])).status_code == 401
-    # The admin manages every key.
-    assert _listed(client, o.admin) >= set(ids.values())
+    # The admin manages every key but an instance admin's (org admin does not imply it).
+    assert _listed(client, o.admin) >= set(ids.values()) - {ids["instance"]}
+    assert ids["instance"] not in _listed(client, o.admin)
+    r = client.post(f"/api/v1/key/{ids['instance']}/revoke", headers=o.admin)
+    assert r.status_code == 404, r.text
 
 
 # --------------------------------------------------------------------------- finding 11

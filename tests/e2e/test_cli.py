@@ -38,8 +38,38 @@ def test_first_start_prints_a_working_key_once(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_keys_need_an_existing_database(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for args in (("keys", "create"), ("keys", "list"), ("orgs", "create", "acme"),
+                 ("orgs", "list")):
+        done = _cli(data, *args)
+        assert done.returncode == 2 and "No dataloft database" in done.stdout + done.stderr, \
+            (args, done.stdout, done.stderr)
+    assert not (data / "dataloft.db").exists()  # nothing was made on the way
+
+
+def test_orgs_create_list_and_keys_per_org(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _cli(data, "migrate").returncode == 0
+    acme = json.loads(_cli(data, "orgs", "create", "acme").stdout)
+    globex = json.loads(_cli(data, "orgs", "create", "globex").stdout)
+    assert acme["key"].startswith("dlk_") and acme["id"] != globex["id"]
+    listed = _cli(data, "orgs", "list").stdout
+    assert acme["id"] in listed and "globex" in listed
+    ci = json.loads(_cli(data, "keys", "create", "--org", "globex", "--name", "ci").stdout)
+    assert ci["org"] == globex["id"]
+    only = _cli(data, "keys", "list", "--org", acme["id"]).stdout
+    assert acme["id"] in only and globex["id"] not in only and ci["id"] not in only
+    assert _cli(data, "keys", "create", "--org", "nope").returncode == 1
+    # A key revoked through the wrong organisation stays live.
+    assert _cli(data, "keys", "revoke", ci["id"], "--org", "acme").returncode == 1
+    assert "yes" not in _cli(data, "keys", "list", "--org", "globex").stdout
+
+
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    assert _cli(data, "migrate").returncode == 0
+    assert _cli(data, "orgs", "create", "main").returncode == 0
     created = _cli(data, "keys", "create", "--name", "ci", "-p", "files:write")
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
@@ -160,6 +190,9 @@ def test_version_and_piped_keys_list_shows_whole_ids(tmp_path: Path) -> None:
     version = _cli(tmp_path / "data", "--version")
     assert version.returncode == 0 and version.stdout.strip() == f"dataloft {__version__}"
     data = tmp_path / "data"
+    # keys commands refuse a data dir never set up, and need an organisation
+    assert _cli(data, "migrate").returncode == 0
+    assert _cli(data, "orgs", "create", "acme").returncode == 0
     key = json.loads(_cli(data, "keys", "create", "--name", "ci").stdout)
     env = {**os.environ, "DATALOFT_DATA_DIR": str(data), "COLUMNS": "40"}
     listed = subprocess.run([sys.executable, "-m", "dataloft.cli", "keys", "list"], env=env,

@@ -77,6 +77,43 @@ def make_image_pdf(sentence: str = OCR_SENTENCE) -> bytes:
     return out.getvalue()
 
 
+def make_image(lines: list[str], fmt: str = "PNG", size: int = 20) -> bytes:
+    """Printed text, one line per entry, in small print (at this size the OCR engine on its
+    own runs the words together), as an image file of `fmt`."""
+    image = Image.new("RGB", (80 + 18 * max(len(x) for x in lines), 60 + 50 * len(lines)),
+                      "white")
+    draw = ImageDraw.Draw(image)
+    for n, line in enumerate(lines):
+        draw.text((40, 30 + 50 * n), line, fill="black", font=ImageFont.load_default(size=size))
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def make_small_print_pdf(sentence: str) -> bytes:
+    """A scanned page of small print (about 19 px high as the PDF path renders it for OCR)."""
+    image = Image.new("RGB", (1700, 300), "white")
+    ImageDraw.Draw(image).text((120, 120), sentence, fill="black",
+                               font=ImageFont.load_default(size=26))
+    out = io.BytesIO()
+    image.save(out, "PDF", resolution=200.0)
+    return out.getvalue()
+
+
+def make_pixel_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid PNG of a few dozen bytes declaring a width x height canvas (1-bit grey)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
 def make_blank_pdf() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (300, 300), "white").save(out, "PDF", resolution=100.0)

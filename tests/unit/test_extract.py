@@ -30,11 +30,14 @@ from tests.support.files import (  # noqa: E402
     make_csv,
     make_docx,
     make_html,
+    make_image,
     make_image_pdf,
     make_json_array,
     make_jsonl,
+    make_pixel_bomb,
     make_pptx,
     make_rtf,
+    make_small_print_pdf,
     make_text_pdf,
     make_xlsx,
     make_xml,
@@ -107,6 +110,52 @@ def test_image_only_pdf_goes_through_ocr() -> None:
     assert isinstance(section, Section)
     assert section.meta == {"page": 1, "ocr": True}
     assert OCR_SENTENCE.lower() in " ".join(section.text.split()).lower()
+
+
+def test_scanned_pdf_ocr_keeps_the_spaces_between_words() -> None:
+    # Small print: the OCR engine alone reads this line as "Invoicetotalis4321dueonreceipt".
+    _, items = extract("scan.pdf", None, make_small_print_pdf("Invoice total is 4321 due soon"))
+    (section,) = items
+    assert isinstance(section, Section)
+    assert section.text == "Invoice total is 4321 due soon"
+
+
+def test_a_multi_page_tiff_gives_a_section_per_page() -> None:
+    from PIL import Image
+
+    pages = [Image.open(io.BytesIO(make_image([line], "PNG"))) for line in
+             ("First page of the fax", "Second page of the fax")]
+    out = io.BytesIO()
+    pages[0].save(out, "TIFF", save_all=True, append_images=pages[1:])
+    fmt, items = extract("fax.tif", None, out.getvalue())
+    assert fmt == "image"
+    assert [(s.meta, s.text) for s in items if isinstance(s, Section)] == [
+        ({"image": "fax.tif", "page": 1, "ocr": True}, "First page of the fax"),
+        ({"image": "fax.tif", "page": 2, "ocr": True}, "Second page of the fax")]
+
+
+def test_image_formats_are_claimed_by_their_bytes() -> None:
+    from dataloft.ingest.extract.image import is_image
+
+    for fmt in ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF"):
+        data = make_image(["x"], fmt)
+        assert is_image(data) and choose("notes.txt", "text/plain", data).name == "image", fmt
+    assert not is_image(b"BMW service notes, plain text, nothing binary at all")
+    assert choose("bmw.txt", None, b"BMW service notes, plain text").name == "text"
+
+
+def test_a_pixel_bomb_is_refused_before_decoding() -> None:
+    bomb = make_pixel_bomb()
+    assert len(bomb) < 200
+    _fails("resource_limit", "bomb.png", bomb)
+
+
+def test_ocr_reading_order_is_lines_top_to_bottom_boxes_left_to_right() -> None:
+    from dataloft.ingest.extract.ocr import _Box, _reading_order
+
+    boxes = [_Box(300, 12, 30, "right"), _Box(10, 50, 70, "second line"),
+             _Box(10, 10, 32, "left"), _Box(150, 14, 31, "middle")]
+    assert _reading_order(boxes) == ["left middle right", "second line"]
 
 
 def test_blank_scanned_pdf_is_empty_content() -> None:
@@ -302,7 +351,7 @@ def test_typed_failures() -> None:
     _fails("empty_content", "blank.txt", b"  \n\t\n")
     _fails({"corrupted_file", "unsupported_format"}, "junk.txt", bytes(range(256)) * 40)
     _fails("corrupted_file", "report.docx", b"PK\x03\x04" + b"\x00garbage" * 100)
-    _fails("unsupported_format", "photo.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    _fails("corrupted_file", "photo.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
     _fails("unsupported_format", "archive.zip", _zip({"a.txt": b"hello"}))
     _fails("corrupted_file", "broken.pdf", b"%PDF-1.7\n" + b"\x00\xff garbage" * 200)
     _fails("corrupted_file", "bad.json", b'{"a": ')

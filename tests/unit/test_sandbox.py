@@ -337,6 +337,15 @@ def test_ocr_works_under_the_default_memory_limit() -> None:
     assert "Sandboxed" in text and "2024" in text
 
 
+def test_a_pixel_bomb_is_refused_typed_in_the_child(tmp_path: Path) -> None:
+    from tests.support.files import make_pixel_bomb
+
+    path = file(tmp_path, "bomb.png", make_pixel_bomb(60_000, 60_000))
+    with pytest.raises(ExtractionError) as caught:
+        sandbox.run_extract("bomb.png", "image/png", path)
+    assert caught.value.code == "resource_limit" and "megapixels" in caught.value.message
+
+
 def test_an_image_only_pdf_is_read_by_ocr_or_refused_typed(tmp_path: Path) -> None:
     from PIL import Image, ImageDraw, ImageFont
 

@@ -22,6 +22,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from dataloft.errors import QuotaExceeded
+from dataloft.events import service as events
 from dataloft.files import repository, service
 from dataloft.files.deps import UploadDeps
 from dataloft.files.schemas import DirectUpload
@@ -101,7 +103,16 @@ def _confirm_one(ctx: UploadDeps, ticket: UploadTicket) -> bool:
             # does not check signatures may not): the upload does not count.
             queue.delete_blob_later(session, key, file.org_id)
             return False
-        service.set_content(session, file, blob, ticket.content_type, ticket.name)
+        try:
+            with session.begin_nested():  # a refusal undoes the file's change, not the rest
+                service.set_content(session, file, blob, ticket.content_type, ticket.name)
+        except QuotaExceeded as exc:
+            # A read that confirms must not fail for it: the upload is dropped and the
+            # refusal logged for the uploader to see.
+            queue.delete_blob_later(session, key, file.org_id)
+            events.emit(session, file.org_id, "file.upload_refused", file_id=file.id,
+                        reason=exc.code, message=exc.message)
+            return False
     return True
 
 

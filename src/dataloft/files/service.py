@@ -15,6 +15,7 @@ from dataloft.jobs import queue
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import Principal
 from dataloft.models import File
+from dataloft.quotas import service as quotas
 from dataloft.records import repository as records
 from dataloft.storage.blobs.base import BlobInfo
 from dataloft.storage.index.base import Index
@@ -33,6 +34,7 @@ def _check_alias(session: Session, principal: Principal, owner_scope: str, alias
 def create(session: Session, principal: Principal, body: FileCreate) -> File:
     principal.require("files:write")
     _check_alias(session, principal, principal.own_scope, body.alias, None)
+    quotas.charge(session, principal.org_id, files=1)
     file = File(
         id=new_id("file"),
         org_id=principal.org_id,
@@ -104,7 +106,9 @@ def refuse_null_visibility(fields: dict[str, Any]) -> None:
 
 def set_content(session: Session, file: File, blob: BlobInfo, content_type: str | None,
                 name: str | None) -> None:
-    """Point the file at new bytes; the old blob is removed by a job once this commits."""
+    """Point the file at new bytes; the old blob is removed by a job once this commits.
+    Charged to the org's storage quota (the new size less the old), QuotaExceeded past it."""
+    old_size = (file.size or 0) if file.blob_key else 0
     if file.blob_key:
         queue.delete_blob_later(session, file.blob_key, file.org_id)
     file.blob_key = blob.key
@@ -114,6 +118,10 @@ def set_content(session: Session, file: File, blob: BlobInfo, content_type: str 
     if name and not file.name:
         file.name = name
     file.version += 1
+    # Charged last: the charge's UPDATE flushes the file's first, so this transaction takes
+    # the file's row lock before the org's usage row, in the order a sync's commit and a
+    # deletion take them (the opposite order could deadlock with them on PostgreSQL).
+    quotas.charge(session, file.org_id, storage_bytes=blob.size - old_size)
 
 
 def delete(session: Session, index: Index, principal: Principal, file_id: str) -> File:
@@ -137,6 +145,8 @@ def delete_unchecked(session: Session, index: Index, file: File) -> None:
     catalog.drop(session, file.org_id, file_id=file.id)
     # Unconfirmed direct uploads die with the file (their tickets go by ON DELETE CASCADE).
     pending = repository.pending_bucket_keys(session, file.id)
+    quotas.release(session, file.org_id, files=1,
+                   storage_bytes=(file.size or 0) if file.blob_key else 0)
     for key in [file.blob_key, *pending]:
         if key:
             queue.delete_blob_later(session, key, file.org_id)

@@ -34,6 +34,7 @@ from dataloft.files.streams import pump
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import UploadTicket
+from dataloft.quotas import service as quotas
 from dataloft.storage.blobs.base import BlobInfo
 
 # RFC 2397: data:[<mediatype>][;base64],<data> where <mediatype> is type/subtype followed by
@@ -295,6 +296,10 @@ class Uploads:
         if spec.size > self.max_bytes:
             raise ContentTooLarge(f"file size {spec.size} exceeds the limit of "
                                   f"{self.max_bytes} bytes")
+        with self.ctx.db.read() as session:
+            file = service.get_owned(session, principal, file_id)
+            grows = spec.size - ((file.size or 0) if file.blob_key else 0)
+            quotas.precheck(session, principal.org_id, storage_bytes=grows)
         disposition = _attachment_header(spec.name) if spec.name else None
         bucket = self.ctx.blobs.direct_uploads()
         if bucket is not None:

@@ -52,7 +52,9 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
 
 
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, info: dict[str, Any] | None = None):
+        """`info` is given to every session (`Session.info`): per-deployment values the
+        lower layers read without being handed the settings (quotas' instance defaults)."""
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
@@ -66,8 +68,8 @@ class Database:
             # Read-only transactions never fail to serialise; writers stay READ COMMITTED.
             self.read_engine = self.write_engine.execution_options(
                 isolation_level="REPEATABLE READ")
-        self._writer = sessionmaker(self.write_engine, expire_on_commit=False)
-        self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
+        self._writer = sessionmaker(self.write_engine, expire_on_commit=False, info=info)
+        self._reader = sessionmaker(self.read_engine, expire_on_commit=False, info=info)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

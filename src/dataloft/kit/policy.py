@@ -143,9 +143,9 @@ def key_manageable(principal: Principal, key: ApiKey) -> bool:
     the principal's (so a limited key sees only keys within its datasets)."""
     if key.org_id != principal.org_id or principal.is_end_user:
         return False
-    perms = set(key.permissions)
-    if "admin" not in principal.permissions and ("admin" in perms
-                                                 or not perms <= principal.permissions):
+    # Every right of the key is one the principal holds (`admin` implies the others, never
+    # `instance:admin`, which only an instance admin holds).
+    if not all(principal.can(p) for p in key.permissions):
         return False
     if principal.datasets is None:
         return True

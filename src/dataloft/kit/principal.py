@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 
 from dataloft.errors import BadRequest, NotAuthorized
 
-PERMISSIONS = ("files:write", "datasets:write", "assistant:write", "keys:write", "admin")
+# An instance admin manages organisations (create, list, quota overrides); an org's
+# "admin" does not imply it: it is granted only by name (CLI, or another instance admin).
+INSTANCE_ADMIN = "instance:admin"
+PERMISSIONS = ("files:write", "datasets:write", "assistant:write", "keys:write", "admin",
+               INSTANCE_ADMIN)
 # Seed 000/001: 1-256 chars of letters, digits and _ - : . @
 USER_IDENTIFIER = re.compile(r"^[A-Za-z0-9_\-:.@]{1,256}$")
 CONTEXT_PART = re.compile(r"^[A-Za-z0-9_\-:.@]{1,256}$")
@@ -56,7 +60,8 @@ class Principal:
         return self.user_identifier is not None
 
     def can(self, permission: str) -> bool:
-        return "admin" in self.permissions or permission in self.permissions
+        return permission in self.permissions or (
+            "admin" in self.permissions and permission != INSTANCE_ADMIN)
 
     def require(self, permission: str) -> None:
         if not self.can(permission):

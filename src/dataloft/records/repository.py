@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.models import Dataset, Record
+from dataloft.quotas import service as quotas
 from dataloft.storage.index.base import Index, IndexRow
 
 _BATCH = 500
@@ -42,7 +43,9 @@ def _touch(session: Session, dataset_ids: Iterable[str]) -> None:
 
 def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
                    new: Sequence[NewRecord], file_id: str | None = None) -> list[tuple[int, str]]:
-    """Bulk insert; returns (pk, id) per record, in input order."""
+    """Bulk insert; returns (pk, id) per record, in input order. Charged to the org's
+    record quota: QuotaExceeded past it, before anything is written."""
+    quotas.charge(session, org_id, records=len(new))
     now = now_ms()
     out: list[tuple[int, str]] = []
     for i in range(0, len(new), _BATCH):
@@ -74,6 +77,7 @@ def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str
     if not doomed:
         return 0
     doomed_pks = [pk for pk, _ in doomed]
+    quotas.release(session, org_id, records=len(doomed_pks))
     index.removed(session, doomed_pks)
     for i in range(0, len(doomed_pks), _BATCH):
         session.execute(delete(Record).where(Record.pk.in_(doomed_pks[i : i + _BATCH])))

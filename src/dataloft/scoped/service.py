@@ -28,6 +28,7 @@ from dataloft.kit import policy
 from dataloft.kit.ids import new_id
 from dataloft.kit.principal import CONTEXT_KEY, CONTEXT_PART, Principal, check_user_identifier
 from dataloft.models import Assistant, Attachment, Dataset, File
+from dataloft.quotas import service as quotas
 from dataloft.scoped import repository
 from dataloft.storage.blobs.base import BlobInfo
 from dataloft.sync import service as sync
@@ -155,6 +156,7 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
     assert dataset is not None
     file = _named(session, principal, dataset, scope, filename)
     if file is None:
+        quotas.charge(session, agent_.org_id, files=1)
         file = File(id=new_id("file"), org_id=agent_.org_id, name=filename, description=notes,
                     owner_scope=scope.owner, visibility="private", meta={})
         file_rows.save_file(session, file)

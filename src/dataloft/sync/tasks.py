@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.datasets import repository as dataset_rows
 from dataloft.datasets import service as datasets
+from dataloft.errors import QuotaExceeded
 from dataloft.events import service as events
 from dataloft.files import repository as file_rows
 from dataloft.ingest import confined
@@ -142,8 +143,11 @@ class SyncHandler:
             new = product.records
             removed = records.delete_where(session, self.index, org_id=plan.org_id,
                                            dataset_id=plan.dataset_id, file_id=plan.file_id)
-            records.insert_records(session, self.index, plan.org_id, plan.dataset_id, new,
-                                   file_id=plan.file_id)
+            try:
+                records.insert_records(session, self.index, plan.org_id, plan.dataset_id, new,
+                                       file_id=plan.file_id)
+            except QuotaExceeded as exc:  # rolls back: the old records stay
+                raise JobFailed("storage_limit", exc.message) from exc
             catalog.replace(session, plan.org_id, plan.dataset_id, plan.file_id, plan.version,
                             product.tables)
             dataset = dataset_rows.dataset_by_id(session, plan.dataset_id)

@@ -2,10 +2,18 @@
 
 WordLlama's own offline tokenizer lookup is broken, so we point `cache_dir` at the package
 directory and disable downloads: nothing is ever fetched at run time.
+
+A text's vector is the mean of its tokens' rows of the embedding table, normalised.
+WordLlama's own `embed` pads every batch to its longest text and multiplies a
+`batch x longest x dim` array by a mask; we pool over the real tokens only (a gather of each
+text's token rows and a row sum), which gives the same vectors (to float32 rounding) for a
+fraction of the work. With no padding, the order of the texts no
+longer changes the cost, so there is nothing to gain from sorting them by length.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Sequence
@@ -15,23 +23,66 @@ import numpy as np
 
 from dataloft.ingest.embed.base import EmbeddingError, normalise
 
+# Bounds on memory per call, whatever the input: texts are tokenized a chunk of at most
+# _CHARS characters at a time, and at most _TOKENS embedding rows (32k x 256 x 4 B = 32 MiB)
+# are gathered at once, so even a single huge text is summed in slices.
+_CHARS = 1 << 18
+_TOKENS = 1 << 15
+
 _lock = threading.Lock()
 _model: Any = None
+_tokenizer: Any = None
 
 
-def _load() -> Any:
-    global _model
+def _load() -> tuple[Any, Any]:
+    global _model, _tokenizer
     with _lock:
         if _model is None:
             import wordllama
             from wordllama import WordLlama
 
             try:
-                _model = WordLlama.load(cache_dir=os.path.dirname(wordllama.__file__),
-                                        disable_download=True)
+                model = WordLlama.load(cache_dir=os.path.dirname(wordllama.__file__),
+                                       disable_download=True)
             except Exception as exc:  # pragma: no cover - depends on the installed wheel
                 raise EmbeddingError(f"could not load the WordLlama model: {exc}") from exc
-        return _model
+            # Our own copy: the model's tokenizer pads (its `embed` relies on that), ours not.
+            tokenizer = type(model.tokenizer).from_str(model.tokenizer.to_str())
+            tokenizer.no_padding()
+            tokenizer.no_truncation()
+            _model, _tokenizer = model, tokenizer
+        return _model, _tokenizer
+
+
+def _chunks(texts: Sequence[str], budget: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of consecutive texts of at most `budget` characters (or one text)."""
+    ranges, start, size = [], 0, 0
+    for i, text in enumerate(texts):
+        if i > start and size + len(text) > budget:
+            ranges.append((start, i))
+            start, size = i, 0
+        size += len(text)
+    ranges.append((start, len(texts)))
+    return ranges
+
+
+def pool_sums(table: np.ndarray, ids: np.ndarray, lengths: np.ndarray,
+              budget: int = _TOKENS) -> np.ndarray:
+    """Per text, the float32 sum of `table` rows over its tokens.
+
+    `ids` holds every text's token ids end to end, `lengths` the number of each text's.
+    One small gather and a row sum per text: cache-hot and as fast as anything NumPy offers
+    here (`np.add.reduceat` and `cumsum` along axis 0 are ~30x slower, `np.add.at` too), and
+    it adds the rows in the order the padded pooling did. A text longer than `budget` tokens
+    is gathered in slices.
+    """
+    sums = np.zeros((len(lengths), table.shape[1]), dtype=np.float32)
+    start = 0
+    for i, n in enumerate(lengths.tolist()):
+        for lo in range(start, start + n, budget):
+            sums[i] += table[ids[lo : min(lo + budget, start + n)]].sum(axis=0)
+        start += n
+    return sums
 
 
 class WordLlamaEmbedder:
@@ -41,10 +92,17 @@ class WordLlamaEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        model = _load()
-        # Batches pad to their longest text: batching texts of like length wastes less
-        # (~30 % of ingest time on SciFact). Each text's vector does not depend on its batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        model, tokenizer = _load()
+        table: np.ndarray = model.embedding
+        # Same ids as `encode_batch`, ~20 % less CPU: it skips the character offsets.
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        vectors[order] = model.embed([texts[i] for i in order], norm=False, batch_size=64)
+        for start, end in _chunks(texts, _CHARS):
+            id_lists = [e.ids for e in encode(list(texts[start:end]), add_special_tokens=False)]
+            lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+            ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64,
+                              count=int(lengths.sum()))
+            np.clip(ids, 0, table.shape[0] - 1, out=ids)  # as WordLlama does
+            sums = pool_sums(table, ids, lengths)
+            vectors[start:end] = sums / np.maximum(lengths, 1).astype(np.float32)[:, None]
         return normalise(vectors)

@@ -2,7 +2,7 @@
 
 `extract(name, content_type, data)` picks a format by content and name (see `dispatch`)
 and returns `(format name, [Section | Row])`, raising only `ExtractionError` with a code
-in {unsupported_format, corrupted_file, empty_content, encrypted}.
+in {unsupported_format, corrupted_file, empty_content, encrypted, resource_limit}.
 
 Extractors register in one registry (`register`, `REGISTRY`); the built-ins below are
 imported here and register exactly as a plugin would, at import time (the extraction
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataloft.ingest.extract import (  # noqa: E402,F401,I001  # noqa: E402,F401,I001  # noqa: E402,F401,I001
     code,
     delimited,
+    image,
     markup,
     office,
     pdf,

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from dataloft.kit.confine import Confined
 
-ErrorCode = Literal["unsupported_format", "corrupted_file", "empty_content", "encrypted"]
+ErrorCode = Literal["unsupported_format", "corrupted_file", "empty_content", "encrypted",
+                    "resource_limit"]
 
 
 class ExtractionError(Confined):

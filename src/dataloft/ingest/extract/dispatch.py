@@ -3,9 +3,9 @@
 The format is decided by content first and name second; the client's content type is
 only a hint:
 
-1. a registered binary signature (`magic`: PDF, DOCX/XLSX/PPTX, RTF) decides;
+1. a registered binary signature (`magic`: PDF, DOCX/XLSX/PPTX, RTF, images) decides;
 2. other binary bytes fail: password-protected Office files `encrypted`, ZIP/legacy
-   Office/images `unsupported_format`, junk under a text name `corrupted_file`;
+   Office/other media `unsupported_format`, junk under a text name `corrupted_file`;
 3. a certain text signature (`<!doctype html`, `<?xml`) decides, whatever the name;
 4. the file name (full name such as `Dockerfile`, then extension) of a text format;
 5. the content type of a text format;

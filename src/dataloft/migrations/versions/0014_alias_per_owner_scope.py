@@ -6,7 +6,7 @@ which confirmed that item exists. The services now check clashes among the items
 caller sees in the item's owner scope (kit/policy.py); the database keeps a plain index.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-05 23:20:00
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,123 @@
+"""Per-organisation quotas on stored bytes, records and files, and the usage figures.
+
+Whoever stores, indexes or creates something charges it here in the transaction that
+commits it (`charge`), and whoever removes something releases it (`release`); a refused
+charge raises `QuotaExceeded` (413 QUOTA_EXCEEDED), so the transaction rolls back whole.
+The instance defaults (DATALOFT_ORG_MAX_*) travel with the database's sessions
+(`session.info[SESSION_KEY]`, set by the context), so the layers that charge need no
+settings of their own; an organisation's overrides are set by an instance admin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dataloft.errors import BadRequest, QuotaExceeded
+from dataloft.quotas import repository
+from dataloft.quotas.repository import UNLIMITED, Kind
+
+SESSION_KEY = "dataloft.quota_limits"
+# The wire name of each quota, and the setting that sets its instance default.
+WIRE: dict[Kind, str] = {"storage_bytes": "storageBytes", "records": "records",
+                         "files": "files"}
+SETTING: dict[Kind, str] = {"storage_bytes": "DATALOFT_ORG_MAX_STORAGE_BYTES",
+                            "records": "DATALOFT_ORG_MAX_RECORDS",
+                            "files": "DATALOFT_ORG_MAX_FILES"}
+_UNIT: dict[Kind, str] = {"storage_bytes": "bytes", "records": "records", "files": "files"}
+_WHAT: dict[Kind, str] = {"storage_bytes": "storage", "records": "record", "files": "file"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Instance defaults; None is unlimited."""
+
+    storage_bytes: int | None = None
+    records: int | None = None
+    files: int | None = None
+
+    def of(self, kind: Kind) -> int | None:
+        value: int | None = getattr(self, kind)
+        return value
+
+
+def session_info(limits: Limits) -> dict[str, Any]:
+    """What the context puts in every session's `info`."""
+    return {SESSION_KEY: limits}
+
+
+def _defaults(session: Session) -> Limits:
+    found = session.info.get(SESSION_KEY)
+    return found if isinstance(found, Limits) else Limits()
+
+
+def charge(session: Session, org_id: str, *, storage_bytes: int = 0, records: int = 0,
+           files: int = 0) -> None:
+    """Count what this transaction adds (negative: removes); refused past a limit."""
+    defaults = _defaults(session)
+    wanted: tuple[tuple[Kind, int], ...] = (
+        ("storage_bytes", storage_bytes), ("records", records), ("files", files))
+    for kind, n in wanted:
+        if n and not repository.add(session, org_id, kind, n, defaults.of(kind)):
+            raise _exceeded(session, org_id, kind, n)
+
+
+def precheck(session: Session, org_id: str, *, storage_bytes: int) -> None:
+    """Refuse early what would not fit now (an announced upload size); not atomic: the
+    charge in the committing transaction decides."""
+    limit = _limit(session, org_id, "storage_bytes")
+    if storage_bytes > 0 and limit is not None \
+            and _used(session, org_id, "storage_bytes") + storage_bytes > limit:
+        raise _exceeded(session, org_id, "storage_bytes", storage_bytes)
+
+
+def release(session: Session, org_id: str, *, storage_bytes: int = 0, records: int = 0,
+            files: int = 0) -> None:
+    charge(session, org_id, storage_bytes=-storage_bytes, records=-records, files=-files)
+
+
+def _used(session: Session, org_id: str, kind: Kind) -> int:
+    row = repository.get(session, org_id)
+    return 0 if row is None else int(getattr(row, kind))
+
+
+def _limit(session: Session, org_id: str, kind: Kind) -> int | None:
+    row = repository.get(session, org_id)
+    override = None if row is None else getattr(row, f"max_{kind}")
+    if override is None:
+        return _defaults(session).of(kind)
+    return None if override == UNLIMITED else int(override)
+
+
+def _exceeded(session: Session, org_id: str, kind: Kind, n: int) -> QuotaExceeded:
+    used = _used(session, org_id, kind)
+    limit = _limit(session, org_id, kind)
+    unit = _UNIT[kind]
+    return QuotaExceeded(
+        f"the organisation's {_WHAT[kind]} quota ({WIRE[kind]}: {limit} {unit}) would be "
+        f"exceeded: {used} {unit} used, this needs {n} more", quota=WIRE[kind], limit=limit,
+        used=used)
+
+
+def usage(session: Session, org_id: str) -> dict[str, Any]:
+    return {**{WIRE[k]: _used(session, org_id, k) for k in WIRE},
+            "limits": {WIRE[k]: _limit(session, org_id, k) for k in WIRE}}
+
+
+def set_limits(session: Session, org_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Overrides from `{storageBytes?, records?, files?}`: a number >= 0 is the limit,
+    -1 unlimited, null back to the instance default; absent keys are left as they are."""
+    values: dict[Kind, int | None] = {}
+    for kind, wire in WIRE.items():
+        if wire not in body:
+            continue
+        value = body[wire]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < UNLIMITED):
+            raise BadRequest(f"{wire} must be a number >= 0, -1 (unlimited) or null "
+                             "(the instance default)")
+        values[kind] = value
+    repository.set_overrides(session, org_id, values)
+    return usage(session, org_id)
