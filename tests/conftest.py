@@ -27,8 +27,11 @@ KEY = "dlk_test_admin_key_0123456789abcdef"
 
 
 def make_settings(tmp: Path, **overrides: object) -> Settings:
+    # public_url: the in-process TestClient's base, so signed upload URLs point back at it
+    # (without it they name the configured host:port; see test_hardening.py).
     base: dict[str, object] = {"data_dir": tmp / "data", "bootstrap_key": KEY,
-                               "sync_cooldown_seconds": 0, "job_poll_seconds": 0.05}
+                               "sync_cooldown_seconds": 0, "job_poll_seconds": 0.05,
+                               "public_url": "http://testserver"}
     return Settings(**{**base, **overrides})  # type: ignore[arg-type]
 
 

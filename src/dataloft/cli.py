@@ -151,6 +151,22 @@ def _db() -> Database:
     return Database(settings.sqlalchemy_url)
 
 
+@app.command("rotate-signing-key")
+def rotate_signing_key() -> None:
+    """Make a new signing key for end-user tokens and upload URLs. API processes sign with
+    it from their next start; tokens and URLs already out stay valid until they expire."""
+    from dataloft.context import signing_grace_seconds
+    from dataloft.keys import signing
+
+    settings = Settings()
+    db = _db()
+    master = signing.master_key(settings.secret_key, settings.secret_key_path)
+    with db.write() as session:
+        signing.load(session, master, signing_grace_seconds(settings))
+        name = signing.rotate(session, master)
+    console.print(f"new signing key {name}; restart the API processes to sign with it")
+
+
 def _fail(exc: Exception) -> typer.Exit:
     console.print(f"[red]{getattr(exc, 'message', exc)}[/]")
     return typer.Exit(1)

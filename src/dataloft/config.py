@@ -22,9 +22,15 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Empty means the embedded default: a directory under data_dir.
     blob_url: str = ""
-    # Public base URL used in signed upload URLs; empty means "derive from the request".
+    # Public base URL used in signed upload URLs; empty means http://{host}:{port} (never
+    # the request's Host header, which any client can forge).
     public_url: str = ""
     bootstrap_key: str = ""
+    # The master key that encrypts the signing keys stored in the database. Empty: read it
+    # from secret_key_file (default {data_dir}/secret.key), made with mode 0600 on first
+    # start. Replicas of one cluster need the same one.
+    secret_key: str = ""
+    secret_key_file: Path | None = None
 
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     url_fetch_allow: str = ""  # comma-separated host:port pairs exempt from SSRF checks
@@ -45,6 +51,10 @@ class Settings(BaseSettings):
     # given back so another worker takes them over at once instead of after the lease.
     job_shutdown_seconds: float = Field(default=10.0, ge=0)
     sync_cooldown_seconds: float = 120.0
+    # Finished jobs and events older than this are deleted (jobs/retention.py), checked
+    # every retention_interval_seconds; the event log keeps everything of the window.
+    retention_days: float = Field(default=30.0, gt=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     # Each extraction runs in a child process under these limits (ingest/confined.py).
     extract_memory_mb: int = Field(default=1024, ge=64)
     extract_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -93,6 +103,20 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'dataloft.db').resolve()}"
+
+    @property
+    def own_url(self) -> str:
+        """The base URL clients reach this server at, from configuration only."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return (self.secret_key_file or self.data_dir / "secret.key").resolve()
 
     @property
     def blob_dir(self) -> Path:

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from dataloft.assistants import service as assistants
 from dataloft.config import Settings
+from dataloft.events import repository as event_rows
 from dataloft.files.tasks import BlobDeleteHandler
 from dataloft.ingest import confined
 from dataloft.ingest.embed.base import Embedder
-from dataloft.jobs import locks, queue
+from dataloft.jobs import locks, queue, retention
 from dataloft.jobs.worker import Handler, WorkerConfig, WorkerPool
 from dataloft.keys import service as keys
+from dataloft.keys import signing, tokens
 from dataloft.kit import migrate
 from dataloft.kit.db import Database
 from dataloft.openai.tasks import EXPIRE_JOB, FileExpireHandler
@@ -27,6 +29,7 @@ from dataloft.storage.index.sqlite import SqliteIndex
 from dataloft.sync.reindex import REINDEX_JOB, ReindexHandler, enqueue_stale
 from dataloft.sync.service import SYNC_JOB
 from dataloft.sync.tasks import ExtractLimits, SyncHandler
+from dataloft.webhooks import repository as webhook_rows
 from dataloft.webhooks import service as webhooks
 from dataloft.webhooks.tasks import DeliveryConfig, WebhookDeliveryHandler
 
@@ -42,6 +45,8 @@ class Context:
     embedder: Embedder
     query: QueryService
     signing_key: bytes
+    # Every signing key still in use, the current one first (keys/signing.py).
+    verify_keys: tuple[bytes, ...] = ()
     workers: WorkerPool | None = None
     bootstrap_key: str | None = None
 
@@ -60,9 +65,16 @@ class Context:
         self.db.dispose()
 
 
-def _signing_key(db: Database) -> bytes:
+def signing_keys(settings: Settings, db: Database) -> tuple[bytes, ...]:
+    """The signing keys in use, current first; made (or encrypted) on first start."""
+    master = signing.master_key(settings.secret_key, settings.secret_key_path)
     with db.write() as session:
-        return keys.signing_key(session)
+        return tuple(signing.load(session, master, signing_grace_seconds(settings)))
+
+
+def signing_grace_seconds(settings: Settings) -> float:
+    """How long a replaced key still verifies: the longest life of what it signed."""
+    return float(max(tokens.MAX_TTL_S, settings.direct_upload_ttl))
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -91,10 +103,10 @@ def build_query(settings: Settings, db: Database, blobs: BlobStore) -> QueryServ
 def build(settings: Settings, *, start_workers: bool = True) -> Context:
     """The API process (`dataloft serve`): embedded, it also runs the workers; in cluster
     mode with DATALOFT_WORKERS=0 it is a stateless replica."""
-    db, blobs, index, embedder, raw_key = _open(settings, api=True)
+    db, blobs, index, embedder, raw_key, ring = _open(settings, api=True)
     ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
-                  query=build_query(settings, db, blobs), signing_key=_signing_key(db),
-                  bootstrap_key=raw_key)
+                  query=build_query(settings, db, blobs), signing_key=ring[0],
+                  verify_keys=ring, bootstrap_key=raw_key)
     if start_workers and settings.workers > 0:
         ctx.workers = _start_workers(settings, db, blobs, index, embedder)
     return ctx
@@ -103,7 +115,7 @@ def build(settings: Settings, *, start_workers: bool = True) -> Context:
 def build_worker(settings: Settings) -> Context:
     """A `dataloft worker` process: job workers only, no HTTP, no bootstrap (an admin key
     made here could never be shown to anyone)."""
-    db, blobs, index, embedder, _ = _open(settings, api=False)
+    db, blobs, index, embedder, _, _ = _open(settings, api=False)
     ctx = Context(settings=settings, db=db, blobs=blobs, index=index, embedder=embedder,
                   query=build_query(settings, db, blobs), signing_key=b"")
     ctx.workers = _start_workers(settings, db, blobs, index, embedder)
@@ -111,7 +123,7 @@ def build_worker(settings: Settings) -> Context:
 
 
 def _open(settings: Settings, *, api: bool
-          ) -> tuple[Database, BlobStore, Index, Embedder, str | None]:
+          ) -> tuple[Database, BlobStore, Index, Embedder, str | None, tuple[bytes, ...]]:
     if settings.backend == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     webhooks.install()
@@ -125,13 +137,14 @@ def _open(settings: Settings, *, api: bool
         blobs = build_blob_store(settings.blob_url, settings.blob_dir)
         index = PostgresIndex() if db.dialect == "postgresql" else SqliteIndex()
         embedder = build_embedder(settings)
-        raw_key = None
+        raw_key: str | None = None
+        ring: tuple[bytes, ...] = ()
         if api:
             raw_key = _first_start(settings, db, embedder)
-            _signing_key(db)
+            ring = signing_keys(settings, db)
     if settings.backend == "sqlite":
         blobs.purge_partials()
-    return db, blobs, index, embedder, raw_key
+    return db, blobs, index, embedder, raw_key, ring
 
 
 def _first_start(settings: Settings, db: Database, embedder: Embedder) -> str | None:
@@ -139,6 +152,7 @@ def _first_start(settings: Settings, db: Database, embedder: Embedder) -> str | 
         enqueue_stale(session, embedder.name, embedder.dimension)
         raw_key = keys.bootstrap(session, settings.bootstrap_key or None)
         assistants.ensure_defaults(session)
+        retention.ensure_scheduled(session, int(settings.retention_interval_seconds * 1000))
         if settings.backend == "sqlite":
             # One process owns an embedded deployment: leases left 'running' belong to a
             # process that died, so make them claimable at once instead of after expiry.
@@ -157,6 +171,10 @@ def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: In
         REINDEX_JOB: ReindexHandler(db, index, embedder),
         queue.BLOB_DELETE: BlobDeleteHandler(db, blobs),
         EXPIRE_JOB: FileExpireHandler(db, index),
+        retention.RETENTION_JOB: retention.RetentionHandler(
+            db, retention_ms=int(settings.retention_days * 86_400_000),
+            interval_ms=int(settings.retention_interval_seconds * 1000),
+            pruners=[event_rows.prune, webhook_rows.prune_delivered]),
         webhooks.DELIVERY_JOB: WebhookDeliveryHandler(db, DeliveryConfig(
             allow=settings.url_fetch_allowlist, timeout_s=settings.webhook_timeout_seconds,
             retry_base_s=settings.webhook_retry_base_seconds,

@@ -27,6 +27,13 @@ class BadRequest(DataloftError):
     code = "BAD_REQUEST"
 
 
+class EmptyFile(BadRequest):
+    """Zero bytes, in any upload form: one refusal, so a client learns it one way."""
+
+    def __init__(self, message: str = "the file is empty (0 bytes); send its content"):
+        super().__init__(message, reason="empty_file")
+
+
 class NotAuthenticated(DataloftError):
     status = 401
     code = "NOT_AUTHENTICATED"

@@ -108,7 +108,8 @@ class File(Timestamps, Base):
 
     __table_args__ = (
         Index("ix_files_org_id_id", "org_id", "id"),
-        UniqueConstraint("org_id", "alias", name="uq_files_org_alias"),
+        # Aliases are unique per owner scope among what a caller sees (files/service.py).
+        Index("ix_files_org_scope_alias", "org_id", "owner_scope", "alias"),
     )
 
 
@@ -167,7 +168,7 @@ class Dataset(Timestamps, Base):
 
     __table_args__ = (
         Index("ix_datasets_org_id_id", "org_id", "id"),
-        UniqueConstraint("org_id", "alias", name="uq_datasets_org_alias"),
+        Index("ix_datasets_org_scope_alias", "org_id", "owner_scope", "alias"),
         UniqueConstraint("assistant_id", "owner_scope", name="uq_datasets_assistant_scope"),
     )
 

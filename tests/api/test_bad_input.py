@@ -492,6 +492,8 @@ def test_non_object_json_bodies_are_400(app_client: TestClient, world: dict[str,
                                        seeded: Seeded) -> None:
     before_files = app_client.get("/api/v1/file/list", params={"take": 100}).json()
     for path in _json_post_routes(world):
+        if path.endswith("/upload"):
+            continue  # there, any JSON but {"file": ...} is the file's content (test_hardening)
         for body in ([], "x", 1, [{"name": "x"}], True):
             r = app_client.post(path, json=body)
             assert r.status_code == 400, (path, body, r.status_code, r.text[:200])
@@ -501,9 +503,9 @@ def test_non_object_json_bodies_are_400(app_client: TestClient, world: dict[str,
 
 
 @pytest.mark.parametrize("body", [
-    {}, {"file": None}, {"file": ""}, {"file": 5}, {"file": []}, {"file": True},
+    {"file": None}, {"file": ""}, {"file": 5}, {"file": []}, {"file": True},
     {"file": "ftp://example.com/a.csv"}, {"file": "file:///etc/passwd"},
-    {"file": "/etc/passwd"}, {"file": "javascript:alert(1)"}, {"url": "data:,x"},
+    {"file": "/etc/passwd"}, {"file": "javascript:alert(1)"},
     {"file": {"type": "text/csv"}}, {"file": {"type": "text/csv", "size": -1}},
     {"file": {"type": "text/csv\r\nX-Injected: 1", "size": 3}},
     {"file": {"type": "текст/csv", "size": 3}}, {"file": {"type": "csv", "size": 3}},

@@ -11,6 +11,11 @@ The ORACLE below is written from the rules of ARCHITECTURE.md §1, not from
 read path must answer, for every principal, exactly the oracle's set: no more, no less;
 invisible ids answer 404 and never show up in a listing, a search or a name list.
 
+Writes and key management are checked the same way (issue #11): each principal probes a
+change of every file (an empty update, which runs the whole rule and changes nothing), lists
+keys, tries to revoke the keys it must not manage (a refusal changes nothing), and reads the
+default agent, whose instructions it sees only if the oracle says so.
+
 Violations already reported are tagged KNOWN BUG where they are found (a warning, not a
 failure, so the model keeps looking for new ones) and pinned by strict xfail tests at the
 end of this file; fixing one in src turns its xfail into a failure that asks for both to go.
@@ -42,7 +47,7 @@ from dataloft.app import create_app
 from dataloft.assistants import service as assistants
 from dataloft.keys import service as keys
 from dataloft.kit.ids import new_id
-from dataloft.models import Assistant, Attachment, Dataset, Event, File, Job, Org, Record
+from dataloft.models import ApiKey, Assistant, Attachment, Dataset, Event, File, Job, Org, Record
 
 VIS = ("private", "protected", "public")
 USERS = ("u1", "u2", "u3")  # u3 owns nothing
@@ -61,6 +66,7 @@ class Who:
     user: str | None = None
     context: tuple[tuple[str, str], ...] = ()
     limit: frozenset[str] | None = None  # dataset ids of a limited key
+    perms: frozenset[str] = frozenset()  # the permissions it acts with
 
 
 @dataclass
@@ -71,6 +77,7 @@ class Truth:
     links: set[tuple[str, str]] = field(default_factory=set)  # (dataset_id, file_id)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def scope_ok(who: Who, scope: str, vis: str) -> bool:
@@ -115,6 +122,43 @@ def sees_event(t: Truth, who: Who, ev_id: str) -> bool:
     if who.user is None and who.limit is None:
         return True
     return sees_dataset(t, who, e["dataset"]) and file_scope_ok(t, who, e["file"])
+
+
+PERMS = ("files:write", "datasets:write", "assistant:write", "keys:write", "admin",
+         "instance:admin")
+
+
+def can(who: Who, permission: str) -> bool:
+    return "admin" in who.perms or permission in who.perms
+
+
+def file_change_status(t: Truth, who: Who, file_id: str) -> int:
+    """What changing the file answers: 200, 403 (no right to), 404 (cannot see it)."""
+    if not can(who, "files:write"):
+        return 403
+    if not sees_file(t, who, file_id):
+        return 404
+    if who.user is not None and t.files[file_id]["scope"] != f"user:{who.user}":
+        return 403
+    users = ({d for d, f in t.links if f == file_id}
+             | {r["dataset"] for r in t.records.values() if r["file"] == file_id})
+    if who.limit is not None and not users <= who.limit:
+        return 403
+    return 200
+
+
+def manages_key(who: Who, key: dict[str, Any]) -> bool:
+    if who.user is not None or key["org"] != who.org:
+        return False
+    held = who.perms | (frozenset(PERMS) - {"instance:admin"} if "admin" in who.perms
+                        else frozenset())
+    if not key["perms"] <= held:
+        return False
+    return who.limit is None or (key["datasets"] is not None and key["datasets"] <= who.limit)
+
+
+def sees_instructions(who: Who) -> bool:
+    return (who.user is None and who.limit is None) or can(who, "assistant:write")
 
 
 # ---------------------------------------------------------------- world specification
@@ -247,6 +291,9 @@ class OrgInfo:
     agent: str
 
 
+INSTRUCTIONS = "model-secret-instructions"
+
+
 @dataclass
 class World:
     orgs: list[OrgInfo]
@@ -264,9 +311,11 @@ def new_org(client: TestClient, name: str) -> OrgInfo:
         session.flush()
         _, raw = keys.create_key(session, org.id, name="admin")
         assistants.ensure_defaults(session)
-        agent = session.scalar(select(Assistant.id).where(Assistant.org_id == org.id,
-                                                          Assistant.is_default.is_(True)))
-    assert agent is not None
+        found = session.scalar(select(Assistant).where(Assistant.org_id == org.id,
+                                                       Assistant.is_default.is_(True)))
+        assert found is not None
+        found.instructions = INSTRUCTIONS
+        agent = found.id
     return OrgInfo(org.id, raw, agent)
 
 
@@ -308,6 +357,9 @@ def read_truth(client: TestClient, org_ids: list[str]) -> Truth:
         for e in s.scalars(select(Event).where(Event.org_id.in_(org_ids))):
             t.events[e.id] = {"org": e.org_id, "dataset": e.dataset_id, "file": e.file_id,
                               "type": e.type}
+        for k in s.scalars(select(ApiKey).where(ApiKey.org_id.in_(org_ids))):
+            t.keys[k.id] = {"org": k.org_id, "perms": frozenset(k.permissions),
+                            "datasets": None if k.datasets is None else frozenset(k.datasets)}
     return t
 
 
@@ -398,12 +450,18 @@ def build_world(client: TestClient, spec: WorldSpec) -> World:
         org = orgs[p.org]
         limit = frozenset(ds_ids[r] for r in p.limit) if "limited" in p.kind else None
         raw = org.admin
+        # Limited keys may write files and manage keys: the rules that narrow both are what
+        # the model checks. Tokens are granted nothing; run-as keeps the admin key's rights.
+        granted = LIMITED_RIGHTS if "limited" in p.kind else frozenset()
         if p.kind in ("reader", "limited", "limited_runas", "limited_token"):
             with ctx.db.write() as s:
-                _, raw = keys.create_key(s, org.id, name=f"p{n}", permissions=[],
+                _, raw = keys.create_key(s, org.id, name=f"p{n}", permissions=sorted(granted),
                                          datasets=sorted(limit) if limit is not None else None)
         end_user = p.kind in ("runas", "limited_runas", "token", "limited_token")
-        who = Who(org.id, p.user if end_user else None, p.context if end_user else (), limit)
+        perms = (frozenset({"admin"}) if p.kind in ("admin", "runas")
+                 else frozenset() if p.kind.endswith("token") else granted)
+        who = Who(org.id, p.user if end_user else None, p.context if end_user else (), limit,
+                  perms)
         if p.kind.endswith("token"):
             tok = ok(client.post("/api/v1/token/create", headers=bearer(raw), json={
                 "userIdentifier": p.user, "userContext": dict(p.context)}))["token"]
@@ -415,7 +473,11 @@ def build_world(client: TestClient, spec: WorldSpec) -> World:
         principals.append((f"{p.kind}(org{p.org}, user={who.user}, context={dict(who.context)},"
                            f" limit={sorted(limit) if limit is not None else None})",
                            who, headers))
+    truth.keys = read_truth(client, [o.id for o in orgs]).keys  # with the principals' keys
     return World(orgs, truth, content, scope_ds, principals)
+
+
+LIMITED_RIGHTS = frozenset({"files:write", "keys:write"})
 
 
 # ---------------------------------------------------------------- known policy bugs
@@ -652,10 +714,70 @@ def checks_for(client: TestClient, w: World, desc: str, who: Who, h: dict[str, s
     yield scope_lists
 
 
+def write_checks_for(client: TestClient, w: World, desc: str, who: Who, h: dict[str, str]
+                     ) -> Iterator[Check]:
+    """Writes and key management, probed without changing the world when the rules hold."""
+    t = w.truth
+
+    def at(path: str) -> str:
+        return f"[{desc}] {path}"
+
+    def file_changes() -> list[str]:
+        out = []
+        for fid in t.files:
+            # An empty update runs the whole rule (right, visibility, ownership, limit).
+            r = client.post(f"/api/v1/file/{fid}/update", headers=h, json={})
+            want = file_change_status(t, who, fid)
+            if r.status_code != want:
+                out.append(at(f"POST /api/v1/file/{fid}/update: expected {want}, got "
+                              f"{r.status_code} {r.text[:200]}"))
+            elif want != 200 and any(d in r.text for d in t.datasets):
+                out.append(at(f"POST /api/v1/file/{fid}/update names a dataset: {r.text}"))
+        return out
+
+    def key_management() -> list[str]:
+        out: list[str] = []
+        allowed = who.user is None and can(who, "keys:write")
+        r = client.get("/api/v1/key/list", headers=h, params={"take": 100})
+        if not allowed:
+            if r.status_code != 403:
+                out.append(at(f"GET /api/v1/key/list: expected 403, got {r.status_code}"))
+        else:
+            want = {k for k, key in t.keys.items() if manages_key(who, key)}
+            got = [k["id"] for k in r.json()["items"]] if r.status_code == 200 else None
+            out += diff(at("GET /api/v1/key/list"), want, got, r.status_code)
+        for kid, key in t.keys.items():
+            if manages_key(who, key):
+                continue  # revoking would change the world; the listing covers these
+            r = client.post(f"/api/v1/key/{kid}/revoke", headers=h)
+            want_status = 404 if allowed else 403
+            if r.status_code != want_status:
+                out.append(at(f"POST /api/v1/key/{kid}/revoke: expected {want_status}, got "
+                              f"{r.status_code} {r.text[:200]}"))
+        return out
+
+    def instructions() -> list[str]:
+        org = next(o for o in w.orgs if o.id == who.org)
+        want = INSTRUCTIONS if sees_instructions(who) else None
+        r = client.get(f"/api/v1/assistant/{org.agent}/fetch", headers=h)
+        listed = client.get("/api/v1/assistant/list", headers=h, params={"take": 100})
+        got = ([a["instructions"] for a in listed.json()["items"] if a["id"] == org.agent]
+               if listed.status_code == 200 else [f"HTTP {listed.status_code}"])
+        if r.status_code != 200 or r.json()["instructions"] != want or got != [want]:
+            return [at(f"assistant instructions: expected {want!r}, got {r.status_code} "
+                       f"{r.text[:200]} / listed {got}")]
+        return []
+
+    yield file_changes
+    yield key_management
+    yield instructions
+
+
 def verify(client: TestClient, w: World, pool: ThreadPoolExecutor, lite: bool = False) -> None:
     tasks: list[Check] = []
     for desc, who, h in w.principals:
         tasks += list(checks_for(client, w, desc, who, h, lite))
+        tasks += list(write_checks_for(client, w, desc, who, h))
 
     def anonymous() -> list[str]:
         out = []

@@ -72,8 +72,9 @@ def wait_for_jobs(client: TestClient, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with ctx.db.read() as s:
+            # The retention job is always queued for its next run (jobs/retention.py).
             if not s.scalar(select(func.count()).select_from(Job).where(
-                    Job.state.in_(("queued", "running")))):
+                    Job.state.in_(("queued", "running")), Job.kind != "retention.prune")):
                 return
         time.sleep(0.03)
     raise AssertionError("jobs did not finish")
@@ -263,6 +264,9 @@ class Env:
 
 OK = frozenset({200})
 CONFLICT = frozenset({409})
+# Aliases are unique per owner scope (issue #11 finding 5): an end-user's first create with
+# an alias the org scope holds succeeds; a second principal of the same user then clashes.
+OWN_SCOPE = frozenset({200, 409})
 FORBIDDEN = frozenset({403})
 MULTIPART_CSV = {"files": {"file": ("b-upload.csv", b"k,v\nb,bqmark\n", "text/csv")}}
 
@@ -527,7 +531,7 @@ def v1_rules() -> dict[tuple[str, str], Rule]:
 def rules() -> dict[tuple[str, str], Rule]:
     p = "/api/v1"
     return {
-        ("POST", f"{p}/file/create"): plain("POST", f"{p}/file/create", end_user=CONFLICT,
+        ("POST", f"{p}/file/create"): plain("POST", f"{p}/file/create", end_user=OWN_SCOPE,
                                             json={"name": "b-file", "alias": "b-alias"}),
         ("POST", f"{p}/dataset/file/create"): plain("POST", f"{p}/dataset/file/create",
                                                     json={"name": "b-file-2"}),
@@ -548,7 +552,7 @@ def rules() -> dict[tuple[str, str], Rule]:
         ("POST", f"{p}/file/{{file_id}}/upload/confirm"): per_file("POST", "/upload/confirm",
                                                                     json={}),
         ("GET", f"{p}/file/{{file_id}}/download"): download,
-        ("POST", f"{p}/dataset/create"): plain("POST", f"{p}/dataset/create", end_user=CONFLICT,
+        ("POST", f"{p}/dataset/create"): plain("POST", f"{p}/dataset/create", end_user=OWN_SCOPE,
                                                json={"name": "b-ds", "alias": "b-ds-alias"}),
         ("GET", f"{p}/dataset/list"): listing(f"{p}/dataset/list"),
         ("GET", f"{p}/dataset/{{dataset_id}}/fetch"): per_dataset("GET", "/fetch"),

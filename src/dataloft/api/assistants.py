@@ -32,13 +32,13 @@ def create_assistant(session: SessionDep, principal: PrincipalDep,
 def list_assistants(request: Request, ctx: CtxDep, session: SessionDep,
                     principal: PrincipalDep) -> Any:
     return respond(request, ctx, session, service.listing(principal), Assistant.id,
-                   service.render)
+                   lambda assistant: service.render(assistant, principal))
 
 
 @router.get("/{assistant_id}/fetch", response_model=AssistantOut)
 def fetch_assistant(assistant_id: str, session: SessionDep,
                     principal: PrincipalDep) -> dict[str, Any]:
-    return service.render(service.get(session, principal, assistant_id))
+    return service.render(service.get(session, principal, assistant_id), principal)
 
 
 @router.post("/{assistant_id}/update", response_model=Ref)

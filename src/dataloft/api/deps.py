@@ -38,7 +38,7 @@ def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)],
     raw_context = request.headers.get("x-user-context")
     with ctx.db.read() as session:
         if credential.startswith(tokens.PREFIX):
-            principal = keys.from_token(session, tokens.verify(ctx.signing_key, credential))
+            principal = keys.from_token(session, tokens.verify(ctx.verify_keys, credential))
             if run_as is not None and run_as != principal.user_identifier:
                 raise NotAuthorized("an end-user token cannot act for another user")
             return principal

@@ -56,7 +56,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DataloftError)
     async def _ours(req: Request, exc: DataloftError) -> JSONResponse:
         if openai_errors.applies(req.url.path):
-            return openai_errors.response(exc.status, exc.message, exc.code, None, exc.headers)
+            code = str(exc.extra.get("reason") or exc.code)
+            return openai_errors.response(exc.status, exc.message, code, None, exc.headers)
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

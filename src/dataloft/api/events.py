@@ -150,7 +150,7 @@ def _sse_principal(request: Request, ctx: CtxDep, _bearer: Bearer = None) -> Pri
         raise BadRequest("?token= takes an end-user token; send API keys as "
                          "'Authorization: Bearer <key>'")
     with ctx.db.read() as session:
-        return keys.from_token(session, tokens.verify(ctx.signing_key, token))
+        return keys.from_token(session, tokens.verify(ctx.verify_keys, token))
 
 
 @router.get("/event/stream", response_class=StreamingResponse, responses=_SSE)

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
 from dataloft.api.openapi import Documented, errors
 from dataloft.context import Context
-from dataloft.errors import BadRequest
+from dataloft.errors import BadRequest, EmptyFile
 from dataloft.files import multipart
 from dataloft.files.streams import blob_writer
 from dataloft.files.upload import capped_body
@@ -57,6 +57,8 @@ async def _upload(request: Request, ctx: Context, principal: Principal, agent_id
         # The raw name: the seed's filename is the file's identity in its scope, so '../x.csv'
         # or 'a\x00.csv' is refused rather than quietly stored as (or over) 'x.csv'.
         filename = service.clean_filename(form.file.raw_filename)
+        if writer.size == 0:
+            raise EmptyFile()
         blob = await run_in_threadpool(writer.commit)
     notes = form.fields.get("notes")
 

@@ -19,7 +19,9 @@ router = APIRouter(prefix="/api", tags=["dataset knowledge (Informer)"], route_c
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_START = 2**31 - 1  # past any real list; 2**63 would overflow the database offset
+# Every integer parameter is bounded: an offset past any real list is still a page (empty),
+# but one past the database's 64-bit integers is a 400, not an OverflowError.
+MAX_START = 2**31 - 1
 Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT)]
 
 

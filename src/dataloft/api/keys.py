@@ -63,7 +63,7 @@ def list_keys(request: Request, ctx: CtxDep, session: SessionDep,
               principal: PrincipalDep) -> Any:
     _backend(principal)
     principal.require("keys:write")
-    return respond(request, ctx, session, service.listing(principal.org_id), ApiKey.id,
+    return respond(request, ctx, session, service.listing(session, principal), ApiKey.id,
                    service.render)
 
 
@@ -71,7 +71,7 @@ def list_keys(request: Request, ctx: CtxDep, session: SessionDep,
 def revoke_key(key_id: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     _backend(principal)
     principal.require("keys:write")
-    return {"id": service.revoke_key(session, key_id, org_id=principal.org_id).id}
+    return {"id": service.revoke_managed(session, principal, key_id).id}
 
 
 @router.post("/token/create", response_model=TokenCreated)

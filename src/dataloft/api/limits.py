@@ -17,8 +17,10 @@ JSON_BODY_LIMIT = 8 * 1024 * 1024
 # direct-to-source PUT /file/{id}/upload/{ticket}. Matched on the whole path: a substring
 # test would let any path with "/upload" in an id (".../dataset/upload/record/create")
 # skip the cap.
-# POST /v1/files (OpenAI surface) streams its multipart body the same way.
-_SELF_LIMITED = re.compile(r"/api/v1/file/[^/]+/upload(?:/[^/]+)?/?|/v1/files/?")
+# POST /v1/files (OpenAI surface) streams its multipart body the same way, and so do the
+# Inconvo uploads (POST .../datasets/{user/{id} | context/{k}/{v}}, 10 MB per file).
+_SELF_LIMITED = re.compile(r"/api/v1/file/[^/]+/upload(?:/[^/]+)?/?|/v1/files/?"
+                           r"|/api/v1(?:/agents/[^/]+)?/datasets/(?:user/[^/]+|context/[^/]+/[^/]+)/?")
 
 
 class BodyLimit:

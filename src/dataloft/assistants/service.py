@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.assistants import repository
 from dataloft.errors import Conflict, not_found
+from dataloft.kit import policy
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import Principal
 from dataloft.models import Assistant
@@ -83,12 +84,13 @@ def delete(session: Session, principal: Principal, assistant_id: str) -> Assista
     return assistant
 
 
-def render(assistant: Assistant) -> dict[str, Any]:
+def render(assistant: Assistant, principal: Principal) -> dict[str, Any]:
+    shown = policy.sees_instructions(principal)
     return {
         "id": assistant.id,
         "name": assistant.name,
         "description": assistant.description,
-        "instructions": assistant.instructions,
+        "instructions": assistant.instructions if shown else None,
         "model": assistant.model,
         "meta": assistant.meta,
         "default": assistant.is_default,

@@ -81,12 +81,6 @@ def text_bytes(session: Session, dataset_id: str,
 
 # --- datasets ----------------------------------------------------------------------------------
 
-def dataset_with_alias(session: Session, org_id: str, alias: str) -> str | None:
-    """The id of the org's dataset called alias, if any."""
-    return session.scalar(select(Dataset.id).where(Dataset.org_id == org_id,
-                                                   Dataset.alias == alias))
-
-
 def save_dataset(session: Session, dataset: Dataset) -> None:
     """Write a new or changed dataset now."""
     session.add(dataset)
@@ -161,3 +155,21 @@ def write_record_text(session: Session, record: Record, text: str) -> None:
     """Change the record's text in the database now (its index entry is the caller's)."""
     record.text = text
     session.flush()
+
+
+def alias_holder(session: Session, principal: Principal, owner_scope: str, alias: str
+                 ) -> str | None:
+    """The dataset of `owner_scope` holding `alias`, among those the principal sees: an
+    alias held by a dataset it cannot see is free for it (unique per owner scope)."""
+    return session.scalar(select(Dataset.id).where(
+        Dataset.org_id == principal.org_id, Dataset.owner_scope == owner_scope,
+        Dataset.alias == alias, policy.datasets(principal)).limit(1))
+
+
+def visible_ids(session: Session, principal: Principal, dataset_ids: Sequence[str]
+                ) -> set[str]:
+    """Those of `dataset_ids` the principal may see."""
+    if not dataset_ids:
+        return set()
+    return set(session.scalars(select(Dataset.id).where(Dataset.id.in_(list(dataset_ids)),
+                                                        policy.datasets(principal))))

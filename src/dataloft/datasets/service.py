@@ -20,10 +20,11 @@ from dataloft.storage.index.base import Index
 from dataloft.tables import catalog
 
 
-def _check_alias(session: Session, org_id: str, alias: str | None, dataset_id: str | None) -> None:
+def _check_alias(session: Session, principal: Principal, owner_scope: str, alias: str | None,
+                 dataset_id: str | None) -> None:
     if alias is None:
         return
-    clash = repository.dataset_with_alias(session, org_id, alias)
+    clash = repository.alias_holder(session, principal, owner_scope, alias)
     if clash is not None and clash != dataset_id:
         raise Conflict(f"alias {alias!r} is already used by another dataset")
 
@@ -35,6 +36,8 @@ def _apply(dataset: Dataset, fields: dict[str, Any]) -> None:
             settings[key] = value
         elif key == "meta":
             dataset.meta = value or {}
+        elif key == "visibility" and value is None:
+            continue  # on create, null is the default (update refuses it first)
         else:
             setattr(dataset, key, value)
     dataset.settings = {k: v for k, v in settings.items() if v is not None}
@@ -42,7 +45,7 @@ def _apply(dataset: Dataset, fields: dict[str, Any]) -> None:
 
 def create(session: Session, principal: Principal, body: DatasetCreate) -> Dataset:
     principal.require("datasets:write")
-    _check_alias(session, principal.org_id, body.alias, None)
+    _check_alias(session, principal, principal.own_scope, body.alias, None)
     dataset = Dataset(id=new_id("ds"), org_id=principal.org_id, visibility="private",
                       owner_scope=principal.own_scope, meta={}, settings={})
     _apply(dataset, body.model_dump(exclude_unset=True))
@@ -74,8 +77,9 @@ def update(session: Session, principal: Principal, dataset_id: str,
     principal.require("datasets:write")
     dataset = get_owned(session, principal, dataset_id)
     fields = body.model_dump(exclude_unset=True)
+    files.refuse_null_visibility(fields)
     if "alias" in fields:
-        _check_alias(session, principal.org_id, fields["alias"], dataset.id)
+        _check_alias(session, principal, dataset.owner_scope, fields["alias"], dataset.id)
     if "fields" in fields:
         edits = fields.pop("fields")
         settings = {k: v for k, v in dataset.settings.items() if k != "fields"}

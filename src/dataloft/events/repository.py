@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit import policy
@@ -37,3 +37,12 @@ def latest(session: Session, principal: Principal, n: int) -> list[Event]:
     rows = list(session.scalars(select(Event).where(policy.events(principal))
                                 .order_by(Event.id.desc()).limit(n)))
     return rows[::-1]
+
+
+def prune(session: Session, before_ms: int, limit: int) -> int:
+    """Delete up to `limit` events created before `before_ms`, oldest first (retention)."""
+    ids = list(session.scalars(select(Event.id).where(Event.created_at < before_ms)
+                               .order_by(Event.id).limit(limit)))
+    if ids:
+        session.execute(delete(Event).where(Event.id.in_(ids)))
+    return len(ids)

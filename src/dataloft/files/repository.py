@@ -13,9 +13,20 @@ from dataloft.kit.principal import Principal
 from dataloft.models import File, UploadTicket
 
 
-def file_with_alias(session: Session, org_id: str, alias: str) -> str | None:
-    """The id of the org's file called alias, if any."""
-    return session.scalar(select(File.id).where(File.org_id == org_id, File.alias == alias))
+def changeable(session: Session, principal: Principal, file_id: str) -> bool:
+    """Whether the principal may change or delete the file (kit/policy.py)."""
+    found = session.scalar(select(File.id).where(File.id == file_id,
+                                                 policy.files_changeable(principal)))
+    return found is not None
+
+
+def alias_holder(session: Session, principal: Principal, owner_scope: str, alias: str
+                 ) -> str | None:
+    """The file of `owner_scope` holding `alias`, among those the principal sees: an alias
+    held by a file it cannot see is free for it (aliases are unique per owner scope)."""
+    return session.scalar(select(File.id).where(
+        File.org_id == principal.org_id, File.owner_scope == owner_scope, File.alias == alias,
+        policy.files(principal)).limit(1))
 
 
 def save_file(session: Session, file: File) -> None:

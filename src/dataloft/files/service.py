@@ -8,7 +8,7 @@ from sqlalchemy import Select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
-from dataloft.errors import Conflict, NotAuthenticated, NotAuthorized, not_found
+from dataloft.errors import BadRequest, Conflict, NotAuthenticated, NotAuthorized, not_found
 from dataloft.files import repository
 from dataloft.files.schemas import FileCreate, FileUpdate
 from dataloft.jobs import queue
@@ -22,17 +22,18 @@ from dataloft.storage.index.base import Index
 from dataloft.tables import catalog
 
 
-def _check_alias(session: Session, org_id: str, alias: str | None, file_id: str | None) -> None:
+def _check_alias(session: Session, principal: Principal, owner_scope: str, alias: str | None,
+                 file_id: str | None) -> None:
     if alias is None:
         return
-    clash = repository.file_with_alias(session, org_id, alias)
+    clash = repository.alias_holder(session, principal, owner_scope, alias)
     if clash is not None and clash != file_id:
         raise Conflict(f"alias {alias!r} is already used by another file")
 
 
 def create(session: Session, principal: Principal, body: FileCreate) -> File:
     principal.require("files:write")
-    _check_alias(session, principal.org_id, body.alias, None)
+    _check_alias(session, principal, principal.own_scope, body.alias, None)
     quotas.charge(session, principal.org_id, files=1)
     file = File(
         id=new_id("file"),
@@ -65,11 +66,20 @@ def get_public(session: Session, file_id: str) -> File:
 
 
 def get_owned(session: Session, principal: Principal, file_id: str) -> File:
-    """A file the principal may change: visible, and its own if acting for an end-user."""
+    """A file the principal may change (kit/policy.py `files_changeable`); one it cannot
+    see answers like a missing one."""
     file = get(session, principal, file_id)
+    check_changeable(session, principal, file)
+    return file
+
+
+def check_changeable(session: Session, principal: Principal, file: File) -> None:
+    if repository.changeable(session, principal, file.id):
+        return
     if principal.is_end_user and file.owner_scope != principal.own_scope:
         raise NotAuthorized("end-users may only change their own files")
-    return file
+    raise NotAuthorized("this key is limited to some datasets and the file is used by a "
+                        "dataset outside them: it may read the file, not change or delete it")
 
 
 def listing(principal: Principal) -> Select[Any]:
@@ -80,11 +90,18 @@ def update(session: Session, principal: Principal, file_id: str, body: FileUpdat
     principal.require("files:write")
     file = get_owned(session, principal, file_id)
     fields = body.model_dump(exclude_unset=True, exclude={"blueprintId"})
+    refuse_null_visibility(fields)
     if "alias" in fields:
-        _check_alias(session, principal.org_id, fields["alias"], file.id)
+        _check_alias(session, principal, file.owner_scope, fields["alias"], file.id)
     for key, value in fields.items():
         setattr(file, key, value if key != "meta" else (value or {}))
     return file
+
+
+def refuse_null_visibility(fields: dict[str, Any]) -> None:
+    # Every item has a visibility; null on update would unset it (the column is NOT NULL).
+    if "visibility" in fields and fields["visibility"] is None:
+        raise BadRequest("visibility: expected one of private, protected, public, not null")
 
 
 def set_content(session: Session, file: File, blob: BlobInfo, content_type: str | None,

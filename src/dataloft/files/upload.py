@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from dataloft.errors import BadRequest, ContentTooLarge, Gone, NotAuthorized, not_found
+from dataloft.errors import BadRequest, ContentTooLarge, EmptyFile, Gone, NotAuthorized, not_found
 from dataloft.files import direct, multipart, repository, service
 from dataloft.files.deps import UploadDeps
 from dataloft.files.schemas import DirectUpload
@@ -74,6 +74,19 @@ def _attachment_header(name: str) -> str:
     if fallback == safe:
         return f'attachment; filename="{safe}"'
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(safe)}"
+
+
+def _command(raw: bytes) -> tuple[bool, object]:
+    """(True, what `file` holds) when a JSON body is the command form: an object whose only
+    key is `file`. (False, None) for any other JSON: the file's content (a JSON file). A body
+    declared JSON that is not JSON is a client's mistake, refused as before."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    if isinstance(body, dict) and list(body) == ["file"]:
+        return True, body["file"]
+    return False, None
 
 
 @dataclass(frozen=True)
@@ -141,13 +154,25 @@ class Uploads:
         await run_in_threadpool(self._check_file, principal, file_id)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
-            return await self._json(request, principal, file_id)
-        if ctype == "multipart/form-data":
+            raw = b"".join([c async for c in capped_body(request, self._json_limit)])
+            if not raw:
+                raise EmptyFile()
+            is_command, value = _command(raw)
+            if is_command:
+                return await self._json(request, principal, file_id, value)
+            # Any other JSON (an array, an object with other keys) is the file itself.
+            received = await self._bytes(raw, request.headers.get("content-type"), request)
+        elif ctype == "multipart/form-data":
             received = await self._multipart(request)
         else:
             received = await self._raw(request, request.headers.get("content-type"))
         await self._commit(principal, file_id, received)
         return {"id": file_id}
+
+    @property
+    def _json_limit(self) -> int:
+        # A data URL of the largest file is base64 (4/3) plus a little JSON around it.
+        return self.max_bytes * 4 // 3 + 64 * 1024
 
     def _check_file(self, principal: Principal, file_id: str) -> None:
         with self.ctx.db.read() as session:
@@ -157,9 +182,23 @@ class Uploads:
         async with blob_writer(self.ctx.blobs, self.max_bytes) as writer:
             await pump(capped_body(request, self.max_bytes), writer.write)
             if writer.size == 0:
-                raise BadRequest("the request body is empty; send the file's bytes")
+                raise EmptyFile()
             blob = await run_in_threadpool(writer.commit)
         name = _filename_from_disposition(request.headers.get("content-disposition"))
+        return Received(blob, content_type, name)
+
+    async def _bytes(self, data: bytes, content_type: str | None, request: Request | None
+                     ) -> Received:
+        """Bytes already in memory (a raw JSON body, a data URL), as an upload."""
+        if not data:
+            raise EmptyFile()
+        if len(data) > self.max_bytes:
+            raise ContentTooLarge(f"request body exceeds the limit of {self.max_bytes} bytes")
+        async with blob_writer(self.ctx.blobs, self.max_bytes) as writer:
+            await run_in_threadpool(writer.write, data)
+            blob = await run_in_threadpool(writer.commit)
+        name = (_filename_from_disposition(request.headers.get("content-disposition"))
+                if request is not None else None)
         return Received(blob, content_type, name)
 
     async def _multipart(self, request: Request) -> Received:
@@ -176,30 +215,24 @@ class Uploads:
                                          writer.write)
             if form.file is None:
                 raise BadRequest("the multipart body has no 'file' part")
+            if writer.size == 0:
+                raise EmptyFile()
             blob = await run_in_threadpool(writer.commit)
         received = Received(blob, _media_type(form.file.content_type), form.file.filename)
         return received, form.fields
 
-    async def _json(self, request: Request, principal: Principal, file_id: str) -> dict[str, Any]:
-        limit = self.max_bytes * 4 // 3 + 64 * 1024
-        raw = b"".join([c async for c in capped_body(request, limit)])
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-            raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
-        value = body.get("file") if isinstance(body, dict) else None
+    async def _json(self, request: Request, principal: Principal, file_id: str,
+                    value: object) -> dict[str, Any]:
+        """The command form: {"file": <http(s) URL | data URL | {type, size, name}>}."""
         if isinstance(value, dict):
-            return await run_in_threadpool(self._direct_ticket, request, principal, file_id, value)
+            return await run_in_threadpool(self._direct_ticket, principal, file_id, value)
         if not isinstance(value, str) or not value:
             raise BadRequest('expected {"file": "<http(s) or data URL>"} or '
                              '{"file": {"type", "size", "name"}}')
         if value[:5].lower() == "data:":
             data, ctype = _decode_data_url(value, self.max_bytes)
-            del raw, body, value
-            async with blob_writer(self.ctx.blobs, self.max_bytes) as writer:
-                await run_in_threadpool(writer.write, data)
-                blob = await run_in_threadpool(writer.commit)
-            received = Received(blob, ctype, None)
+            del value
+            received = await self._bytes(data, ctype, None)
         elif re.match(r"^https?://", value, re.I):
             received = await self._fetch(value)
         else:
@@ -215,6 +248,8 @@ class Uploads:
             fetched = await fetch_url(url, writer.write, max_bytes=self.max_bytes,
                                       allow=s.url_fetch_allowlist, timeout=s.url_fetch_timeout,
                                       max_redirects=s.url_fetch_max_redirects)
+            if writer.size == 0:
+                raise EmptyFile("the URL answered with an empty body; the file would be empty")
             blob = await run_in_threadpool(writer.commit)
         return Received(blob, fetched.content_type, fetched.filename)
 
@@ -236,11 +271,18 @@ class Uploads:
 
     # --- direct-to-source ----------------------------------------------------------------
 
-    def _sign(self, file_id: str, ticket_id: str, expires: int) -> str:
+    def _sign(self, file_id: str, ticket_id: str, expires: int, key: bytes | None = None
+              ) -> str:
         msg = f"{file_id}.{ticket_id}.{expires}".encode()
-        return hmac.new(self.ctx.signing_key, msg, hashlib.sha256).hexdigest()
+        return hmac.new(key or self.ctx.signing_key, msg, hashlib.sha256).hexdigest()
 
-    def _direct_ticket(self, request: Request, principal: Principal, file_id: str,
+    def _signed(self, file_id: str, ticket_id: str, expires: int, given: str) -> bool:
+        # Any key still in use: a rotation keeps the URLs already out valid until expiry.
+        return given.isascii() and any(
+            hmac.compare_digest(self._sign(file_id, ticket_id, expires, key), given)
+            for key in self.ctx.verify_keys)
+
+    def _direct_ticket(self, principal: Principal, file_id: str,
                        raw: dict[str, Any]) -> dict[str, Any]:
         try:
             spec = DirectUpload.model_validate(raw)
@@ -249,6 +291,8 @@ class Uploads:
         if not _media_type(spec.type):
             raise BadRequest("invalid file descriptor: type must be a media type "
                              "such as text/csv")
+        if spec.size == 0:
+            raise EmptyFile("the file descriptor announces 0 bytes; the file would be empty")
         if spec.size > self.max_bytes:
             raise ContentTooLarge(f"file size {spec.size} exceeds the limit of "
                                   f"{self.max_bytes} bytes")
@@ -271,7 +315,7 @@ class Uploads:
             service.get_owned(session, principal, file_id)
             direct.sweep(session, now, ttl_ms)  # expired tickets are dead weight
             repository.add_ticket(session, ticket)
-        base = (self.ctx.settings.public_url or str(request.base_url)).rstrip("/")
+        base = self.ctx.settings.own_url
         url = (f"{base}/api/v1/file/{file_id}/upload/{ticket.id}"
                f"?expires={expires}&signature={self._sign(file_id, ticket.id, expires)}")
         headers = {"Content-Type": spec.type, "Content-Length": str(spec.size)}
@@ -284,8 +328,7 @@ class Uploads:
         expires = _ascii_digits(q.get("expires"), _MAX_EXPIRES_DIGITS)
         given = q.get("signature", "")
         # compare_digest raises TypeError on non-ASCII str: check that first.
-        if expires is None or not given.isascii() or not hmac.compare_digest(
-                self._sign(file_id, ticket_id, expires), given):
+        if expires is None or not self._signed(file_id, ticket_id, expires, given):
             raise NotAuthorized("the upload URL's signature is not valid")
         if expires < now_ms():
             raise Gone("the upload URL has expired")

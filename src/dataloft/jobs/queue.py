@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, Update, and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, Update, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from dataloft.jobs import locks
@@ -227,3 +227,27 @@ def _changed(session: Session, statement: Update) -> int:
     """Rows an UPDATE changed: the compare-and-set result every lease operation hangs on."""
     result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
     return int(result.rowcount)
+
+
+def pending(session: Session, kind: str) -> bool:
+    """Whether a job of `kind` is queued or running."""
+    return session.scalar(select(Job.id).where(
+        Job.kind == kind, Job.state.in_(("queued", "running"))).limit(1)) is not None
+
+
+def prune(session: Session, before_ms: int, limit: int) -> int:
+    """Delete up to `limit` finished jobs last changed before `before_ms`: every done job,
+    and each failed one that a newer job of the same kind, serial key and file superseded
+    (the newest job of a file is its sync status: a failure that still stands stays)."""
+    newer = aliased(Job)
+    file_of = Job.payload["fileId"].as_string()
+    superseded = exists().where(
+        newer.kind == Job.kind, newer.serial_key == Job.serial_key,
+        newer.payload["fileId"].as_string() == file_of, newer.created_at > Job.created_at)
+    doomed = select(Job.id).where(
+        Job.updated_at < before_ms,
+        or_(Job.state == "done", and_(Job.state == "failed", superseded))).limit(limit)
+    ids = list(session.scalars(doomed))
+    if ids:
+        session.execute(delete(Job).where(Job.id.in_(ids)))
+    return len(ids)

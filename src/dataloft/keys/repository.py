@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
+from dataloft.kit import policy
+from dataloft.kit.principal import Principal
 from dataloft.models import ApiKey, InstanceSecret, Org
 
 
@@ -49,10 +51,37 @@ def first_org_id(session: Session) -> str | None:
     return session.scalar(select(Org.id).order_by(Org.id).limit(1))
 
 
-def secret(session: Session, name: str, make: Callable[[], str]) -> str:
-    """The instance secret called name; stored with the value make() on first use."""
+def manageable_ids(session: Session, principal: Principal) -> list[str]:
+    # Rights are JSON lists: the subset rule reads best in Python, over one org's keys.
+    keys = session.scalars(select(ApiKey).where(ApiKey.org_id == principal.org_id))
+    return [key.id for key in keys if policy.key_manageable(principal, key)]
+
+
+def manageable_listing(session: Session, principal: Principal) -> Select[Any]:
+    return select(ApiKey).where(ApiKey.id.in_(manageable_ids(session, principal)))
+
+
+# --- instance secrets (the signing keys, encrypted: keys/signing.py) -------------------------
+
+def secrets_named(session: Session, prefix: str) -> dict[str, str]:
+    rows = session.scalars(select(InstanceSecret).where(InstanceSecret.name.startswith(prefix)))
+    return {row.name: row.value for row in rows}
+
+
+def secret(session: Session, name: str) -> str | None:
+    row = session.get(InstanceSecret, name)
+    return None if row is None else row.value
+
+
+def put_secret(session: Session, name: str, value: str) -> None:
     row = session.get(InstanceSecret, name)
     if row is None:
-        row = InstanceSecret(name=name, value=make())
-        session.add(row)
-    return row.value
+        session.add(InstanceSecret(name=name, value=value))
+    else:
+        row.value = value
+    session.flush()
+
+
+def drop_secrets(session: Session, names: list[str]) -> None:
+    if names:
+        session.execute(delete(InstanceSecret).where(InstanceSecret.name.in_(names)))

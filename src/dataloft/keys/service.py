@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.errors import BadRequest, NotAuthenticated, not_found
 from dataloft.keys import repository
+from dataloft.kit import policy
 from dataloft.kit.ids import new_id, now_ms
 from dataloft.kit.principal import PERMISSIONS, Principal, check_user_identifier
 from dataloft.models import ApiKey, Org
@@ -101,8 +102,19 @@ def revoke_key(session: Session, key_id: str, org_id: str | None = None) -> ApiK
     return key
 
 
-def listing(org_id: str) -> Select[Any]:
-    return repository.keys_listing(org_id)
+def listing(session: Session, principal: Principal) -> Select[Any]:
+    """The keys the principal may manage (kit/policy.py `key_manageable`)."""
+    return repository.manageable_listing(session, principal)
+
+
+def revoke_managed(session: Session, principal: Principal, key_id: str) -> ApiKey:
+    """Revoke a key the principal may manage; one it may not answers like a missing one
+    (a limited or lesser key does not learn what else exists)."""
+    key = repository.key_by_id(session, key_id)
+    if key is None or not policy.key_manageable(principal, key):
+        raise not_found("key", key_id)
+    key.revoked_at = key.revoked_at or now_ms()
+    return key
 
 
 def render(key: ApiKey) -> dict[str, Any]:
@@ -127,9 +139,3 @@ def default_org_id(session: Session) -> str:
     if org_id is None:
         raise BadRequest("no organisation exists yet; start the server once to bootstrap")
     return org_id
-
-
-def signing_key(session: Session) -> bytes:
-    """The instance's key for signed upload URLs, made on first use."""
-    return bytes.fromhex(repository.secret(session, "upload_signing_key",
-                                           lambda: secrets.token_hex(32)))

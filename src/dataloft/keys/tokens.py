@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from dataloft.errors import BadRequest, NotAuthenticated
@@ -57,11 +58,15 @@ def mint(signing_key: bytes, *, key_id: str, key_permissions: frozenset[str],
     return f"{PREFIX}{body}.{sig}", expires
 
 
-def verify(signing_key: bytes, token: str) -> dict[str, Any]:
+def verify(signing_keys: Sequence[bytes], token: str) -> dict[str, Any]:
+    """The claims of a token signed by any of the keys still in use (current first: a
+    rotation keeps the tokens already out valid until they expire)."""
     bad = NotAuthenticated("the end-user token is invalid or expired")
     body, _, sig = token[len(PREFIX):].partition(".")
-    expected = _b64(hmac.new(_key(signing_key), body.encode(), hashlib.sha256).digest())
-    if not sig or not hmac.compare_digest(sig, expected):
+    if not sig or not sig.isascii() or not any(
+            hmac.compare_digest(sig, _b64(hmac.new(_key(k), body.encode(),
+                                                   hashlib.sha256).digest()))
+            for k in signing_keys):
         raise bad
     try:
         claims = json.loads(_unb64(body))

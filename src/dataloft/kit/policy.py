@@ -7,6 +7,15 @@ single objects. Every read path asks it; nothing else decides who sees what.
   user's own items (`user:{id}`), and context-scoped items (`context:{k}:{v}`) whose pair
   is in the user's context.
 - A record or event is visible when its dataset is, and its file too if it has one.
+
+Writes are limited like reads (issue #11):
+- A file may be changed or deleted by whoever sees it, if acting for an end-user only in its
+  own scope, and if the key is dataset-limited only when every dataset using the file (by
+  attachment or by records) is within the key's datasets.
+- A key manages (sees, revokes) only keys whose rights are a subset of its own: no more
+  permissions, and no dataset outside its datasets.
+- An assistant's instructions are shown to end-users and dataset-limited keys only with
+  `assistant:write`.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import aliased
 
 from dataloft.kit.principal import Principal
-from dataloft.models import Attachment, Dataset, Event, File, Record
+from dataloft.models import ApiKey, Attachment, Dataset, Event, File, Record
 
 SHARED = ("protected", "public")
 
@@ -75,6 +84,25 @@ def files(principal: Principal) -> ColumnElement[bool]:
                 _scope_sql(principal, File.owner_scope, File.visibility))
 
 
+def _used_only_within_limit(principal: Principal, file_id: Any) -> ColumnElement[bool]:
+    if principal.datasets is None:
+        return true()
+    allowed = sorted(principal.datasets)
+    link, record = aliased(Attachment), aliased(Record)
+    return and_(
+        ~exists(select(link.id).where(link.file_id == file_id,
+                                      link.dataset_id.not_in(allowed))),
+        # Records stay when a file is detached, and deleting the file deletes them too.
+        ~exists(select(record.pk).where(record.file_id == file_id,
+                                        record.dataset_id.not_in(allowed))))
+
+
+def files_changeable(principal: Principal) -> ColumnElement[bool]:
+    """Files the principal may change (content, metadata) or delete."""
+    owned = File.owner_scope == principal.own_scope if principal.is_end_user else true()
+    return and_(files(principal), owned, _used_only_within_limit(principal, File.id))
+
+
 # --- records and events -----------------------------------------------------------------------
 
 def _visible_dataset(principal: Principal, dataset_id: Any) -> ColumnElement[bool]:
@@ -106,3 +134,27 @@ def events(principal: Principal) -> ColumnElement[bool]:
         return base
     return and_(base, _visible_dataset(principal, Event.dataset_id),
                 _visible_file_or_none(principal, Event.file_id))
+
+
+# --- keys and assistants ----------------------------------------------------------------------
+
+def key_manageable(principal: Principal, key: ApiKey) -> bool:
+    """A key the principal may see and revoke: one of its org whose rights are a subset of
+    the principal's (so a limited key sees only keys within its datasets)."""
+    if key.org_id != principal.org_id or principal.is_end_user:
+        return False
+    # Every right of the key is one the principal holds (`admin` implies the others, never
+    # `instance:admin`, which only an instance admin holds).
+    if not all(principal.can(p) for p in key.permissions):
+        return False
+    if principal.datasets is None:
+        return True
+    return key.datasets is not None and set(key.datasets) <= principal.datasets
+
+
+def sees_instructions(principal: Principal) -> bool:
+    """An assistant's system instructions are configuration, not knowledge: end-users and
+    dataset-limited keys read them only if they may also write them."""
+    if not principal.is_end_user and principal.datasets is None:
+        return True
+    return principal.can("assistant:write")

@@ -6,8 +6,9 @@ import math
 
 from sqlalchemy.orm import Session
 
+from dataloft.datasets import repository as dataset_rows
 from dataloft.datasets import service as datasets
-from dataloft.errors import NotFound, TooManyRequests
+from dataloft.errors import NotAuthorized, NotFound, TooManyRequests
 from dataloft.events import service as events
 from dataloft.files import service as files
 from dataloft.jobs import queue
@@ -53,10 +54,21 @@ def queue_sync(session: Session, dataset: Dataset, link: Attachment, max_attempt
 
 def request_file_sync(session: Session, principal: Principal, file_id: str,
                       cooldown_s: float, max_attempts: int = 3) -> list[tuple[str, str]]:
-    """Sync a file to every dataset it is attached to as a source; the (dataset id,
-    file id) pairs asked for."""
+    """Sync a file to every dataset it is a source of that the principal may change; the
+    others are neither synced nor named (the caller may not know they exist). Returns the
+    (dataset id, file id) pairs asked for."""
     file = files.get(session, principal, file_id)
     links = datasets.source_links(session, file.id)
-    for link in links:
-        request_sync(session, principal, link.dataset_id, file.id, cooldown_s, max_attempts)
-    return [(link.dataset_id, file.id) for link in links]
+    visible = dataset_rows.visible_ids(session, principal, [link.dataset_id for link in links])
+    mine = [link for link in links if link.dataset_id in visible]
+    if mine:
+        principal.require("datasets:write")
+    synced = []
+    for link in mine:
+        try:
+            request_sync(session, principal, link.dataset_id, file.id, cooldown_s,
+                         max_attempts)
+        except NotAuthorized:
+            continue  # visible, not the end-user's own: not this caller's to sync
+        synced.append((link.dataset_id, file.id))
+    return synced

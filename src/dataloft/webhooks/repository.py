@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from dataloft.models import Webhook, WebhookDelivery
@@ -47,3 +47,14 @@ def deliveries(webhook_id: str) -> Select[Any]:
 
 def delivery(session: Session, delivery_id: str) -> WebhookDelivery | None:
     return session.get(WebhookDelivery, delivery_id, populate_existing=True)
+
+
+def prune_delivered(session: Session, before_ms: int, limit: int) -> int:
+    """Delete up to `limit` delivered deliveries last changed before `before_ms` (retention:
+    pending and failed ones stay, they are still work or still news)."""
+    ids = list(session.scalars(select(WebhookDelivery.id).where(
+        WebhookDelivery.status == "delivered", WebhookDelivery.updated_at < before_ms)
+        .limit(limit)))
+    if ids:
+        session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    return len(ids)
