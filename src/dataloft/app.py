@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dataloft import __version__
 from dataloft.api import (
+    agents,
     assistants,
     datasets,
     errors,
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(informer.router)
     app.include_router(sql.router)
     app.include_router(openai.router)
+    app.include_router(agents.router)
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")

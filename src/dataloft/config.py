@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(default=64, ge=1)
     embedding_timeout: float = 30.0
 
+    # The agent's language model: any OpenAI-compatible chat-completions endpoint. Empty
+    # URL = no model: the agent answers from retrieval alone.
+    llm_url: str = ""  # base URL ending in /v1, e.g. http://localhost:11434/v1
+    llm_model: str = "gpt-4o-mini"  # an assistant's own `model` overrides it
+    llm_api_key: str = ""
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)  # one model call
+    agent_max_iterations: int = Field(default=8, ge=1)  # model calls per answer
+    agent_deadline_seconds: float = Field(default=120.0, gt=0)  # one whole answer
+    agent_keepalive_seconds: float = Field(default=10.0, gt=0)  # SSE keep-alive interval
+
     log_level: str = "info"
 
     @property
