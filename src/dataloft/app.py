@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from dataloft import __version__
 from dataloft.api import (
@@ -18,6 +19,7 @@ from dataloft.api import (
     inconvo,
     informer,
     keys,
+    mcp,
     openai,
     records,
     sql,
@@ -29,6 +31,7 @@ from dataloft.context import Context, build
 
 def create_app(settings: Settings | None = None, *, on_ready: object = None) -> FastAPI:
     settings = settings or Settings()
+    mcp_server, mcp_endpoint = mcp.build()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,7 +42,8 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
         if callable(on_ready):
             on_ready(ctx)
         try:
-            yield
+            async with mcp_server.session_manager.run():
+                yield
         finally:
             await run_in_threadpool(ctx.close)
 
@@ -56,6 +60,8 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(sql.router)
     app.include_router(openai.router)
     app.include_router(agents.router)
+    app.router.routes.append(Route(mcp.PATH, mcp_endpoint, methods=["GET", "POST", "DELETE"],
+                                   include_in_schema=False))
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")
