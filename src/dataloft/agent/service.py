@@ -36,6 +36,8 @@ def agent(session: Session, principal: Principal, agent_id: str) -> Assistant:
 
 
 def _context(raw: object) -> dict[str, str]:
+    if isinstance(raw, dict):  # a boolean-typed context field travels as "true"/"false"
+        raw = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in raw.items()}
     return check_context({} if raw is None else raw)
 
 
@@ -47,8 +49,8 @@ def create(session: Session, principal: Principal, agent_id: str,
         raise BadRequest("userIdentifier: required, a string")
     check_user_identifier(user)
     raw_context = body.get("userContext")
-    context = _context(raw_context)
     assistants.check_user_context(found, raw_context)
+    context = _context(raw_context)
     if principal.is_end_user and (user != principal.user_identifier
                                   or (raw_context is not None
                                       and context != principal.user_context)):
