@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import BackendSettings
+from tests.e2e.test_inconvo_sdks import node, node_sdk  # noqa: F401 - fixtures
 from tests.support.chat_server import ChatServer, Step, tool_messages
 from tests.support.live import LiveServer
+from tests.support.node import run_steps
 
 inconvo = pytest.importorskip("inconvo")
 
@@ -254,3 +257,14 @@ def test_stream_only_when_asked(app: tuple[str, LiveServer], world: dict[str, An
               if line.startswith("data: ")]
     assert frames[-1]["type"] == "response.completed", frames
 
+
+
+def test_node_sdk_conversations(app: tuple[str, LiveServer], world: dict[str, Any],
+                                node: str, node_sdk: Path) -> None:  # noqa: F811
+    """@inconvoai/node: create, list paged, response whole and streamed, retrieve with trace,
+    feedback, data summary, and the outsider's empty answer (js_inconvo/agent_conversations)."""
+    _, server = app
+    steps, report = run_steps(node, node_sdk / "agent_conversations.mjs", node_sdk, server,
+                              timeout=120)
+    names = [s["step"] for s in steps]
+    assert "response.create streamed" in names and "outsider sees nothing" in names, report
