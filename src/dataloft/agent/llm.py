@@ -4,6 +4,7 @@ llama.cpp): whole or streamed replies, tool calls, retries on 429/5xx, a deadlin
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,18 @@ import httpx
 
 RETRIES = 3
 BACKOFF_S = 0.5
+_clients: dict[str, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _http(base_url: str) -> httpx.Client:
+    """One pooled client per endpoint: a new client per call costs an SSL context and a
+    connection, which dominated a tool round trip against a local model."""
+    with _clients_lock:
+        client = _clients.get(base_url)
+        if client is None:
+            client = _clients[base_url] = httpx.Client()
+        return client
 
 
 class ModelError(Exception):
@@ -70,8 +83,8 @@ class ChatClient:
     def _once(self, url: str, headers: dict[str, str], body: dict[str, Any], timeout: float,
               on_text: Callable[[str], None] | None) -> Reply:
         try:
-            with httpx.Client(timeout=timeout) as client, \
-                    client.stream("POST", url, json=body, headers=headers) as resp:
+            with _http(self.base_url).stream("POST", url, json=body, headers=headers,
+                                             timeout=timeout) as resp:
                 if resp.status_code == 429 or resp.status_code >= 500:
                     resp.read()
                     raise _Retryable(f"the model answered {resp.status_code}",
