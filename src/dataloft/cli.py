@@ -134,6 +134,7 @@ def migrate() -> None:
 
 def _db() -> Database:
     from dataloft.kit import migrate as m
+    from dataloft.kit.db import Database
 
     settings = Settings()
     if settings.backend == "sqlite":
