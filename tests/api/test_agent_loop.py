@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,3 +137,32 @@ def test_instructions_and_model_of_the_assistant_reach_the_model(client: TestCli
     assert "Answer like a pirate." in sent["messages"][0]["content"]
     assert {t["function"]["name"] for t in sent["tools"]} == {
         "search", "sql", "schema", "list_files", "read_record"}
+
+
+def test_chart_answer_has_a_vega_lite_v6_spec_and_the_legacy_chart(client: TestClient,
+                                                                   chat: ChatServer) -> None:
+    agent = next(a["id"] for a in client.get("/api/v1/assistant/list").json()["items"]
+                 if a["default"])
+    r = client.post("/api/v1/datasets/user/u1", files={
+        "file": ("monthly.csv", b"month,revenue\n2026-01,120\n2026-02,150\n", "text/csv")})
+    assert r.status_code == 200, r.text
+    as_u1 = {"X-RunAs-User-Id": "u1"}
+    deadline = time.monotonic() + 60
+    while "monthly from monthly.csv" not in client.get(f"/api/v1/agents/{agent}/data-summary",
+                                      headers=as_u1).json()["dataSummary"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    script(chat, [{"tool_calls": [{"name": "sql", "arguments": json.dumps(
+        {"sql": "SELECT month, revenue FROM monthly ORDER BY month", "present": "chart"})}]},
+        {"content": "Revenue grew from 120 to 150."}])
+    body, trace = ask(client)
+    assert body["type"] == "chart", body
+    assert body["table"] == {"head": ["month", "revenue"],
+                             "body": [["2026-01", "120"], ["2026-02", "150"]]}
+    assert body["chart"]["data"] == {"labels": ["2026-01", "2026-02"],
+                                     "datasets": [{"name": "revenue", "values": [120, 150]}]}
+    spec = body["spec"]
+    assert spec["$schema"] == "https://vega.github.io/schema/vega-lite/v6.json"
+    assert spec["data"]["values"] == [{"month": "2026-01", "revenue": 120},
+                                      {"month": "2026-02", "revenue": 150}]
+    assert trace["output"]["type"] == "chart" and trace["output"]["spec"] == spec

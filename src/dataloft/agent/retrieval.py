@@ -40,7 +40,7 @@ def answer(tools: Tools, question: str) -> Answer:
         best.setdefault(h["fileId"] or "", h["score"])
     hits = [h for h in hits if h["score"] >= best[h["fileId"] or ""] * KEEP_SHARE]
     sources = [{"recordId": h["recordId"], "fileId": h["fileId"], "fileName": h["fileName"],
-                "quote": (h["quotes"] or [h["text"]])[0]} for h in hits]
+                "quote": _quote(h)} for h in hits]
     if not hits:
         return Answer(f"{NOTICE}\n\nNothing in the data you can reach matches the question.",
                       trace=trace)
@@ -53,10 +53,16 @@ def answer(tools: Tools, question: str) -> Answer:
         lines += [f"- {_row_line(h)} ({h['fileName']})" for h in rows]
     if passages:
         lines.append("Matching passages:")
-        lines += [f"- \"{(h['quotes'] or [h['text']])[0]}\" ({h['fileName']}, "
-                  f"record {h['recordId']})" for h in passages]
+        lines += [f"- \"{_quote(h)}\" ({h['fileName']}, record {h['recordId']})"
+                  for h in passages]
     return Answer("\n".join(lines), "table" if table else "text", table=table,
                   sources=sources, trace=trace)
+
+
+def _quote(hit: dict[str, Any]) -> str:
+    """The sentences that share most with the question, in text order (a heading alone,
+    such as "Refunds.", rarely answers)."""
+    return " … ".join(hit["quotes"]) if hit["quotes"] else str(hit["text"])
 
 
 def _row_line(hit: dict[str, Any]) -> str:
