@@ -9,9 +9,11 @@ from typing import Literal
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from dataloft import __version__
 from dataloft.api import (
+    agents,
     assistants,
     dashboard,
     datasets,
@@ -21,6 +23,7 @@ from dataloft.api import (
     inconvo,
     informer,
     keys,
+    mcp,
     openai,
     openapi,
     orgs,
@@ -39,6 +42,7 @@ class Health(BaseModel):
 
 def create_app(settings: Settings | None = None, *, on_ready: object = None) -> FastAPI:
     settings = settings or Settings()
+    mcp_server, mcp_endpoint = mcp.build()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +53,8 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
         if callable(on_ready):
             on_ready(ctx)
         try:
-            yield
+            async with mcp_server.session_manager.run():
+                yield
         finally:
             await run_in_threadpool(ctx.close)
 
@@ -71,6 +76,9 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
     app.include_router(openai.router)
     app.include_router(webhooks.router)
     app.include_router(events.router)
+    app.include_router(agents.router)
+    app.router.routes.append(Route(mcp.PATH, mcp_endpoint, methods=["GET", "POST", "DELETE"],
+                                   include_in_schema=False))
     app.include_router(inconvo.router, prefix="/api/v1/agents/{agent_id}",
                        dependencies=[Depends(inconvo.agent_path)])
     app.include_router(inconvo.router, prefix="/api/v1")

@@ -71,6 +71,29 @@ def serve(
 
 
 @app.command()
+def mcp() -> None:
+    """Serve the agent's tools to an MCP client over stdio. Credentials from the environment:
+    DATALOFT_API_KEY (an API key or end-user token), optionally DATALOFT_RUNAS_USER_ID,
+    DATALOFT_USER_CONTEXT (JSON) and DATALOFT_AGENT_ID."""
+    import os
+    import sys
+
+    from dataloft.agent import mcp as agent_mcp
+    from dataloft.api.mcp import stdio_access
+    from dataloft.context import build
+
+    settings = Settings()
+    # stdout carries the protocol: logs go to stderr.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    ctx = build(settings, start_workers=False)
+    try:
+        stdio_access(ctx, os.environ)  # a bad credential stops here, not at the first call
+        agent_mcp.build(lambda _request: stdio_access(ctx, os.environ)).run("stdio")
+    finally:
+        ctx.close()
+
+
+@app.command()
 def worker() -> None:
     """Run job workers only, no HTTP: DATALOFT_WORKERS threads claiming jobs from the
     database. Start any number, on any hosts sharing one PostgreSQL and one bucket.

@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     # A live stream ends after this long (0: never); SSE clients reconnect with
     # Last-Event-ID and miss nothing. Bounds what one idle connection holds.
     event_stream_max_seconds: float = Field(default=3600.0, ge=0)
+    # The agent's language model: any OpenAI-compatible chat-completions endpoint. Empty
+    # URL = no model: the agent answers from retrieval alone.
+    llm_url: str = ""  # base URL ending in /v1, e.g. http://localhost:11434/v1
+    llm_model: str = "gpt-4o-mini"  # an assistant's own `model` overrides it
+    llm_api_key: str = ""
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)  # one model call
+    agent_max_iterations: int = Field(default=8, ge=1)  # model calls per answer
+    agent_deadline_seconds: float = Field(default=120.0, gt=0)  # one whole answer
+    agent_keepalive_seconds: float = Field(default=10.0, gt=0)  # SSE keep-alive interval
 
     log_level: str = "info"
 

@@ -139,6 +139,13 @@ class Assistant(Timestamps, Base):
     model: Mapped[str | None] = mapped_column(String(200), default=None)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_default: Mapped[bool] = mapped_column(default=False)
+    # Informer-style id (`team:sales-assistant`) accepted wherever an assistant id is.
+    alias: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Inconvo's user-context configuration: {status: unset|enabled|disabled,
+    # fields: [{key, type}]}; None = unset.
+    user_context_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+
+    __table_args__ = (UniqueConstraint("org_id", "alias", name="uq_assistants_org_alias"),)
 
 
 class Dataset(Timestamps, Base):
@@ -358,3 +365,43 @@ class WebhookDelivery(Timestamps, Base):
     log: Mapped[list[Any]] = mapped_column(JSONType, default=list)
 
     __table_args__ = (Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),)
+
+
+class Conversation(Timestamps, Base):
+    """An agent conversation (Inconvo) of one end-user, whose principal is fixed at creation
+    (`user_identifier` + `user_context`)."""
+
+    __tablename__ = "agent_conversations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    assistant_id: Mapped[str] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"))
+    user_identifier: Mapped[str] = mapped_column(String(256))
+    user_context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    title: Mapped[str | None] = mapped_column(String(200), default=None)
+
+    __table_args__ = (Index("ix_agent_conversations_user", "assistant_id", "user_identifier",
+                            "id"),)
+
+
+class AgentResponse(Timestamps, Base):
+    """One turn: the user's message, the agent's answer and the trace of its tool calls."""
+
+    __tablename__ = "agent_responses"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("agent_conversations.id", ondelete="CASCADE"), index=True)
+    input: Mapped[str] = mapped_column(Text)
+    # {text, type, table?, chart?, sources}
+    output: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    trace: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+class AgentFeedback(Timestamps, Base):
+    __tablename__ = "agent_feedback"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    response_id: Mapped[str] = mapped_column(
+        ForeignKey("agent_responses.id", ondelete="CASCADE"), index=True)
+    rating: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text, default=None)

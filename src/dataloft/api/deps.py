@@ -34,8 +34,13 @@ def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)],
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential:
         raise NotAuthenticated("missing API key: send 'Authorization: Bearer <key>'")
-    run_as = request.headers.get("x-runas-user-id")
-    raw_context = request.headers.get("x-user-context")
+    return principal_of(ctx, credential, request.headers.get("x-runas-user-id"),
+                        request.headers.get("x-user-context"))
+
+
+def principal_of(ctx: Context, credential: str, run_as: str | None,
+                 raw_context: str | None) -> Principal:
+    """The principal of a credential (API key or end-user token), maybe acting for a user."""
     with ctx.db.read() as session:
         if credential.startswith(tokens.PREFIX):
             principal = keys.from_token(session, tokens.verify(ctx.verify_keys, credential))

@@ -49,7 +49,14 @@ def _stale(datasets: list[Dataset], embedder: Embedder) -> list[Dataset]:
 def search_knowledge(session: Session, index: Index, embedder: Embedder, principal: Principal,
                      assistant_id: str, body: SearchBody, dialect: str
                      ) -> list[tuple[Record, float]]:
-    srcs = sources(session, principal, assistant_id)
+    return search_sources(session, index, embedder, principal,
+                          sources(session, principal, assistant_id), body, dialect)
+
+
+def search_sources(session: Session, index: Index, embedder: Embedder, principal: Principal,
+                   srcs: list[Source], body: SearchBody, dialect: str
+                   ) -> list[tuple[Record, float]]:
+    """One ranking over the sources (each within its filter), as the principal may see."""
     caller = search.restriction(principal, body.filter, dialect)  # validates the filter too
     if not srcs:
         return []

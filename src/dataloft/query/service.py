@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from dataloft.datasets import service as datasets
 from dataloft.errors import BadRequest
@@ -34,6 +35,8 @@ MAX_LIMIT = 10_000
 # Snapshot copies kept on an API host when blobs are remote (S3): enough for the working
 # set of a few hundred million rows; the least recently fetched go first.
 CACHE_MAX_BYTES = 8 << 30
+# The sources a query reaches, read in the query's own session.
+SourcesFn = Callable[[Session], list[knowledge.Source]]
 _KINDS = {"integer": "number", "number": "number", "boolean": "bool", "json": "json"}
 
 
@@ -95,6 +98,24 @@ class QueryService:
                         body: QueryBody) -> dict[str, Any]:
         return self._retrying(lambda: self._scope_assistant(principal, assistant_id), body)
 
+    def query_sources(self, principal: Principal, sources: SourcesFn,
+                      body: QueryBody) -> dict[str, Any]:
+        """Governed SQL over sources chosen by the caller (the agent's automatic scope)."""
+        return self._retrying(lambda: self._scope_sources(principal, sources), body)
+
+    def schema_sources(self, principal: Principal, sources: SourcesFn) -> list[dict[str, Any]]:
+        return catalog.schema([t for t, _ in self._scope_sources(principal, sources)])
+
+    def _scope_sources(self, principal: Principal, sources: SourcesFn
+                       ) -> list[tuple[Table, Filter | None]]:
+        out: list[tuple[Table, Filter | None]] = []
+        taken: set[str] = set()
+        with self.db.read() as session:
+            for source in sources(session):
+                out += [(t, source.filter)
+                        for t in catalog.tables(session, principal, source.dataset, taken)]
+        return out
+
     def _scope_dataset(self, principal: Principal, dataset_id: str
                        ) -> list[tuple[Table, Filter | None]]:
         with self.db.read() as session:
@@ -103,13 +124,8 @@ class QueryService:
 
     def _scope_assistant(self, principal: Principal, assistant_id: str
                          ) -> list[tuple[Table, Filter | None]]:
-        out: list[tuple[Table, Filter | None]] = []
-        taken: set[str] = set()
-        with self.db.read() as session:
-            for source in knowledge.sources(session, principal, assistant_id):
-                out += [(t, source.filter)
-                        for t in catalog.tables(session, principal, source.dataset, taken)]
-        return out
+        return self._scope_sources(
+            principal, lambda session: knowledge.sources(session, principal, assistant_id))
 
     def _retrying(self, scope: Callable[[], list[tuple[Table, Filter | None]]],
                   body: QueryBody) -> dict[str, Any]:

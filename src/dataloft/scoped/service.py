@@ -151,6 +151,8 @@ def store(session: Session, principal: Principal, agent_id: str | None, scope: S
     principal.require("files:write")
     _check_writable(principal, scope)
     agent_ = agent(session, principal, agent_id)
+    if scope.owner.startswith("context:"):
+        assistants.check_context_key(agent_, scope.owner.split(":")[1])
     _check_dataset(principal, scope_dataset(session, agent_, scope, create=False))
     dataset = scope_dataset(session, agent_, scope, create=True)
     assert dataset is not None

@@ -1,0 +1,168 @@
+"""The model loop against a scripted OpenAI-compatible server that misbehaves: a timeout, 5xx,
+429 then success, malformed tool arguments, endless tool calls. Each ends in an answer
+(`error` where the model failed) with its trace, never a 5xx or a hang."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dataloft.app import create_app
+from tests.conftest import KEY, BackendSettings
+from tests.support.chat_server import ChatServer, Step
+
+
+@pytest.fixture(scope="module")
+def chat() -> Iterator[ChatServer]:
+    with ChatServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(backend_settings: BackendSettings, chat: ChatServer,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = backend_settings(tmp_path_factory.mktemp("loop"), llm_url=chat.url,
+                                llm_timeout_seconds=1.0, agent_max_iterations=3,
+                                agent_deadline_seconds=20.0)
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
+        yield c
+
+
+def ask(client: TestClient, message: str = "anything?", stream: bool = False
+        ) -> tuple[dict[str, Any], dict[str, Any]]:
+    agent = next(a["id"] for a in client.get("/api/v1/assistant/list").json()["items"]
+                 if a["default"])
+    conv = client.post(f"/api/v1/agents/{agent}/conversations",
+                       json={"userIdentifier": "u1"}).json()["id"]
+    r = client.post(f"/api/v1/agents/{agent}/conversations/{conv}/response",
+                    json={"message": message, "stream": stream})
+    assert r.status_code == 200, r.text
+    if stream:
+        frames = [json.loads(line[6:]) for line in r.text.splitlines()
+                  if line.startswith("data: ")]
+        assert frames[-1]["type"] == "response.completed", frames
+        body = frames[-1]["response"]
+    else:
+        body = r.json()
+    trace = client.get(f"/api/v1/agents/{agent}/conversations/{conv}/response/{body['id']}")
+    assert trace.status_code == 200, trace.text
+    return body, trace.json()
+
+
+def script(chat: ChatServer, steps: list[Step]) -> None:
+    """Reply with the steps in turn, repeating the last one."""
+    it = iter(steps)
+    last: list[Step] = [steps[-1]]
+
+    def next_step(body: dict[str, Any]) -> Step:
+        step = next(it, last[0])
+        return step
+
+    chat.script = next_step
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_model_timeout_is_an_error_answer(client: TestClient, chat: ChatServer,
+                                          stream: bool) -> None:
+    script(chat, [{"sleep": 3, "content": "too late"}])
+    body, trace = ask(client, stream=stream)
+    assert body["type"] == "error" and "in time" in body["message"], body
+    assert trace["output"]["type"] == "error"
+
+
+def test_model_500_is_retried_then_an_error_answer(client: TestClient,
+                                                   chat: ChatServer) -> None:
+    before = len(chat.requests)
+    script(chat, [{"status": 500}])
+    body, _ = ask(client)
+    assert body["type"] == "error" and "500" in body["message"], body
+    assert len(chat.requests) - before == 4  # the first try and three retries
+
+
+def test_429_then_success_answers(client: TestClient, chat: ChatServer) -> None:
+    script(chat, [{"status": 429, "retry_after": 0}, {"status": 503}, {"content": "fine"}])
+    body, _ = ask(client)
+    assert (body["type"], body["message"]) == ("text", "fine"), body
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_malformed_tool_arguments_are_told_to_the_model(client: TestClient, chat: ChatServer,
+                                                        stream: bool) -> None:
+    script(chat, [{"tool_calls": [{"name": "search", "arguments": "{not json"}]},
+                  {"tool_calls": [{"name": "sql", "arguments": json.dumps({"sql": 5})}]},
+                  {"tool_calls": [{"name": "nope", "arguments": "{}"}]}])
+    body, trace = ask(client, stream=stream)
+    assert body["type"] == "error" and "3 model calls" in body["message"], body
+    errors = [t["output"]["error"]["type"] for t in trace["trace"]]
+    assert errors == ["invalid_arguments", "invalid_arguments", "unknown_tool"], trace
+    assert trace["trace"][0]["input"] == "{not json"
+    # what the model was told: the typed error, as the tool's result
+    told = [m for m in chat.requests[-1]["messages"] if m["role"] == "tool"]
+    assert json.loads(told[0]["content"])["error"]["type"] == "invalid_arguments"
+
+
+def test_endless_tool_calls_stop_at_the_cap(client: TestClient, chat: ChatServer) -> None:
+    script(chat, [{"tool_calls": [{"name": "list_files", "arguments": "{}"}]}])
+    body, trace = ask(client)
+    assert body["type"] == "error" and "stopped after 3" in body["message"], body
+    assert [t["name"] for t in trace["trace"]] == ["list_files"] * 3
+    assert trace["trace"][0]["output"] == {"files": []}
+
+
+def test_unreachable_model_is_an_error_answer(backend_settings: BackendSettings,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings = backend_settings(tmp_path_factory.mktemp("gone"),
+                                llm_url="http://127.0.0.1:9/v1", agent_deadline_seconds=3.0)
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
+        body, _ = ask(c)
+    assert body["type"] == "error" and "unreachable" in body["message"], body
+
+
+def test_instructions_and_model_of_the_assistant_reach_the_model(client: TestClient,
+                                                                 chat: ChatServer) -> None:
+    script(chat, [{"content": "ok"}])
+    agent = next(a["id"] for a in client.get("/api/v1/assistant/list").json()["items"]
+                 if a["default"])
+    r = client.post(f"/api/v1/assistant/{agent}/update",
+                    json={"instructions": "Answer like a pirate.", "model": "pirate-7b"})
+    assert r.status_code == 200, r.text
+    ask(client)
+    sent = chat.requests[-1]
+    assert sent["model"] == "pirate-7b"
+    assert "Answer like a pirate." in sent["messages"][0]["content"]
+    assert {t["function"]["name"] for t in sent["tools"]} == {
+        "search", "sql", "schema", "list_files", "read_record"}
+
+
+def test_chart_answer_has_a_vega_lite_v6_spec_and_the_legacy_chart(client: TestClient,
+                                                                   chat: ChatServer) -> None:
+    agent = next(a["id"] for a in client.get("/api/v1/assistant/list").json()["items"]
+                 if a["default"])
+    r = client.post("/api/v1/datasets/user/u1", files={
+        "file": ("monthly.csv", b"month,revenue\n2026-01,120\n2026-02,150\n", "text/csv")})
+    assert r.status_code == 200, r.text
+    as_u1 = {"X-RunAs-User-Id": "u1"}
+    deadline = time.monotonic() + 60
+    while "monthly from monthly.csv" not in client.get(f"/api/v1/agents/{agent}/data-summary",
+                                      headers=as_u1).json()["dataSummary"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    script(chat, [{"tool_calls": [{"name": "sql", "arguments": json.dumps(
+        {"sql": "SELECT month, revenue FROM monthly ORDER BY month", "present": "chart"})}]},
+        {"content": "Revenue grew from 120 to 150."}])
+    body, trace = ask(client)
+    assert body["type"] == "chart", body
+    assert body["table"] == {"head": ["month", "revenue"],
+                             "body": [["2026-01", "120"], ["2026-02", "150"]]}
+    assert body["chart"]["data"] == {"labels": ["2026-01", "2026-02"],
+                                     "datasets": [{"name": "revenue", "values": [120, 150]}]}
+    spec = body["spec"]
+    assert spec["$schema"] == "https://vega.github.io/schema/vega-lite/v6.json"
+    assert spec["data"]["values"] == [{"month": "2026-01", "revenue": 120},
+                                      {"month": "2026-02", "revenue": 150}]
+    assert trace["output"]["type"] == "chart" and trace["output"]["spec"] == spec
