@@ -8,21 +8,26 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dataloft.agent import service
+from dataloft.agent import schemas, service
 from dataloft.agent.loop import Answer
 from dataloft.agent.scope import Scope
 from dataloft.agent.summary import summary
 from dataloft.agent.tools import Tools
 from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, query_pairs
+from dataloft.api.openapi import Documented, errors
 from dataloft.context import Context
 from dataloft.errors import BadRequest, DataloftError
 from dataloft.kit.principal import Principal
 
-router = APIRouter(prefix="/api/v1/agents/{agent_id}", tags=["agents (Inconvo)"])
+router = APIRouter(prefix="/api/v1/agents/{agent_id}", tags=["agents (Inconvo)"],
+                   route_class=Documented, responses=errors())
+# With `stream: true` and `Accept: text/event-stream` the answer comes as SSE frames.
+STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -35,33 +40,34 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.post("/conversations")
+@router.post("/conversations", response_model=schemas.Ref)
 async def create_conversation(agent_id: str, request: Request, session: SessionDep,
                               principal: PrincipalDep) -> dict[str, Any]:
     return service.create(session, principal, agent_id, await _body(request))
 
 
-@router.get("/conversations")
+@router.get("/conversations", response_model=schemas.ConversationPage)
 def list_conversations(agent_id: str, request: Request, session: SessionDep,
                        principal: PrincipalDep) -> dict[str, Any]:
     return service.listing(session, principal, agent_id, query_pairs(request))
 
 
-@router.get("/conversations/{conversation_id}")
+@router.get("/conversations/{conversation_id}", response_model=schemas.Conversation)
 def get_conversation(agent_id: str, conversation_id: str, session: SessionDep,
                      principal: PrincipalDep) -> dict[str, Any]:
     return service.retrieve(session, principal, agent_id, conversation_id)
 
 
-@router.delete("/conversations/{conversation_id}")
+@router.delete("/conversations/{conversation_id}", response_model=schemas.Deleted)
 def delete_conversation(agent_id: str, conversation_id: str, session: SessionDep,
                         principal: PrincipalDep) -> dict[str, Any]:
     return service.remove(session, principal, agent_id, conversation_id)
 
 
-@router.post("/conversations/{conversation_id}/response", response_model=None)
+@router.post("/conversations/{conversation_id}/response", response_model=schemas.Answer,
+             responses=STREAMED)
 async def create_response(agent_id: str, conversation_id: str, request: Request, ctx: CtxDep,
-                          principal: PrincipalDep) -> dict[str, Any] | Response:
+                          principal: PrincipalDep) -> Any:  # a dict, or the SSE stream
     body = await _body(request)
     message = body.get("message")
     if not isinstance(message, str) or not message.strip() or len(message) > 20_000:
@@ -137,13 +143,15 @@ def _sse(event: dict[str, Any]) -> str:
     return f"data: {json.dumps(event, default=str)}\n\n"
 
 
-@router.get("/conversations/{conversation_id}/response/{response_id}")
+@router.get("/conversations/{conversation_id}/response/{response_id}",
+            response_model=schemas.ResponseDetail)
 def get_response(agent_id: str, conversation_id: str, response_id: str, session: SessionDep,
                  principal: PrincipalDep) -> dict[str, Any]:
     return service.get_response(session, principal, agent_id, conversation_id, response_id)
 
 
-@router.post("/conversations/{conversation_id}/response/{response_id}/feedback")
+@router.post("/conversations/{conversation_id}/response/{response_id}/feedback",
+             response_model=schemas.Feedback)
 async def create_feedback(agent_id: str, conversation_id: str, response_id: str,
                           request: Request, session: SessionDep,
                           principal: PrincipalDep) -> dict[str, Any]:
@@ -151,7 +159,8 @@ async def create_feedback(agent_id: str, conversation_id: str, response_id: str,
                                    await _body(request))
 
 
-@router.patch("/conversations/{conversation_id}/response/{response_id}/feedback/{feedback_id}")
+@router.patch("/conversations/{conversation_id}/response/{response_id}/feedback/{feedback_id}",
+              response_model=schemas.Feedback)
 async def update_feedback(agent_id: str, conversation_id: str, response_id: str,
                           feedback_id: str, request: Request, session: SessionDep,
                           principal: PrincipalDep) -> dict[str, Any]:
@@ -159,7 +168,7 @@ async def update_feedback(agent_id: str, conversation_id: str, response_id: str,
                                    feedback_id, await _body(request))
 
 
-@router.get("/data-summary")
+@router.get("/data-summary", response_model=schemas.DataSummary)
 def data_summary(agent_id: str, ctx: CtxDep, session: SessionDep,
                  principal: PrincipalDep) -> dict[str, Any]:
     found = service.agent(session, principal, agent_id)
