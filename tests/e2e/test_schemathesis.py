@@ -99,7 +99,10 @@ def test_no_server_errors_and_responses_match_their_schemas(
     failures: list[str] = []
     operations = 0
     for result in api.get_all_operations():
-        _run(result.ok(), server, ids, failures)
+        operation = result.ok()
+        if any(part in operation.path for part in ("subscribe", "stream")):
+            continue  # live streams stay open by design: not request/response operations
+        _run(operation, server, ids, failures)
         operations += 1
     assert operations > 50
     assert not failures, "\n\n".join(failures[:40]) + f"\n({len(failures)} failures)"
