@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import random
 import struct
 import threading
@@ -573,6 +574,10 @@ def _terminal(client: httpx.Client, dataset_id: str) -> dict[str, Any] | None:
                  if e["type"] in ("sync.completed", "sync.failed")), None)
 
 
+# 6-12 minutes on 2 idle cores (a 1M-row CSV among them): more than the CI budget leaves, so
+# it runs when asked for (DATALOFT_TEST_BIG=1), e.g. before a release or a sync change.
+@pytest.mark.skipif(not os.environ.get("DATALOFT_TEST_BIG"),
+                    reason="big files: set DATALOFT_TEST_BIG=1 (6-12 min)")
 @pytest.mark.timeout(2 * SYNC_TIMEOUT_S + 300)
 def test_big_and_pathological_files_sync_in_bounded_memory_and_time(
         big_file_server: LiveServer) -> None:
