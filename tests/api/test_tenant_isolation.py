@@ -92,6 +92,7 @@ class Tenant:
     upload_url: str = ""
     filenames: list[str] = field(default_factory=list)  # Inconvo uploads
     batches: list[str] = field(default_factory=list)  # OpenAI file batches
+    turns: list[tuple[str, str, str]] = field(default_factory=list)  # conv, response, feedback
     secrets: set[str] = field(default_factory=set)
 
 
@@ -156,6 +157,13 @@ def build_a(c: TestClient) -> Tenant:
         "name": "a-key-secret", "datasets": [a.datasets["priv"]]}))
     a.token = ok(c.post("/api/v1/token/create", headers=h, json={
         "userIdentifier": A_USER, "userContext": A_CONTEXT}))["token"]
+    conv = ok(c.post(f"/api/v1/agents/{a.agents[0]}/conversations", headers=h, json={
+        "userIdentifier": A_USER, "userContext": A_CONTEXT}))["id"]
+    resp = ok(c.post(f"/api/v1/agents/{a.agents[0]}/conversations/{conv}/response", headers=h,
+                     json={"message": f"{m[0]} a-question-secret"}))["id"]
+    fb = ok(c.post(f"/api/v1/agents/{a.agents[0]}/conversations/{conv}/response/{resp}/feedback",
+                   headers=h, json={"rating": "positive", "comment": "a-comment-secret"}))["id"]
+    a.turns.append((conv, resp, fb))
     ticket = ok(c.post(f"/api/v1/file/{a.files['empty']}/upload", headers=h, json={
         "file": {"type": "text/plain", "size": 5, "name": "a-ticket-secret.txt"}}))
     a.upload_url = ticket["uploadRequest"]["url"]
@@ -178,6 +186,7 @@ def build_a(c: TestClient) -> Tenant:
             Event.org_id == a.org, Event.type == "sync.failed"))
     assert made["id"] in a.key_ids and failed == 0 and len(a.records) >= 6
     a.secrets = {a.org, a.ticket, *a.files.values(), *a.datasets.values(), *a.agents,
+                 *(x for turn in a.turns for x in turn), "a-question-secret", "a-comment-secret",
                  *a.key_ids, *events, *(r for _, r in a.records), *A_MARKERS, *a.filenames,
                  "a-payroll-secret", "a-prices-secret", "a-brochure-secret", "a-diary-secret",
                  "a-userpub-secret", "a-empty-secret", "a-ds-secret", "a-ds-prot-secret",
@@ -614,6 +623,53 @@ def rules() -> dict[tuple[str, str], Rule]:
                                  ("context", "context", "{context_key}/{context_value}"))
            for method, extra in (("GET", ""), ("POST", ""), ("DELETE", "/{filename}"))},
         **v1_rules(),
+        **agent_rules(),
+    }
+
+
+def agent_rules() -> dict[tuple[str, str], Rule]:
+    """The agent's conversations: under A's agents nothing exists; under B's agent, A's
+    conversations, responses and feedback are unknown ids; B's own listing shows none."""
+    base = "/api/v1/agents/{agent_id}"
+    conv = f"{base}/conversations/{{conversation_id}}"
+    resp = f"{conv}/response/{{response_id}}"
+
+    def per_agent(method: str, tail: str, **kw: Any) -> Rule:
+        def rule(e: Env) -> Iterator[Attempt]:
+            for agt in e.a.agents:
+                yield Attempt(method, f"/api/v1/agents/{agt}{tail}", (agt,), dict(kw))
+        return rule
+
+    def per_turn(method: str, tail: str, **kw: Any) -> Rule:
+        def rule(e: Env) -> Iterator[Attempt]:
+            for c, r, f in e.a.turns:
+                path = tail.format(c=c, r=r, f=f)
+                ids = tuple(x for x in (c, r, f) if x in path)
+                for agt in (*e.a.agents, e.b.agents[0]):
+                    vals = ids if agt == e.b.agents[0] else (agt, *ids)
+                    yield Attempt(method, f"/api/v1/agents/{agt}{path}", vals, dict(kw))
+        return rule
+
+    def own_listing(e: Env) -> Iterator[Attempt]:
+        yield from per_agent("GET", "/conversations")(e)
+        for params in ({"userIdentifier": A_USER}, {"userContext[team]": "red"}, {}):
+            yield Attempt("GET", f"/api/v1/agents/{e.b.agents[0]}/conversations", (),
+                          {"params": params}, admin=OK, end_user=OK)
+
+    return {
+        ("POST", f"{base}/conversations"): per_agent(
+            "POST", "/conversations", json={"userIdentifier": A_USER}),
+        ("GET", f"{base}/conversations"): own_listing,
+        ("GET", f"{base}/data-summary"): per_agent("GET", "/data-summary"),
+        ("GET", conv): per_turn("GET", "/conversations/{c}"),
+        ("DELETE", conv): per_turn("DELETE", "/conversations/{c}"),
+        ("POST", f"{conv}/response"): per_turn("POST", "/conversations/{c}/response",
+                                               json={"message": "hi"}),
+        ("GET", resp): per_turn("GET", "/conversations/{c}/response/{r}"),
+        ("POST", f"{resp}/feedback"): per_turn("POST", "/conversations/{c}/response/{r}/feedback",
+                                               json={"rating": "negative"}),
+        ("PATCH", f"{resp}/feedback/{{feedback_id}}"): per_turn(
+            "PATCH", "/conversations/{c}/response/{r}/feedback/{f}", json={"rating": "negative"}),
     }
 
 
