@@ -6,9 +6,9 @@ import json
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -40,10 +40,15 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+# Endpoints holding a request session are sync: run on the event loop, their database work
+# would block it while the session waits for the writer, and the whole server with it.
+JsonBody = Annotated[dict[str, Any], Body()]
+
+
 @router.post("/conversations", response_model=schemas.Ref)
-async def create_conversation(agent_id: str, request: Request, session: SessionDep,
-                              principal: PrincipalDep) -> dict[str, Any]:
-    return service.create(session, principal, agent_id, await _body(request))
+def create_conversation(agent_id: str, body: JsonBody, session: SessionDep,
+                        principal: PrincipalDep) -> dict[str, Any]:
+    return service.create(session, principal, agent_id, body)
 
 
 @router.get("/conversations", response_model=schemas.ConversationPage)
@@ -152,20 +157,19 @@ def get_response(agent_id: str, conversation_id: str, response_id: str, session:
 
 @router.post("/conversations/{conversation_id}/response/{response_id}/feedback",
              response_model=schemas.Feedback)
-async def create_feedback(agent_id: str, conversation_id: str, response_id: str,
-                          request: Request, session: SessionDep,
-                          principal: PrincipalDep) -> dict[str, Any]:
+def create_feedback(agent_id: str, conversation_id: str, response_id: str, body: JsonBody,
+                    session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     return service.create_feedback(session, principal, agent_id, conversation_id, response_id,
-                                   await _body(request))
+                                   body)
 
 
 @router.patch("/conversations/{conversation_id}/response/{response_id}/feedback/{feedback_id}",
               response_model=schemas.Feedback)
-async def update_feedback(agent_id: str, conversation_id: str, response_id: str,
-                          feedback_id: str, request: Request, session: SessionDep,
-                          principal: PrincipalDep) -> dict[str, Any]:
+def update_feedback(agent_id: str, conversation_id: str, response_id: str, feedback_id: str,
+                    body: JsonBody, session: SessionDep,
+                    principal: PrincipalDep) -> dict[str, Any]:
     return service.update_feedback(session, principal, agent_id, conversation_id, response_id,
-                                   feedback_id, await _body(request))
+                                   feedback_id, body)
 
 
 @router.get("/data-summary", response_model=schemas.DataSummary)
