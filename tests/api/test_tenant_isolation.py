@@ -44,6 +44,7 @@ from dataloft.keys import service as keys
 from dataloft.kit.ids import new_id
 from dataloft.models import Assistant, Dataset, Event, File, Job, Org, Record
 from tests.conftest import KEY
+from tests.support.cli import cli_env, cli_json
 
 A_MARKERS = ("aqmarkpriv", "aqmarkprot", "aqmarkpub", "aqmarkuser", "aqmarkinconvo",
              "aqmarkctx", "aqmarkhand")
@@ -71,8 +72,9 @@ def wait_for_jobs(client: TestClient, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with ctx.db.read() as s:
+            # The retention job is always queued for its next run (jobs/retention.py).
             if not s.scalar(select(func.count()).select_from(Job).where(
-                    Job.state.in_(("queued", "running")))):
+                    Job.state.in_(("queued", "running")), Job.kind != "retention.prune")):
                 return
         time.sleep(0.03)
     raise AssertionError("jobs did not finish")
@@ -92,6 +94,7 @@ class Tenant:
     upload_url: str = ""
     filenames: list[str] = field(default_factory=list)  # Inconvo uploads
     batches: list[str] = field(default_factory=list)  # OpenAI file batches
+    webhooks: list[str] = field(default_factory=list)
     turns: list[tuple[str, str, str]] = field(default_factory=list)  # conv, response, feedback
     secrets: set[str] = field(default_factory=set)
 
@@ -111,12 +114,14 @@ def _sync(c: TestClient, h: dict[str, str], ds: str, fid: str, kind: str = "sour
         ok(c.post(f"/api/v1/dataset/{ds}/file/{fid}/sync", headers=h, json={}))
 
 
-def build_a(c: TestClient) -> Tenant:
+def build_a(c: TestClient, made: tuple[str, str] | None = None) -> Tenant:
+    """Org A: the bootstrap organisation, or `made` = (org id, admin key) from the CLI."""
     ctx = c.app.state.ctx  # type: ignore[attr-defined]
-    with ctx.db.read() as s:
-        org = s.scalar(select(Org.id).order_by(Org.id).limit(1))
-    a = Tenant(org=str(org), admin=KEY)
-    h, hu = auth(KEY), auth(KEY, A_USER)
+    if made is None:
+        with ctx.db.read() as s:
+            made = (str(s.scalar(select(Org.id).order_by(Org.id).limit(1))), KEY)
+    a = Tenant(org=made[0], admin=made[1])
+    h, hu = auth(a.admin), auth(a.admin, A_USER)
     m = A_MARKERS
     a.files["priv"] = _file(c, h, "a-payroll-secret.txt", f"{m[0]} salaries".encode(),
                             alias="a-secret-file-alias", description="a-desc-secret")
@@ -185,6 +190,11 @@ def build_a(c: TestClient) -> Tenant:
         failed = s.scalar(select(func.count()).select_from(Event).where(
             Event.org_id == a.org, Event.type == "sync.failed"))
     assert made["id"] in a.key_ids and failed == 0 and len(a.records) >= 6
+    # Created last: its endpoint never answers, and no A event it wants follows.
+    hook = ok(c.post("/api/v1/webhook/create", headers=h, json={
+        "url": "http://127.0.0.1:9/a-hook-secret", "events": ["sync.failed"],
+        "description": "a-webhook-secret"}))
+    a.webhooks.append(hook["id"])
     a.secrets = {a.org, a.ticket, *a.files.values(), *a.datasets.values(), *a.agents,
                  *(x for turn in a.turns for x in turn), "a-question-secret", "a-comment-secret",
                  *a.key_ids, *events, *(r for _, r in a.records), *A_MARKERS, *a.filenames,
@@ -193,20 +203,24 @@ def build_a(c: TestClient) -> Tenant:
                  "a-ds-user-secret", "a-secret-file-alias", "a-secret-ds-alias",
                  "a-desc-secret", "a-ds-desc-secret", "a-meta-secret", "a-assistant-secret",
                  "a-instructions-secret", "a-key-secret", "a-ticket-secret", made["key"][:12],
-                 *a.batches}
+                 *a.batches, *a.webhooks, hook["secret"], "a-hook-secret",
+                 "a-webhook-secret"}
     return a
 
 
-def build_b(c: TestClient) -> Tenant:
+def build_b(c: TestClient, made: tuple[str, str] | None = None) -> Tenant:
+    """Org B: written straight to the database, or `made` = (org id, admin key)."""
     ctx = c.app.state.ctx  # type: ignore[attr-defined]
-    with ctx.db.write() as s:
-        org = Org(id=new_id("org"), name="tenant-b")
-        s.add(org)
-        s.flush()
-        _, raw = keys.create_key(s, org.id, name="b admin")
-        assistants.ensure_defaults(s)
-    b = Tenant(org=org.id, admin=raw)
-    h = auth(raw)
+    if made is None:
+        with ctx.db.write() as s:
+            org = Org(id=new_id("org"), name="tenant-b")
+            s.add(org)
+            s.flush()
+            _, raw = keys.create_key(s, org.id, name="b admin")
+            assistants.ensure_defaults(s)
+        made = (org.id, raw)
+    b = Tenant(org=made[0], admin=made[1])
+    h = auth(b.admin)
     b.files["own"] = _file(c, h, "b-own.txt", b"bqmark own words")
     b.datasets["own"] = ok(c.post("/api/v1/dataset/create", headers=h, json={"name": "b"}))["id"]
     _sync(c, h, b.datasets["own"], b.files["own"])
@@ -259,6 +273,10 @@ class Env:
 
 OK = frozenset({200})
 CONFLICT = frozenset({409})
+# Aliases are unique per owner scope (issue #11 finding 5): an end-user's first create with
+# an alias the org scope holds succeeds; a second principal of the same user then clashes.
+OWN_SCOPE = frozenset({200, 409})
+FORBIDDEN = frozenset({403})
 MULTIPART_CSV = {"files": {"file": ("b-upload.csv", b"k,v\nb,bqmark\n", "text/csv")}}
 
 
@@ -266,6 +284,13 @@ def per_file(method: str, tail: str, **kw: Any) -> Rule:
     def rule(e: Env) -> Iterator[Attempt]:
         for fid in e.a_files():
             yield Attempt(method, f"/api/v1/file/{fid}{tail}", (fid,), dict(kw))
+    return rule
+
+
+def per_webhook(method: str, tail: str, **kw: Any) -> Rule:
+    def rule(e: Env) -> Iterator[Attempt]:
+        for hook in e.a.webhooks:
+            yield Attempt(method, f"/api/v1/webhook/{hook}{tail}", (hook,), dict(kw))
     return rule
 
 
@@ -515,7 +540,7 @@ def v1_rules() -> dict[tuple[str, str], Rule]:
 def rules() -> dict[tuple[str, str], Rule]:
     p = "/api/v1"
     return {
-        ("POST", f"{p}/file/create"): plain("POST", f"{p}/file/create", end_user=CONFLICT,
+        ("POST", f"{p}/file/create"): plain("POST", f"{p}/file/create", end_user=OWN_SCOPE,
                                             json={"name": "b-file", "alias": "b-alias"}),
         ("POST", f"{p}/dataset/file/create"): plain("POST", f"{p}/dataset/file/create",
                                                     json={"name": "b-file-2"}),
@@ -536,7 +561,7 @@ def rules() -> dict[tuple[str, str], Rule]:
         ("POST", f"{p}/file/{{file_id}}/upload/confirm"): per_file("POST", "/upload/confirm",
                                                                     json={}),
         ("GET", f"{p}/file/{{file_id}}/download"): download,
-        ("POST", f"{p}/dataset/create"): plain("POST", f"{p}/dataset/create", end_user=CONFLICT,
+        ("POST", f"{p}/dataset/create"): plain("POST", f"{p}/dataset/create", end_user=OWN_SCOPE,
                                                json={"name": "b-ds", "alias": "b-ds-alias"}),
         ("GET", f"{p}/dataset/list"): listing(f"{p}/dataset/list"),
         ("GET", f"{p}/dataset/{{dataset_id}}/fetch"): per_dataset("GET", "/fetch"),
@@ -571,6 +596,25 @@ def rules() -> dict[tuple[str, str], Rule]:
                            {"sql": "SELECT * FROM read_csv('/etc/passwd')"}))),
         ("GET", f"{p}/event/list"): listing(f"{p}/event/list"),
         ("GET", f"{p}/event/log/list"): listing(f"{p}/event/log/list"),
+        ("GET", f"{p}/event/log/export"): lambda e: (
+            *listing(f"{p}/event/log/export")(e),
+            *(Attempt("GET", f"{p}/event/log/export", (), {"params": {"format": f}},
+                      admin=OK, end_user=OK) for f in ("json", "jsonl", "csv"))),
+        # Live streams end after event_stream_max_seconds here, so their bodies are read.
+        ("POST", f"{p}/event/log/subscribe"): plain("POST", f"{p}/event/log/subscribe",
+                                                    json={"historyLength": 1000}),
+        ("GET", f"{p}/event/stream"): plain("GET", f"{p}/event/stream", headers={
+            "Last-Event-ID": "evt_" + "0" * 26}),
+        ("POST", f"{p}/webhook/create"): plain("POST", f"{p}/webhook/create",
+                                               end_user=frozenset({403}),
+                                               json={"url": "http://127.0.0.1:9/b",
+                                                     "events": ["sync.failed"]}),
+        ("GET", f"{p}/webhook/list"): listing(f"{p}/webhook/list", end_user=frozenset({403})),
+        **{(method, f"{p}/webhook/{{webhook_id}}{tail}"): per_webhook(method, tail, **kw)
+           for method, tail, kw in (("GET", "/fetch", {}), ("POST", "/delete", {"json": {}}),
+                                    ("POST", "/rotate", {"json": {}}),
+                                    ("POST", "/update", {"json": {"description": "pwned"}}),
+                                    ("GET", "/delivery/list", {}))},
         ("POST", f"{p}/dataset/{{dataset_id}}/record/create"): per_dataset(
             "POST", "/record/create", json={"text": "pwned"}),
         ("GET", f"{p}/dataset/{{dataset_id}}/record/list"): per_dataset("GET", "/record/list"),
@@ -616,6 +660,16 @@ def rules() -> dict[tuple[str, str], Rule]:
             Attempt("GET", f"/api/datasets/{ds}", (ds,))
             for ds in (*e.a_datasets(), "a-secret-ds-alias")),
         ("GET", "/healthz"): plain("GET", "/healthz", anon=OK),
+        ("GET", f"{p}/usage/fetch"): plain("GET", f"{p}/usage/fetch", end_user=FORBIDDEN),
+        ("POST", f"{p}/org/create"): plain("POST", f"{p}/org/create", admin=FORBIDDEN,
+                                           end_user=FORBIDDEN, json={"name": "b-org"}),
+        ("GET", f"{p}/org/list"): plain("GET", f"{p}/org/list", admin=FORBIDDEN,
+                                        end_user=FORBIDDEN),
+        ("GET", f"{p}/org/{{org_id}}/usage/fetch"): lambda e: iter([Attempt(
+            "GET", f"{p}/org/{e.a.org}/usage/fetch", (e.a.org,), admin=FORBIDDEN)]),
+        ("POST", f"{p}/org/{{org_id}}/limits/update"): lambda e: iter([Attempt(
+            "POST", f"{p}/org/{e.a.org}/limits/update", (e.a.org,), {"json": {"files": 0}},
+            admin=FORBIDDEN)]),
         **{(method, f"{p}{mount}/datasets/{kind}/{tail}{extra}"): scoped(bool(mount), k,
                                                                         method)
            for mount in ("", "/agents/{agent_id}")
@@ -798,15 +852,24 @@ def snapshot(c: TestClient, a: Tenant) -> dict[str, Any]:
     return snap
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any
-        ) -> Iterator[tuple[TestClient, Env]]:
+@pytest.fixture(scope="module", params=["bootstrap", "cli"])
+def env(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any,
+        request: pytest.FixtureRequest) -> Iterator[tuple[TestClient, Env]]:
+    """bootstrap: A is the first-start organisation, B written to the database; cli: both
+    made by `dataloft orgs create`, as an operator makes them, while the server runs."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     tmp: Path = tmp_path_factory.mktemp("tenants")
-    with TestClient(create_app(backend_settings(tmp, workers=2)),
-                    raise_server_exceptions=False) as c:
-        yield c, Env(build_a(c), build_b(c))
+    settings = backend_settings(tmp, workers=2, event_stream_max_seconds=0.3,
+                                url_fetch_allow="127.0.0.1:9")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        if request.param == "bootstrap":
+            yield c, Env(build_a(c), build_b(c))
+            return
+        made = [cli_json(cli_env(settings), "orgs", "create", name)
+                for name in ("tenant-a", "tenant-b")]
+        yield c, Env(build_a(c, (made[0]["id"], made[0]["key"])),
+                     build_b(c, (made[1]["id"], made[1]["key"])))
 
 
 def test_every_route_has_a_rule(env: tuple[TestClient, Env]) -> None:
