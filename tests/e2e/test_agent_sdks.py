@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import BackendSettings
 from tests.e2e.test_inconvo_sdks import node, node_sdk  # noqa: F401 - fixtures
 from tests.support.chat_server import ChatServer, Step, tool_messages
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, backend_env
 from tests.support.node import run_steps
 
 inconvo = pytest.importorskip("inconvo")
@@ -76,10 +76,7 @@ def app(request: pytest.FixtureRequest, backend: str, backend_settings: BackendS
                     "DATALOFT_AGENT_DEADLINE_SECONDS": "30",
                     "DATALOFT_AGENT_KEEPALIVE_SECONDS": "0.2"})
     if backend == "postgres":
-        settings = backend_settings(tmp)
-        env.update(request.getfixturevalue("moto_s3_server").env)
-        env["DATALOFT_DATABASE_URL"] = str(settings.database_url)
-        env["DATALOFT_BLOB_URL"] = str(settings.blob_url)
+        env.update(backend_env(backend, backend_settings(tmp), request))
     live = LiveServer(data_dir=tmp / "data", env_extra=env).start()
     try:
         yield request.param, live

@@ -19,7 +19,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import BackendSettings
-from tests.support.live import REPO, LiveServer
+from tests.support.live import REPO, LiveServer, backend_env
 
 PRICING = b"plan,price\nStarter,19\nEnterprise,1299\n"
 NOTES = b"region,note\nnorth,quokka-memo-77\n"
@@ -32,10 +32,7 @@ def server(backend: str, backend_settings: BackendSettings, request: pytest.Fixt
     tmp = tmp_path_factory.mktemp("mcp")
     env = {"DATALOFT_SYNC_COOLDOWN_SECONDS": "0", "DATALOFT_JOB_POLL_SECONDS": "0.05"}
     if backend == "postgres":
-        settings = backend_settings(tmp)
-        env.update(request.getfixturevalue("moto_s3_server").env)
-        env["DATALOFT_DATABASE_URL"] = str(settings.database_url)
-        env["DATALOFT_BLOB_URL"] = str(settings.blob_url)
+        env.update(backend_env(backend, backend_settings(tmp), request))
     live = LiveServer(data_dir=tmp / "data", env_extra=env).start()
     try:
         _seed(live)

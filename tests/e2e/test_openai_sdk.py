@@ -19,7 +19,7 @@ from openai import BadRequestError, NotFoundError, OpenAI
 
 from tests.conftest import BackendSettings
 from tests.support.files import make_csv, make_docx, make_text_pdf
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, backend_env
 
 MD = b"# Lighthouse\n\nThe lighthouse stairs are painted cobalt blue.\n"
 POLL_MS = 200
@@ -31,10 +31,7 @@ def server(backend: str, backend_settings: BackendSettings, request: pytest.Fixt
     tmp = tmp_path_factory.mktemp("openai")
     env = {"DATALOFT_SYNC_COOLDOWN_SECONDS": "120", "DATALOFT_JOB_POLL_SECONDS": "0.05"}
     if backend == "postgres":
-        settings = backend_settings(tmp)
-        env.update(request.getfixturevalue("moto_s3_server").env)
-        env["DATALOFT_DATABASE_URL"] = str(settings.database_url)
-        env["DATALOFT_BLOB_URL"] = str(settings.blob_url)
+        env.update(backend_env(backend, backend_settings(tmp), request))
     live = LiveServer(data_dir=tmp / "data", env_extra=env).start()
     try:
         yield live

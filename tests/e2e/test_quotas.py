@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import BackendSettings
 from tests.support.api import assert_envelope, create_dataset, sync
 from tests.support.cli import cli_env, cli_json
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, backend_env
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,7 @@ def server(backend: str, backend_settings: BackendSettings, request: pytest.Fixt
     tmp = tmp_path_factory.mktemp("quotas")
     settings = backend_settings(tmp)
     env = {"DATALOFT_SYNC_COOLDOWN_SECONDS": "0", "DATALOFT_JOB_POLL_SECONDS": "0.05"}
-    if backend == "postgres":
-        env.update(request.getfixturevalue("moto_s3_server").env)
-        env["DATALOFT_DATABASE_URL"] = str(settings.database_url)
-        env["DATALOFT_BLOB_URL"] = str(settings.blob_url)
+    env.update(backend_env(backend, settings, request))
     live = LiveServer(data_dir=settings.data_dir, env_extra=env).start()
     try:
         admin = cli_json(cli_env(settings), "keys", "create", "-p", "instance:admin")["key"]

@@ -12,10 +12,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def backend_env(backend: str, settings: Any, request: Any) -> dict[str, str]:
+    """The environment that points a live server at the test backend's database and blobs
+    (PostgreSQL + the moto S3 server); empty for the embedded default."""
+    if backend != "postgres":
+        return {}
+    return {**request.getfixturevalue("moto_s3_server").env,
+            "DATALOFT_DATABASE_URL": str(settings.database_url),
+            "DATALOFT_BLOB_URL": str(settings.blob_url)}
 
 
 def free_port() -> int:
