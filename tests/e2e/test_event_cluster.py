@@ -26,7 +26,9 @@ def test_events_cross_replicas(tmp_path: Path, pg_databases: Databases,
     receiver = Receiver().start()
     env = {**moto_s3_server.env, "DATALOFT_DATABASE_URL": database,
            "DATALOFT_BLOB_URL": moto_s3_server.new_bucket_url(),
-           "DATALOFT_EVENT_POLL_SECONDS": "0.1", "DATALOFT_URL_FETCH_ALLOW": receiver.allow}
+           "DATALOFT_EVENT_POLL_SECONDS": "0.1", "DATALOFT_URL_FETCH_ALLOW": receiver.allow,
+           # Replicas with data directories of their own share the signing keys' master key.
+           "DATALOFT_SECRET_KEY": "event-cluster-master-key"}
     one = LiveServer(data_dir=tmp_path / "one", env_extra=env).start()
     two = LiveServer(data_dir=tmp_path / "two", env_extra=env).start()
     try:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dataloft.files.schemas import AttachmentOut, FileOut, Visibility
+from dataloft.files.schemas import AttachmentOut, FileOut, Visibility, visibility_not_null
 from dataloft.kit.wire import JsonObject, Out, Page, absent
 
 # Settings the SDK sends on create/update and expects back on fetch, stored verbatim.
@@ -39,16 +39,9 @@ class DatasetCreate(BaseModel):
     recordOverlapTokens: int | None = Field(default=None, ge=0, le=4096)
     hybridLexicalWeight: float | None = Field(default=None, ge=0, le=1)
 
-    @field_validator("visibility")
-    @classmethod
-    def _visibility_not_null(cls, value: str | None) -> str:
-        # Omitted means unchanged; an explicit null would reach a NOT NULL column.
-        if value is None:
-            raise ValueError("visibility cannot be null; omit it to leave it unchanged")
-        return value
-
 
 class DatasetUpdate(DatasetCreate):
+    _visibility_not_null = field_validator("visibility")(visibility_not_null)
     # Edits of the inferred fields: [{name, label?, dataType?}], checked by sql.catalog.
     fields: list[Any] | None = None
 

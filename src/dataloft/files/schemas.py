@@ -20,17 +20,17 @@ class FileCreate(BaseModel):
     alias: str | None = Field(default=None, max_length=200)
     blueprintId: str | None = None
 
-    @field_validator("visibility")
-    @classmethod
-    def _visibility_not_null(cls, value: str | None) -> str:
-        # Omitted means unchanged; an explicit null would reach a NOT NULL column.
-        if value is None:
-            raise ValueError("visibility cannot be null; omit it to leave it unchanged")
-        return value
+
+def visibility_not_null(value: str | None) -> str:
+    """On update, omitted means unchanged; an explicit null would reach a NOT NULL column.
+    (On create, null is the default.)"""
+    if value is None:
+        raise ValueError("visibility cannot be null; omit it to leave it unchanged")
+    return value
 
 
 class FileUpdate(FileCreate):
-    pass
+    _visibility_not_null = field_validator("visibility")(visibility_not_null)
 
 
 class DirectUpload(BaseModel):
