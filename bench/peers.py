@@ -80,7 +80,8 @@ from dataloft.ingest.embed.wordllama import WordLlamaEmbedder  # noqa: E402
 VENV = REPO / "bench" / ".peers-venv"
 WORKER = REPO / "bench" / "peers_worker.py"
 DL_MODES = ["semantic", "lexical", "hybrid"]
-PEERS = ["chroma", "chroma-http", "lance", "lance-fts"]
+ALL_PEERS = ["chroma", "chroma-http", "lance", "lance-fts"]
+PEERS = list(ALL_PEERS)  # narrowed by --peers
 PEER_MODE = {"chroma": "vector", "chroma-http": "vector", "lance": "vector (IVF_PQ)",
              "lance-fts": "lexical (FTS, BM25)"}
 EMBED_BATCH = 512
@@ -263,7 +264,7 @@ def run_size(args: argparse.Namespace, python: Path, docs: list[dict[str, str]],
             del vecs
             chroma.wait()
             loads = worker.call(op="load", dir=str(work), chroma_url=chroma.url,
-                                lance_index=args.lance_index)
+                                lance_index=args.lance_index, systems=PEERS)
             print("peers loaded: " + ", ".join(f"{k} {v:.1f} s" for k, v in loads.items()),
                   flush=True)
             rec["load_s"] = {"dataloft": ing.searchable_s, **loads}
@@ -285,7 +286,7 @@ def run_size(args: argparse.Namespace, python: Path, docs: list[dict[str, str]],
     rec["recall@10 vs exact"] = {
         s: sum(len(set(r) & set(e)) for r, e in zip(ranked[s], exact, strict=True))
         / (args.take * len(queries))
-        for s in ("dataloft semantic", "chroma", "chroma-http", "lance")}
+        for s in ("dataloft semantic", "chroma", "chroma-http", "lance") if s in ranked}
     return rec
 
 
@@ -396,10 +397,13 @@ def main() -> int:
     ap.add_argument("--chunk-rows", type=int, default=20_000, help="rows per uploaded file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lance-index", default="IVF_PQ", choices=["IVF_PQ", "IVF_HNSW_SQ"])
+    ap.add_argument("--peers", default=",".join(ALL_PEERS),
+                    help="which peers to load and query (a 100k load of each takes minutes)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    PEERS[:] = [p for p in ALL_PEERS if p in args.peers.split(",")]
     python = ensure_venv()
     docs = load_corpus(args.data)
     qtext = load_queries(args.data)

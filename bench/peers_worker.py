@@ -46,7 +46,8 @@ class Peers:
 
     # ----------------------------------------------------------------------- load
 
-    def load(self, data_dir: str, chroma_url: str, lance_index: str) -> dict[str, float]:
+    def load(self, data_dir: str, chroma_url: str, lance_index: str,
+             systems: list[str]) -> dict[str, float]:
         d = Path(data_dir)
         with open(d / "docs.jsonl", encoding="utf-8") as fh:
             docs = [json.loads(line) for line in fh]
@@ -56,9 +57,13 @@ class Peers:
             self.qtext = [json.loads(line)["text"] for line in fh]
         ids = [x["id"] for x in docs]
         texts = [x["text"] for x in docs]
-        out = {"chroma": self._load_chroma_local(ids, texts, vecs),
-               "chroma-http": self._load_chroma_http(chroma_url, ids, texts, vecs)}
-        out.update(self._load_lance(ids, texts, vecs, lance_index))
+        out = {}
+        if "chroma" in systems:
+            out["chroma"] = self._load_chroma_local(ids, texts, vecs)
+        if "chroma-http" in systems:
+            out["chroma-http"] = self._load_chroma_http(chroma_url, ids, texts, vecs)
+        if "lance" in systems or "lance-fts" in systems:
+            out.update(self._load_lance(ids, texts, vecs, lance_index, systems))
         return out
 
     def _chroma_add(self, coll: Any, ids: list[str], texts: list[str], vecs: np.ndarray) -> None:
@@ -95,7 +100,7 @@ class Peers:
         return elapsed
 
     def _load_lance(self, ids: list[str], texts: list[str], vecs: np.ndarray,
-                    index_type: str) -> dict[str, float]:
+                    index_type: str, systems: list[str]) -> dict[str, float]:
         import lancedb
         import pyarrow as pa
         from lancedb.index import FTS, HnswSq, IvfPq
@@ -113,16 +118,19 @@ class Peers:
         # (IVF_HNSW_SQ) on request.
         config = (IvfPq(distance_type="cosine") if index_type == "IVF_PQ"
                   else HnswSq(distance_type="cosine"))
-        table.create_index("vector", config=config)
+        if "lance" in systems:
+            table.create_index("vector", config=config)
         t_vec = time.perf_counter()
         # LanceDB's native full-text index (BM25 ranking; English stemming, stop words).
-        table.create_index("text", config=FTS())
+        if "lance-fts" in systems:
+            table.create_index("text", config=FTS())
         t_fts = time.perf_counter()
         self.lance = table
         self.info["lancedb"] = lancedb.__version__
         self.info["lance indices"] = [f"{ix.index_type} {ix.index_details}"
                                       for ix in table.list_indices()]
-        return {"lance": t_vec - t, "lance-fts": t_fts - t_vec}
+        out = {"lance": t_vec - t, "lance-fts": t_fts - t_vec}
+        return {k: v for k, v in out.items() if k in systems}
 
     # ----------------------------------------------------------------------- search
 
@@ -162,7 +170,8 @@ def main() -> int:
         op = cmd["op"]
         try:
             if op == "load":
-                ans: Any = peers.load(cmd["dir"], cmd["chroma_url"], cmd["lance_index"])
+                ans: Any = peers.load(cmd["dir"], cmd["chroma_url"], cmd["lance_index"],
+                                      cmd["systems"])
             elif op == "search":
                 ans = peers.search(cmd["system"], int(cmd["q"]))
             elif op == "info":
