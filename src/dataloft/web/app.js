@@ -1,5 +1,5 @@
 import { credential, get } from "/ui/api.js";
-import { errorBox, field, h } from "/ui/ui.js";
+import { clearToasts, errorBox, field, h } from "/ui/ui.js";
 import * as datasets from "/ui/pages/datasets.js";
 import * as dataset from "/ui/pages/dataset.js";
 import * as search from "/ui/pages/search.js";
@@ -53,6 +53,7 @@ function signIn(message) {
 
 async function route() {
   if (cleanup) { cleanup(); cleanup = null; }
+  clearToasts();  // a toast speaks about the page it came from
   if (!credential.get()) { signIn(); return; }
   document.getElementById("nav").hidden = false;
   document.getElementById("signout").hidden = false;
