@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sy
 
 from tests.support.chat_server import ChatServer, Step, tool_messages
 from tests.support.live import REPO, LiveServer
+from tests.support.receiver import Receiver
 
 CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 90_000
@@ -113,7 +115,9 @@ def files(tmp: Path) -> list[Path]:
 
 
 def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
-    server = LiveServer(data_dir=tmp_path / "data").start()
+    receiver = Receiver().start()  # a webhook endpoint, for the Webhooks page
+    server = LiveServer(data_dir=tmp_path / "data",
+                        env_extra={"DATALOFT_URL_FETCH_ALLOW": receiver.allow}).start()
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     watch = Watch(page, server.url)
     try:
@@ -189,6 +193,36 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
         page.get_by_role("link", name="Keys").click()
         expect(page.get_by_role("heading", name="API keys")).to_be_visible()
         shot(page, "07-keys")
+
+        page.get_by_role("link", name="Webhooks").click()
+        expect(page.get_by_text("No webhooks yet")).to_be_visible()
+        page.get_by_label("Endpoint URL").fill(receiver.url)
+        page.get_by_label("Events", exact=True).fill("file.attached")
+        page.get_by_role("button", name="Add webhook").click()
+        expect(page.get_by_role("cell", name=receiver.url, exact=True)).to_be_visible()
+        expect(page.get_by_text("shown once")).to_be_visible()
+        with server.client() as c:  # an event the endpoint asked for
+            hooked = c.post("/api/v1/file/create", json={"name": "hooked.txt"}).json()["id"]
+            c.post(f"/api/v1/dataset/{ds}/file/{hooked}/attach", json={"type": "source"})
+            receiver.wait(lambda got: len(got) >= 1)
+            hook = c.get("/api/v1/webhook/list").json()["items"][0]["id"]
+            deadline = time.monotonic() + 60  # the receiver answered; the server records it
+            while c.get(f"/api/v1/webhook/{hook}/delivery/list").json()["items"][0][
+                    "status"] != "delivered":
+                assert time.monotonic() < deadline, "the delivery was never marked delivered"
+                time.sleep(0.1)
+        page.get_by_role("button", name=f"Deliveries {receiver.url}").click()
+        sent = page.get_by_role("table", name=f"Deliveries to {receiver.url}")
+        expect(sent.get_by_role("row").filter(has_text="file.attached")).to_contain_text(
+            "delivered")
+        shot(page, "09-webhooks")
+
+        page.get_by_role("link", name="Usage").click()
+        usage = page.get_by_role("row", name="Files")
+        expect(usage).to_contain_text("6")  # notes, prices, guide, junk, late, hooked
+        expect(usage).to_contain_text("unlimited")
+        expect(page.get_by_role("row", name="Storage")).to_contain_text("B")
+        shot(page, "10-usage")
         page.get_by_role("link", name="Chat").click()
         expect(page.get_by_role("heading", name="Agent chat")).to_be_visible()
         expect(page.get_by_label("Message")).to_be_visible()  # the default assistant
@@ -211,6 +245,7 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
     finally:
         page.close()
         server.stop()
+        receiver.stop()
 
 
 def analyst(body: dict[str, Any]) -> Step:

@@ -7,6 +7,8 @@ import * as sql from "/ui/pages/sql.js";
 import * as chat from "/ui/pages/chat.js";
 import * as events from "/ui/pages/events.js";
 import * as keys from "/ui/pages/keys.js";
+import * as webhooks from "/ui/pages/webhooks.js";
+import * as usage from "/ui/pages/usage.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
@@ -19,6 +21,8 @@ const routes = [
   [/^#\/chat$/, chat, "Chat"],
   [/^#\/events$/, events, "Events"],
   [/^#\/keys$/, keys, "Keys"],
+  [/^#\/webhooks$/, webhooks, "Webhooks"],
+  [/^#\/usage$/, usage, "Usage"],
 ];
 
 function signIn(message) {
