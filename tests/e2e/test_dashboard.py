@@ -117,7 +117,8 @@ def files(tmp: Path) -> list[Path]:
 def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
     receiver = Receiver().start()  # a webhook endpoint, for the Webhooks page
     server = LiveServer(data_dir=tmp_path / "data",
-                        env_extra={"DATALOFT_URL_FETCH_ALLOW": receiver.allow}).start()
+                        env_extra={"DATALOFT_URL_FETCH_ALLOW": receiver.allow,
+                                   "DATALOFT_SYNC_COOLDOWN_SECONDS": "0"}).start()
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     watch = Watch(page, server.url)
     try:
@@ -154,6 +155,21 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
         expect(page.get_by_text("cobalt blue").first).to_be_visible()  # the record browser
         shot(page, "03-dataset")
 
+        # A file dropped on the drop zone goes the way of a picked one.
+        dropped = page.evaluate_handle("""() => { const dt = new DataTransfer();
+            dt.items.add(new File(['Kites fly over the dunes.'], 'kites.txt',
+                                  {type: 'text/plain'}));
+            return dt; }""")
+        page.get_by_text("Drop files here").dispatch_event("drop", {"dataTransfer": dropped})
+        kites = page.locator("tr", has_text="kites.txt").locator("td.sync")
+        expect(kites).to_have_text("completed", timeout=WAIT_MS)
+        page.get_by_role("button", name="Detach junk.bin").click()
+        expect(page.locator("tr", has_text="junk.bin")).to_have_count(0)
+        page.get_by_role("button", name="Sync notes.txt").click()
+        expect(page.locator("#toast")).to_contain_text("Sync of notes.txt queued")
+        notes = page.locator("tr", has_text="notes.txt").locator("td.sync")
+        expect(notes).to_have_text("completed", timeout=WAIT_MS)
+
         page.get_by_role("button", name="Save settings").click()
         expect(page.locator("#toast")).to_contain_text("Settings saved")
         page.get_by_role("link", name="Datasets", exact=True).click()
@@ -168,6 +184,20 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
         box.press("Enter")
         expect(page.locator("mark", has_text="stairs").first).to_be_visible()
         expect(page.get_by_text("score ").first).to_be_visible()
+        page.get_by_label("Mode").select_option("lexical")
+        page.get_by_role("button", name="Add filter").click()
+        page.get_by_label("Filter field").fill("source")
+        page.get_by_label("Filter value").fill("nowhere")
+        box.press("Enter")
+        expect(page.get_by_text("No records matched")).to_be_visible()
+        page.get_by_role("button", name="Remove filter").click()
+        box.fill("kites")
+        box.press("Enter")
+        expect(page.locator("mark", has_text="Kites").first).to_be_visible()
+        page.get_by_label("Mode").select_option("hybrid")
+        box.fill("what colour are the stairs?")
+        box.press("Enter")
+        expect(page.locator("mark", has_text="stairs").first).to_be_visible()
         shot(page, "04-search")
 
         page.get_by_role("link", name="SQL").click()
@@ -219,7 +249,7 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
 
         page.get_by_role("link", name="Usage").click()
         usage = page.get_by_role("row", name="Files")
-        expect(usage).to_contain_text("6")  # notes, prices, guide, junk, late, hooked
+        expect(usage).to_contain_text("7")  # notes, prices, guide, junk, kites, late, hooked
         expect(usage).to_contain_text("unlimited")
         expect(page.get_by_role("row", name="Storage")).to_contain_text("B")
         shot(page, "10-usage")
