@@ -152,7 +152,8 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
         expect(failed).to_contain_text("_")  # the typed reason, e.g. unsupported_format
         reason = failed.inner_text()
         assert "unsupported_format" in reason or "corrupted_file" in reason, reason
-        expect(page.get_by_text("cobalt blue").first).to_be_visible()  # the record browser
+        # the record browser, each record with the name of its file
+        expect(page.get_by_role("row").filter(has_text="cobalt blue")).to_contain_text("notes.txt")
         shot(page, "03-dataset")
 
         # A file dropped on the drop zone goes the way of a picked one.
