@@ -380,3 +380,23 @@ def test_dashboard_routes_do_not_shadow_the_api(tmp_path: Path) -> None:
         assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("page_path", "shows"), [("/docs", "dataloft"), ("/redoc", "dataloft")])
+def test_api_docs_render_offline_in_a_browser(tmp_path: Path, browser: Browser, page_path: str,
+                                              shows: str) -> None:
+    """/docs (Swagger UI) and /redoc draw the API description with every request answered
+    by this server: their scripts, styles and fonts are installed with the package."""
+    server = LiveServer(data_dir=tmp_path / "data").start()
+    page = browser.new_page()
+    watch = Watch(page, server.url)
+    try:
+        page.goto(server.url + page_path)
+        expect(page.get_by_role("heading", name=shows).first).to_be_visible(timeout=WAIT_MS)
+        expect(page.get_by_text("/api/v1/dataset/create").first).to_be_attached()
+        page.wait_for_load_state("networkidle")
+        assert watch.outside == [], f"requests left the server: {watch.outside}"
+        assert watch.errors == [], f"console errors: {watch.errors}"
+    finally:
+        page.close()
+        server.stop()
