@@ -184,7 +184,7 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
         box.fill("what colour are the stairs?")
         box.press("Enter")
         expect(page.locator("mark", has_text="stairs").first).to_be_visible()
-        expect(page.get_by_text("score ").first).to_be_visible()
+        expect(page.get_by_text("score ").first).to_contain_text("notes.txt")  # its file
         page.get_by_label("Mode").select_option("lexical")
         page.get_by_role("button", name="Add filter").click()
         page.get_by_label("Filter field").fill("source")
@@ -214,6 +214,8 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
 
         page.get_by_role("link", name="Events").click()
         expect(page.get_by_role("cell", name="sync.completed").first).to_be_visible()
+        expect(page.get_by_role("cell", name="3 records").first).to_be_visible()  # prices.csv
+        expect(page.get_by_role("cell", name="1 record", exact=True).first).to_be_visible()
         expect(page.get_by_role("status").filter(has_text="server-sent events")).to_be_visible()
         with server.client() as c:  # a new event arrives while the page is open
             late = c.post("/api/v1/file/create", json={"name": "late.txt"}).json()["id"]
