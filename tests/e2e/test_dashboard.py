@@ -78,7 +78,8 @@ class Watch:
 @functools.cache
 def shots_dir() -> Path:
     asked = os.environ.get("DATALOFT_SCREENSHOTS")
-    folder = REPO / asked if asked else Path(tempfile.mkdtemp(prefix="dataloft-screenshots-"))
+    # One fixed scratch folder, overwritten by each run, rather than a new one per run.
+    folder = REPO / asked if asked else Path(tempfile.gettempdir()) / "dataloft-screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
