@@ -28,13 +28,14 @@ def client(backend_settings: BackendSettings, chat: ChatServer,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = backend_settings(tmp_path_factory.mktemp("loop"), llm_url=chat.url,
                                 llm_timeout_seconds=1.0, agent_max_iterations=3,
-                                agent_deadline_seconds=20.0)
+                                agent_deadline_seconds=20.0, agent_keepalive_seconds=0.2)
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
         yield c
 
 
-def ask(client: TestClient, message: str = "anything?", stream: bool = False
-        ) -> tuple[dict[str, Any], dict[str, Any]]:
+def ask(client: TestClient, message: str = "anything?", stream: bool = False,
+        raw: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One answer and its stored detail; `raw` collects a streamed reply's text."""
     agent = next(a["id"] for a in client.get("/api/v1/assistant/list").json()["items"]
                  if a["default"])
     conv = client.post(f"/api/v1/agents/{agent}/conversations",
@@ -43,6 +44,8 @@ def ask(client: TestClient, message: str = "anything?", stream: bool = False
                     json={"message": message, "stream": stream})
     assert r.status_code == 200, r.text
     if stream:
+        if raw is not None:
+            raw.append(r.text)
         frames = [json.loads(line[6:]) for line in r.text.splitlines()
                   if line.startswith("data: ")]
         assert frames[-1]["type"] == "response.completed", frames
@@ -70,9 +73,40 @@ def script(chat: ChatServer, steps: list[Step]) -> None:
 def test_model_timeout_is_an_error_answer(client: TestClient, chat: ChatServer,
                                           stream: bool) -> None:
     script(chat, [{"sleep": 3, "content": "too late"}])
-    body, trace = ask(client, stream=stream)
+    raw: list[str] = []
+    body, trace = ask(client, stream=stream, raw=raw)
     assert body["type"] == "error" and "in time" in body["message"], body
     assert trace["output"]["type"] == "error"
+    if stream:  # the silent wait for the model was bridged by keep-alive comments
+        assert ": keep-alive\n\n" in raw[0]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_model_that_never_finishes_meets_the_deadline(
+        backend_settings: BackendSettings, chat: ChatServer,
+        tmp_path_factory: pytest.TempPathFactory, stream: bool) -> None:
+    """Never silent for the read timeout, never done: only the total deadline ends it."""
+    settings = backend_settings(tmp_path_factory.mktemp("drip"), llm_url=chat.url,
+                                llm_timeout_seconds=1.0, agent_deadline_seconds=2.0)
+    script(chat, [{"drip": 0.1}])
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
+        body, trace = ask(c, stream=stream)
+    assert body["type"] == "error" and "deadline" in body["message"], body
+    assert trace["output"]["type"] == "error"
+
+
+def test_progress_frames_report_the_tools_and_the_text(client: TestClient,
+                                                       chat: ChatServer) -> None:
+    script(chat, [{"tool_calls": [{"name": "list_files", "arguments": "{}"}]},
+                  {"content": "Nothing is uploaded yet, so I cannot tell."}])
+    raw: list[str] = []
+    body, _ = ask(client, stream=True, raw=raw)
+    frames = [json.loads(line[6:]) for line in raw[0].splitlines() if line.startswith("data: ")]
+    assert frames[0] == {"type": "response.created", "id": body["id"],
+                         "conversationId": body["conversationId"]}
+    progress = [f["message"] for f in frames if f["type"] == "response.progress"]
+    assert progress[0] == "Running list_files", frames
+    assert "".join(progress[1:]) == body["message"] == "Nothing is uploaded yet, so I cannot tell."
 
 
 def test_model_500_is_retried_then_an_error_answer(client: TestClient,

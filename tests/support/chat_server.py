@@ -7,7 +7,10 @@ a dict:
 - {"content": "text"}: a final answer;
 - {"tool_calls": [{"name": ..., "arguments": "<json text>"}]}: ask for tools;
 - {"status": 500}: an HTTP error (with {"retry_after": s} a Retry-After header);
-- {"sleep": s, ...}: wait s seconds first (a slow or hung model).
+- {"sleep": s, ...}: wait s seconds first (a slow or hung model);
+- {"drip": s}: answer 200 and then send a little every s seconds without ever finishing
+  (SSE content chunks when streamed, body bytes of a whole reply otherwise): a model that
+  is never silent long enough for a read timeout, yet never answers.
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ class ChatServer:
                 outer.requests.append(body)
                 step = outer.script(body)
                 time.sleep(step.get("sleep", 0))
-                if "status" in step:
+                if "drip" in step:
+                    self._drip(bool(body.get("stream")), float(step["drip"]))
+                elif "status" in step:
                     self._send(step["status"], {"error": {"message": "scripted failure"}},
                                {"Retry-After": str(step.get("retry_after", 0))})
                 elif body.get("stream"):
@@ -90,6 +95,24 @@ class ChatServer:
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
+
+            def _drip(self, stream: bool, every: float) -> None:
+                self.send_response(200)
+                if stream:
+                    self.send_header("Content-Type", "text/event-stream")
+                    piece = b'data: {"choices": [{"index": 0, "delta": {"content": "."}}]}\n\n'
+                else:
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(10**9))
+                    piece = b" "
+                self.end_headers()
+                try:
+                    while True:  # until the client hangs up
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        time.sleep(every)
+                except OSError:
+                    return
 
         return Handler
 
