@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -200,3 +201,30 @@ def test_chart_answer_has_a_vega_lite_v6_spec_and_the_legacy_chart(client: TestC
     assert spec["data"]["values"] == [{"month": "2026-01", "revenue": 120},
                                       {"month": "2026-02", "revenue": 150}]
     assert trace["output"]["type"] == "chart" and trace["output"]["spec"] == spec
+
+
+def test_a_conversation_deleted_while_answering_ends_the_stream_with_an_error(
+        client: TestClient, chat: ChatServer) -> None:
+    agent = next(a["id"] for a in client.get("/api/v1/assistant/list").json()["items"]
+                 if a["default"])
+    base = f"/api/v1/agents/{agent}/conversations"
+    conv = client.post(base, json={"userIdentifier": "u1"}).json()["id"]
+    asked = threading.Event()
+
+    def slow(body: dict[str, Any]) -> Step:
+        asked.set()
+        return {"sleep": 0.5, "content": "an answer nobody will see"}
+
+    chat.script = slow
+    replies: list[str] = []
+    worker = threading.Thread(target=lambda: replies.append(client.post(
+        f"{base}/{conv}/response", json={"message": "hi", "stream": True}).text))
+    worker.start()
+    assert asked.wait(60)
+    assert client.delete(f"{base}/{conv}").status_code == 200
+    worker.join(60)
+    frames = [json.loads(line[6:]) for line in replies[0].splitlines()
+              if line.startswith("data: ")]
+    assert [f["type"] for f in frames][0] == "response.created", frames
+    assert frames[-1]["type"] == "response.error", frames
+    assert "conversation" in frames[-1]["error"]["message"], frames
