@@ -97,3 +97,4 @@ def test_a_users_private_file_in_an_associated_dataset_stays_theirs(
         tools("u2").call("read_record", {"recordId": theirs[0]})
     assert refused.value.kind == "not_found"
     assert "u1-note" not in summary(tools("u2"))
+    assert "Documents (2):" in summary(tools("u1")) and "- u1-note.txt" in summary(tools("u1"))

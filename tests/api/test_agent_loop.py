@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from dataloft.agent.llm import ChatClient
 from dataloft.app import create_app
 from tests.conftest import KEY, BackendSettings
 from tests.support.chat_server import ChatServer, Step
@@ -228,3 +229,12 @@ def test_a_conversation_deleted_while_answering_ends_the_stream_with_an_error(
     assert [f["type"] for f in frames][0] == "response.created", frames
     assert frames[-1]["type"] == "response.error", frames
     assert "conversation" in frames[-1]["error"]["message"], frames
+
+
+def test_the_api_key_is_sent_as_a_bearer_token(chat: ChatServer) -> None:
+    script(chat, [{"content": "ok"}])
+    for key, sent in (("sk-test-123", "Bearer sk-test-123"), ("", None)):
+        reply = ChatClient(chat.url, key, 5.0).complete(
+            "m", [{"role": "user", "content": "hi"}], [], deadline=time.monotonic() + 30)
+        assert reply.content == "ok"
+        assert chat.headers[-1].get("Authorization") == sent

@@ -34,6 +34,7 @@ class ChatServer:
     def __init__(self) -> None:
         self.script: Callable[[dict[str, Any]], Step] = lambda body: {"content": "ok"}
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # of each request, in order
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -63,6 +64,7 @@ class ChatServer:
                     return
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 outer.requests.append(body)
+                outer.headers.append(dict(self.headers.items()))
                 step = outer.script(body)
                 time.sleep(step.get("sleep", 0))
                 if "drip" in step:
