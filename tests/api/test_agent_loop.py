@@ -238,3 +238,23 @@ def test_the_api_key_is_sent_as_a_bearer_token(chat: ChatServer) -> None:
             "m", [{"role": "user", "content": "hi"}], [], deadline=time.monotonic() + 30)
         assert reply.content == "ok"
         assert chat.headers[-1].get("Authorization") == sent
+
+
+MALFORMED = {  # replies of the right status and type whose shape is wrong
+    "whole": ['{"choices": [{"message": "hi"}]}', '{"choices": []}', '[1]', 'not json',
+              '{"choices": [{"message": {"tool_calls": [{"function": 5}]}}]}'],
+    "streamed": ['data: [1]\n\n', 'data: {"choices": [{"delta": "x"}]}\n\n',
+                 'data: {nope\n\n',
+                 'data: {"choices": [{"delta": {"tool_calls": [{"index": "a"}]}}]}\n\n'],
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_malformed_model_reply_is_an_error_answer_that_keeps_the_trace(
+        client: TestClient, chat: ChatServer, stream: bool) -> None:
+    for raw in MALFORMED["streamed" if stream else "whole"]:
+        script(chat, [{"tool_calls": [{"name": "list_files", "arguments": "{}"}]},
+                      {"raw": raw}])
+        body, trace = ask(client, stream=stream)
+        assert body["type"] == "error" and "malformed" in body["message"], (raw, body)
+        assert [t["name"] for t in trace["trace"]] == ["list_files"], (raw, trace)

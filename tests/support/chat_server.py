@@ -8,6 +8,7 @@ a dict:
 - {"tool_calls": [{"name": ..., "arguments": "<json text>"}]}: ask for tools;
 - {"status": 500}: an HTTP error (with {"retry_after": s} a Retry-After header);
 - {"sleep": s, ...}: wait s seconds first (a slow or hung model);
+- {"raw": "text"}: answer 200 with this body as it is (JSON, or SSE lines when streamed);
 - {"drip": s}: answer 200 and then send a little every s seconds without ever finishing
   (SSE content chunks when streamed, body bytes of a whole reply otherwise): a model that
   is never silent long enough for a read timeout, yet never answers.
@@ -67,7 +68,9 @@ class ChatServer:
                 outer.headers.append(dict(self.headers.items()))
                 step = outer.script(body)
                 time.sleep(step.get("sleep", 0))
-                if "drip" in step:
+                if "raw" in step:
+                    self._raw(bool(body.get("stream")), str(step["raw"]).encode())
+                elif "drip" in step:
                     self._drip(bool(body.get("stream")), float(step["drip"]))
                 elif "status" in step:
                     self._send(step["status"], {"error": {"message": "scripted failure"}},
@@ -97,6 +100,14 @@ class ChatServer:
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
+
+            def _raw(self, stream: bool, data: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type",
+                                 "text/event-stream" if stream else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _drip(self, stream: bool, every: float) -> None:
                 self.send_response(200)

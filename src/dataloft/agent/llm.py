@@ -104,8 +104,9 @@ class ChatClient:
             raise ModelError("the model did not answer in time") from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"the model is unreachable: {exc}", 0.0) from exc
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise ModelError(f"the model's reply is malformed: {exc}") from exc
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            # a reply of the wrong shape (a list for an object...) fails on first use
+            raise ModelError(f"the model's reply is malformed: {exc!r}") from exc
 
 
 def _until(pieces: Iterator[Piece], deadline: float) -> Iterator[Piece]:
