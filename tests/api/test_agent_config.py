@@ -94,6 +94,7 @@ def test_conversation_listing_filters_pages_and_checks_its_parameters(
     assert [c["id"] for c in got.json()["items"]] == [made[0]], got.text
     got = app_client.get(base, params={"userContext[orgId]": "a"}).json()["items"]
     assert [c["id"] for c in got] == [made[2], made[0]]
+    assert app_client.get(base, params={"userContext[region]": "None"}).json()["items"] == []
     seen: list[str] = []
     cursor = None
     while True:
