@@ -135,10 +135,10 @@ def test_bad_credential_is_401_with_www_authenticate(server: LiveServer,
     assert r.headers["www-authenticate"].startswith("Bearer"), r.headers
 
 
-def test_stdio_mode_starts_and_serves_the_tools(server: LiveServer, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("stdio shares the live server's data directory here (embedded mode)")
-    env = {**os.environ, "DATALOFT_DATA_DIR": str(server.data_dir),
+def test_stdio_mode_starts_and_serves_the_tools(server: LiveServer) -> None:
+    """On the live server's data: its directory, and its database and bucket in cluster
+    mode (env_extra), as a stdio client on that host would run it."""
+    env = {**os.environ, **server.env_extra, "DATALOFT_DATA_DIR": str(server.data_dir),
            "DATALOFT_API_KEY": server.key, "DATALOFT_RUNAS_USER_ID": "user_123",
            "DATALOFT_USER_CONTEXT": json.dumps({"orgId": "org_456"}),
            "DATALOFT_LOG_LEVEL": "warning", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
