@@ -83,17 +83,21 @@ def test_model_timeout_is_an_error_answer(client: TestClient, chat: ChatServer,
         assert ": keep-alive\n\n" in raw[0]
 
 
+@pytest.mark.timeout(120)  # what failing looks like: the request never returns
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_a_model_that_never_finishes_meets_the_deadline(
         backend_settings: BackendSettings, chat: ChatServer,
         tmp_path_factory: pytest.TempPathFactory, stream: bool) -> None:
-    """Never silent for the read timeout, never done: only the total deadline ends it."""
+    """Never silent for the read timeout, never done: only the total deadline ends it.
+    (On a loaded host a gap between two pieces can outlast the remaining time: that read
+    timeout is the deadline too.)"""
     settings = backend_settings(tmp_path_factory.mktemp("drip"), llm_url=chat.url,
-                                llm_timeout_seconds=1.0, agent_deadline_seconds=2.0)
+                                llm_timeout_seconds=30.0, agent_deadline_seconds=2.0)
     script(chat, [{"drip": 0.1}])
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
         body, trace = ask(c, stream=stream)
-    assert body["type"] == "error" and "deadline" in body["message"], body
+    assert body["type"] == "error", body
+    assert "deadline" in body["message"] or "in time" in body["message"], body
     assert trace["output"]["type"] == "error"
 
 
