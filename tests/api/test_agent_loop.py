@@ -262,3 +262,16 @@ def test_a_malformed_model_reply_is_an_error_answer_that_keeps_the_trace(
         body, trace = ask(client, stream=stream)
         assert body["type"] == "error" and "malformed" in body["message"], (raw, body)
         assert [t["name"] for t in trace["trace"]] == ["list_files"], (raw, trace)
+
+
+def test_a_table_is_shown_only_when_it_is_the_last_tool_result(client: TestClient,
+                                                               chat: ChatServer) -> None:
+    shown = {"name": "sql", "arguments": json.dumps({"sql": "SELECT 7 AS n",
+                                                      "present": "table"})}
+    files = {"name": "list_files", "arguments": "{}"}
+    script(chat, [{"tool_calls": [files]}, {"tool_calls": [shown]}, {"content": "Seven."}])
+    body, _ = ask(client)
+    assert body["type"] == "table" and body["table"] == {"head": ["n"], "body": [["7"]]}, body
+    script(chat, [{"tool_calls": [shown]}, {"tool_calls": [files]}, {"content": "Seven."}])
+    body, _ = ask(client)
+    assert (body["type"], body.get("table")) == ("text", None), body
