@@ -20,6 +20,7 @@ from typing import Any
 from dataloft.ingest.chunk import (
     CHARS_PER_TOKEN,
     DEFAULT_MAX_TOKENS,
+    MIN_MAX_TOKENS,
     chunk,
     default_overlap,
     estimate_tokens,
@@ -27,6 +28,9 @@ from dataloft.ingest.chunk import (
 from dataloft.ingest.extract import Row, Section
 from dataloft.models import File
 from dataloft.records.repository import NewRecord
+
+# A split row's head (its short fields) takes at most 1/HEAD_SHARE of each part's budget.
+HEAD_SHARE = 4
 
 
 def _value_text(value: Any) -> str:
@@ -47,18 +51,41 @@ def render_row(fields: dict[str, Any]) -> str:
 def _row_records(row: Row, max_tokens: int, overlap: int
                  ) -> Iterator[tuple[str, dict[str, Any]]]:
     """One record per row; a row over the token budget (a huge cell, thousands of columns)
-    is cut by the chunker into several records of the same row: each names the row (its
-    meta's `row`, `table`, `part`) and keeps only the fields that fit its meta budget, so
-    no record is over the budget in text, nor a copy of the whole row in meta."""
+    becomes several records of the same row: each names the row (its meta's `row`, `table`,
+    `part`) and keeps only the fields that fit its meta budget, so no record is over the
+    budget in text, nor a copy of the whole row in meta. Each part's text opens with the
+    row's short fields (its identity: an id, a title), the rest cut by the chunker."""
     text = render_row(row.fields)
     if not text.strip():
         return
     if estimate_tokens(text) <= max_tokens:
         yield text, {**row.meta, **row.fields}
         return
-    meta = {**row.meta, **_fitting_fields(row.fields, max_tokens * CHARS_PER_TOKEN)}
-    for part, piece in enumerate(chunk(text, max_tokens, overlap), start=1):
-        yield piece.text, {**meta, "part": part}
+    budget = max_tokens * CHARS_PER_TOKEN
+    meta = {**row.meta, **_fitting_fields(row.fields, budget)}
+    head, body = _split_row(row.fields, budget)
+    for part, piece in enumerate(chunk(body, _body_tokens(head, max_tokens), overlap),
+                                 start=1):
+        yield (f"{head}\n{piece.text}" if head else piece.text), {**meta, "part": part}
+
+
+def _split_row(fields: dict[str, Any], budget: int) -> tuple[str, str]:
+    """(head, body): the fields that fit in a quarter of the budget, in column order, and
+    the others. The head is repeated atop every part, as a document chunk sits under its
+    headings, so each part is found (and embedded) as part of its row; a quarter leaves
+    the body most of each record, so a row becomes at most a third more parts."""
+    head = _fitting_fields(fields, budget // HEAD_SHARE)
+    body = {k: v for k, v in fields.items() if k not in head}
+    if (not head or not render_row(body).strip()
+            or budget // CHARS_PER_TOKEN - estimate_tokens(render_row(head) + "\n")
+            < MIN_MAX_TOKENS):
+        return "", render_row(fields)
+    return render_row(head), render_row(body)
+
+
+def _body_tokens(head: str, max_tokens: int) -> int:
+    """What is left of the budget under the head (and its line break)."""
+    return max_tokens - estimate_tokens(head + "\n") if head else max_tokens
 
 
 def _fitting_fields(fields: dict[str, Any], budget: int) -> dict[str, Any]:
