@@ -89,15 +89,17 @@ def _body_tokens(head: str, max_tokens: int) -> int:
 
 
 def _fitting_fields(fields: dict[str, Any], budget: int) -> dict[str, Any]:
-    """The row's fields, in order, while they fit in `budget` characters (long ones skipped)."""
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        size = len(key) + len(_value_text(value)) + 3  # as rendered: "key: value\n"
-        if size > budget:
-            continue
-        out[key] = value
-        budget -= size
-    return out
+    """The most fields that fit in `budget` characters as rendered ("key: value\n"):
+    shortest first, so a long cell leaves out no short field after it (an id), returned
+    in column order."""
+    sizes = {key: len(key) + len(_value_text(value)) + 3 for key, value in fields.items()}
+    kept: set[str] = set()
+    for key in sorted(sizes, key=sizes.__getitem__):
+        if sizes[key] > budget:
+            break
+        kept.add(key)
+        budget -= sizes[key]
+    return {key: value for key, value in fields.items() if key in kept}
 
 
 def _record(text: str, meta: dict[str, Any], source: str, position: int) -> NewRecord:
