@@ -3,7 +3,8 @@
 Every record's meta holds the file's `fileName`, `fileType` and `fileCreatedAt`, plus
 what the extractor knew: `page` (PDF), `slide` (PPTX), `sheet`/`table`/`row` (tables),
 `language` (code). A table row over the token budget becomes several records of that row
-(`part` 1, 2 ...), whose meta keeps only the fields that fit. Document chunks add
+(`part` 1, 2 ...): each opens with the row's short fields (its identity) and carries a
+piece of the rest; meta keeps the most fields that fit (shortest first). Document chunks add
 `headings`, the heading path they sit under (a list, outermost first, empty when none).
 Table rows add their typed fields, so a filter such as `{"amount": {"$gte": 1000}}` reads
 the column directly. Records are numbered in file order (`position`), and `source` is `file:///{fileId}`.
