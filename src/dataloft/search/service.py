@@ -136,7 +136,7 @@ def top(session: Session, hits: list[tuple[int, float]], take: int
         batch = hits[start:start + take - len(out)]
         start += len(batch)
         for record, score in load(session, batch):
-            row = _row_of_part(record)
+            row = row_of_part(record)
             if row is not None and row in rows:
                 continue
             if row is not None:
@@ -145,7 +145,7 @@ def top(session: Session, hits: list[tuple[int, float]], take: int
     return out
 
 
-def _row_of_part(record: Record) -> tuple[Any, ...] | None:
+def row_of_part(record: Record) -> tuple[Any, ...] | None:
     """Which row a part of a split row belongs to; None for any other record."""
     meta = record.meta or {}
     if "part" not in meta or "row" not in meta:
