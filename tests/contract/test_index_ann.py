@@ -11,6 +11,7 @@ most the exact threshold's rows.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from dataloft.models import Record
+from dataloft.storage.index import ann
 from dataloft.storage.index.base import Index
 from dataloft.storage.index.sqlite import SqliteIndex
 from tests.contract import test_index as contract
@@ -154,3 +156,30 @@ def test_background_build_serves_exact_until_the_graph_is_ready(backend: Backend
         again = index.semantic(s, [ds], query, 10)
         assert matrix.graph.searches == 1
     assert {pk for pk, _ in again} == {pk for pk, _ in got}
+
+
+def test_a_newer_version_supersedes_a_build_in_progress() -> None:
+    """The builder runs one build at a time; a job for a key that gets a newer job while
+    it runs sees `stale()` turn true (the graph build then stops at its next chunk), and
+    only the newest waiting job runs."""
+    builder = ann.Builder()
+    started, release = threading.Event(), threading.Event()
+    seen: list[tuple[str, bool]] = []
+
+    def first(stale: Callable[[], bool]) -> None:
+        started.set()
+        release.wait()
+        seen.append(("v1", stale()))
+
+    builder.submit("ds", first)
+    started.wait()
+    builder.submit("ds", lambda stale: seen.append(("v2", stale())))
+    builder.submit("ds", lambda stale: seen.append(("v3", stale())))
+    release.set()
+    builder.wait()
+    assert seen == [("v1", True), ("v3", False)]
+
+    vectors = clustered(np.random.default_rng(8), 3 * ann.BUILD_CHUNK // 2, 16)
+    with pytest.raises(ann.Superseded):
+        ann.Graph(vectors, stale=lambda: True)
+    assert ann.Graph(vectors, stale=lambda: False).size == len(vectors)

@@ -29,6 +29,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 from usearch.index import Index as _Hnsw
@@ -43,23 +44,36 @@ MIN_FETCH = 64
 # A filtered walk that would fetch more than this share of the graph goes exact instead:
 # past it the scan is cheaper than the walk and it cannot miss.
 MAX_WALK_SHARE = 0.25
+# Rows added between checks whether a newer version made the build pointless.
+BUILD_CHUNK = 8_192
 
 Allowed = Callable[[Sequence[int]], set[int]]
 
 log = logging.getLogger(__name__)
 
 
+class Superseded(Exception):
+    """A newer version of the dataset is waiting: this build is of no use any more."""
+
+
 class Graph:
     """An HNSW graph over the rows of one vector matrix; keys are row numbers."""
 
-    def __init__(self, vectors: np.ndarray) -> None:
+    def __init__(self, vectors: np.ndarray, stale: Callable[[], bool] | None = None) -> None:
         self._index = _Hnsw(ndim=int(vectors.shape[1]), metric="cos", dtype="i8",
                             connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD,
                             expansion_search=EXPANSION_SEARCH)
         # One thread: insertion order shapes an HNSW graph, and a parallel build interleaves
         # inserts differently on every run. Single-threaded, the graph and so every search
         # result is reproducible (usearch's level draws use a fixed seed).
-        self._index.add(np.arange(len(vectors), dtype=np.uint64), vectors, threads=1)
+        # In chunks: a sync commits several versions in a row, and each one's build would
+        # otherwise run to the end (minutes at 200k on busy cores) before the last starts.
+        for start in range(0, len(vectors), BUILD_CHUNK):
+            if stale is not None and stale():
+                raise Superseded
+            end = min(start + BUILD_CHUNK, len(vectors))
+            self._index.add(np.arange(start, end, dtype=np.uint64), vectors[start:end],
+                            threads=1)
         self.size = len(vectors)
         self.searches = 0  # walks so far: lets tests see which path a search took
         # usearch keys its per-search scratch space by a thread slot (0 here), so two
@@ -128,11 +142,13 @@ class Builder:
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
-        self._pending: dict[str, Callable[[], None]] = {}
+        self._pending: dict[str, Callable[[Callable[[], bool]], None]] = {}
         self._busy = False
         self._thread: threading.Thread | None = None
 
-    def submit(self, key: str, job: Callable[[], None]) -> None:
+    def submit(self, key: str, job: Callable[[Callable[[], bool]], None]) -> None:
+        """Run `job(stale)` on the builder thread; `stale()` turns true once a newer job
+        for `key` is waiting."""
         with self._cv:
             self._pending[key] = job
             if self._thread is None or not self._thread.is_alive():
@@ -154,7 +170,9 @@ class Builder:
                 job = self._pending.pop(key)
                 self._busy = True
             try:
-                job()
+                job(partial(self._pending.__contains__, key))
+            except Superseded:
+                log.info("ANN graph for %s superseded by a newer version", key)
             except Exception:  # a failed build leaves the exact scan in place
                 log.exception("building the ANN graph for %s failed", key)
             finally:
@@ -163,9 +181,10 @@ class Builder:
                     self._cv.notify_all()
 
 
-def build_logged(key: str, vectors: np.ndarray) -> Graph:
+def build_logged(key: str, vectors: np.ndarray,
+                 stale: Callable[[], bool] | None = None) -> Graph:
     started = time.perf_counter()
-    graph = Graph(vectors)
+    graph = Graph(vectors, stale)
     log.info("ANN graph for %s: %d vectors in %.1f s, %.0f bytes/vector (+%d float32 "
              "matrix)", key, graph.size, time.perf_counter() - started,
              graph.nbytes / max(graph.size, 1), 4 * int(vectors.shape[1]))

@@ -121,8 +121,8 @@ class SqliteIndex:
         if matrix is None or len(matrix.pks) < max(1, self.ann_min_records):
             return matrix
 
-        def build() -> None:
-            matrix.graph = ann.build_logged(dataset_id, matrix.vectors)
+        def build(stale: Callable[[], bool] | None = None) -> None:
+            matrix.graph = ann.build_logged(dataset_id, matrix.vectors, stale)
 
         if self.ann_background:
             self.graphs.submit(dataset_id, build)
