@@ -271,7 +271,8 @@ def test_inconvo_upload_blob_calls_leave_the_event_loop_free(
                 calls.append(f"{held.method} {held.path.split('?')[0]}")
                 health: list[int] = []
                 probe = threading.Thread(
-                    target=lambda: health.append(c.get("/healthz").status_code), daemon=True)
+                    target=lambda out=health: out.append(c.get("/healthz").status_code),
+                    daemon=True)
                 probe.start()
                 probe.join(60)  # only a failing run waits this long
                 assert health == [200], f"/healthz waited while {calls[-1]} was held"
