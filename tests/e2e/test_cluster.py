@@ -117,7 +117,9 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
             # Written through one replica, synced through the other: no API keeps state.
             up, down = clients[n % 2], clients[(n + 1) % 2]
             dataset = datasets[n % DATASETS]
-            file_id = up.post("/api/v1/file/create", json={"name": f"f{n}.txt"}).json()["id"]
+            r = up.post("/api/v1/file/create", json={"name": f"f{n}.txt"})
+            assert r.status_code == 200, r.text
+            file_id = r.json()["id"]
             versions = 2 if n < REUPLOADED else 1
             for v in range(1, versions + 1):
                 r = up.post(f"/api/v1/file/{file_id}/upload", content=text_of(n, v),
@@ -173,7 +175,16 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
             # Another stalls mid-sync past its lease (a long GC pause, a frozen VM), so its
             # job runs again elsewhere; then it wakes up and must not commit a second time.
             frozen_job.extend(freeze_mid_sync(workers[1], FILES // 2))
-            time.sleep(2 * LEASE_S + 1)
+            # It stays frozen until another worker has taken its job over: under load, the
+            # fair order may serve other datasets' queued syncs first for many seconds after
+            # its lease ran out (it would then wake up still owning the job).
+            deadline = time.monotonic() + 90
+            while frozen_job and time.monotonic() < deadline:
+                if rows(db, "SELECT attempts FROM jobs WHERE id = :j",
+                        j=frozen_job[0])[0][0] >= 2:
+                    break
+                time.sleep(0.1)
+            time.sleep(1)  # the new owner is well into it when the old one wakes up
             assert workers[1].proc is not None
             os.killpg(workers[1].proc.pid, signal.SIGCONT)
 

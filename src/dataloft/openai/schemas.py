@@ -4,7 +4,7 @@ Python SDK sends and reads them (openai/types/**). Timestamps are epoch seconds.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,16 @@ AttributeValue = StrictStr | StrictBool | StrictInt | StrictFloat
 Attributes = dict[str, AttributeValue]
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 Order = Literal["asc", "desc"]
+Item = TypeVar("Item")
+
+
+class CursorPage(BaseModel, Generic[Item]):
+    """OpenAI's cursor page: `after`/`before` take `first_id`/`last_id`."""
+    object: Literal["list"] = "list"
+    data: list[Item]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
 
 
 def check_pairs(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
@@ -112,12 +122,8 @@ class FileDeleted(BaseModel):
     object: Literal["file"] = "file"
 
 
-class FileList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[FileObject]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
+class FileList(CursorPage[FileObject]):
+    pass
 
 
 # --- vector stores ---------------------------------------------------------------------
@@ -177,12 +183,8 @@ class VectorStoreDeleted(BaseModel):
     object: Literal["vector_store.deleted"] = "vector_store.deleted"
 
 
-class VectorStoreList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[VectorStore]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
+class VectorStoreList(CursorPage[VectorStore]):
+    pass
 
 
 # --- vector-store files and batches ----------------------------------------------------
@@ -225,12 +227,8 @@ class VectorStoreFileDeleted(BaseModel):
     object: Literal["vector_store.file.deleted"] = "vector_store.file.deleted"
 
 
-class VectorStoreFileList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[VectorStoreFile]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
+class VectorStoreFileList(CursorPage[VectorStoreFile]):
+    pass
 
 
 class ContentPart(BaseModel):

@@ -39,8 +39,9 @@ def add(session: Session, org_id: str, kind: Kind, n: int, default_limit: int | 
         stmt = stmt.where(or_(limit.is_(None), limit == UNLIMITED, used + n <= limit))
     if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
         return True
-    if session.get(OrgQuota, org_id) is not None:
-        return False
+    # No row matched: the limit refused it, or the org's row did not exist when the UPDATE
+    # began. Looking for the row now cannot tell which (on PostgreSQL another transaction may
+    # have made it since), so make sure it exists and ask again: a fresh statement sees it.
     _ensure(session, org_id)
     return bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
 
