@@ -8,6 +8,8 @@ red-team run found, on both backends.
 - 9: a signed direct-upload URL never comes from the request's Host header.
 - 12: zero bytes are refused the same way (400, reason empty_file) in every upload form.
 - 14: an Inconvo upload makes its blob calls (S3 commit, read-back) off the event loop.
+- A write that waits past DATALOFT_WRITE_WAIT_SECONDS for SQLite's one writer (a 1M-row
+  sync's commit held it over 300 s: docs/benchmarks.md 10b) is a 503, not a 500.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from dataloft.app import create_app
 from tests.conftest import KEY, BackendSettings, make_settings
@@ -282,3 +285,20 @@ def test_inconvo_upload_blob_calls_leave_the_event_loop_free(
             assert result and result[0].status_code == 200, result and result[0].text
             assert any(call.startswith("PUT") for call in calls), calls  # the commit
             assert any(call.startswith("GET") for call in calls), calls  # the read-back
+
+
+# --------------------------------------------------------------------------- writer busy
+
+
+def test_a_write_waiting_past_its_limit_for_the_writer_is_503(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, write_wait_seconds=0.5)
+    with TestClient(create_app(settings), headers=AUTH) as c:
+        db = c.app.state.ctx.db  # type: ignore[attr-defined]
+        with db.write() as held:  # the writer, taken as a long commit takes it
+            held.execute(text("SELECT 1"))
+            r = c.post("/api/v1/file/create", json={"name": "late.txt"})
+            assert_envelope(r, 503, "SERVICE_BUSY")
+            assert r.headers["retry-after"] == "5"
+            assert c.get("/api/v1/file/list").status_code == 200  # reads go on
+        r = c.post("/api/v1/file/create", json={"name": "late.txt"})
+        assert r.status_code == 200, r.text
