@@ -55,8 +55,9 @@ class Database:
     def __init__(self, url: str, info: dict[str, Any] | None = None, wait_s: float = 300.0):
         """`info` is given to every session (`Session.info`): per-deployment values the
         lower layers read without being handed the settings (quotas' instance defaults).
-        `wait_s`: how long a unit of work waits for a connection (on SQLite, for the one
-        writer) before sqlalchemy's TimeoutError, which the API answers 503 SERVICE_BUSY."""
+        `wait_s` (SQLite): how long a unit of work waits for a connection (for the writer:
+        the only one) before sqlalchemy's TimeoutError, which the API answers 503
+        SERVICE_BUSY. PostgreSQL keeps the pool's own 30 s."""
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
@@ -64,8 +65,7 @@ class Database:
             self.read_engine = _sqlite_engine(url, writer=False, wait_s=wait_s)
         else:
             self.write_engine = create_engine(url, pool_size=10, max_overflow=10,
-                                              pool_timeout=wait_s, pool_pre_ping=True,
-                                              json_serializer=_json)
+                                              pool_pre_ping=True, json_serializer=_json)
             # One snapshot per read unit of work, as SQLite's WAL readers get: a search (or
             # a page and its count) never mixes the state before and after a commit.
             # Read-only transactions never fail to serialise; writers stay READ COMMITTED.
