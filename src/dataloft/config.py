@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     embedding_dimension: int = Field(default=0, ge=0)  # 0 = ask the endpoint once
     embedding_batch_size: int = Field(default=64, ge=1)
     embedding_timeout: float = 30.0
+    # Embedded index: datasets with at least this many vectors are searched through an
+    # HNSW graph (approximate, recall@10 >= 0.99) instead of an exact scan.
+    ann_min_records: int = Field(default=20_000, ge=1)
 
     # Webhook deliveries (webhooks/tasks.py): attempt n waits about base * 2**(n-1) s
     # (capped, with jitter); a delivery still failing `retry_window` after its event fails.
