@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # The whole sync of one file (extraction, records, embedding, writing): past it the
     # file fails with `processing_timeout`, not retried.
     sync_timeout_seconds: float = Field(default=600.0, gt=0)
+    # How long a request waits for a database connection (on SQLite: the one writer, which
+    # a big sync's commit holds for minutes) before answering 503 SERVICE_BUSY.
+    write_wait_seconds: float = Field(default=300.0, gt=0)
 
     # Governed SQL: each query runs in a locked-down DuckDB child under these limits
     # (query/engine.py); at most `query_concurrency` run at once.
