@@ -98,6 +98,9 @@ class Loop:
 def _collect(turn: Turn, name: str, args: Any, output: dict[str, Any]) -> None:
     if "error" in output:
         return
+    # A table is shown when the last tool result is one the model chose to present: a
+    # later call (a search, another query) means the model moved on from it.
+    turn.shown = None
     if name == "search":
         turn.answer.sources += [{"recordId": r["recordId"], "fileId": r["fileId"],
                                  "fileName": r["fileName"],

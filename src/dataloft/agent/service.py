@@ -108,7 +108,8 @@ def listing(session: Session, principal: Principal, agent_id: str,
 def _matches(conv: Conversation, principal: Principal, wanted: dict[str, str]) -> bool:
     if principal.is_end_user and conv.user_context != principal.user_context:
         return False
-    return all(str(conv.user_context.get(k)) == v for k, v in wanted.items())
+    return all(k in conv.user_context and str(conv.user_context[k]) == v
+               for k, v in wanted.items())
 
 
 def _iso(ms: int) -> str:
