@@ -111,6 +111,9 @@ def main() -> int:
     ap.add_argument("--passes", type=int, default=1, help="timed passes over the 300 queries")
     ap.add_argument("--chunk-rows", type=int, default=20_000, help="rows per uploaded file")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to wait once searchable, before timing: lets background "
+                         "index builds (the ANN graph) finish")
     ap.add_argument("--url", help="use a running server (no RSS unless --pid)")
     ap.add_argument("--key")
     ap.add_argument("--pid", type=int)
@@ -157,6 +160,7 @@ def main() -> int:
                     ingest_cpu = rss.cpu() - cpu0
                     print(f"run {run + 1}: searchable after {ing.searchable_s:.1f} s; "
                           "timing searches...", flush=True)
+                    time.sleep(args.settle)
                     per_mode = {}
                     for m in modes:
                         per_mode[m] = measure(api, ing.dataset_id, queries, m, args.take,

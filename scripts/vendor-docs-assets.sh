@@ -32,6 +32,10 @@ cp redoc/package/bundles/redoc.standalone.js redoc/package/LICENSE "$dest/redoc/
 sed -i '/^\/\/# sourceMappingURL=/d' "$dest/swagger-ui/swagger-ui-bundle.js" \
   "$dest/swagger-ui/swagger-ui.css" "$dest/redoc/redoc.standalone.js"
 sed -i 's|/\*# sourceMappingURL=[^*]*\*/||' "$dest/swagger-ui/swagger-ui.css"
+# Redoc's menu footer draws its logo from cdn.redoc.ly (no option turns it off): an empty
+# inline image instead, so /redoc makes no request outside the server.
+sed -i 's|"https://cdn.redoc.ly/redoc/logo-mini.svg"|"data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E"|' \
+  "$dest/redoc/redoc.standalone.js"
 
 {
   echo "swagger-ui-dist $SWAGGER_UI_VERSION (Apache-2.0)"

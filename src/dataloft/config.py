@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # The whole sync of one file (extraction, records, embedding, writing): past it the
     # file fails with `processing_timeout`, not retried.
     sync_timeout_seconds: float = Field(default=600.0, gt=0)
+    # How long a request waits for a database connection (on SQLite: the one writer, which
+    # a big sync's commit holds for minutes) before answering 503 SERVICE_BUSY.
+    write_wait_seconds: float = Field(default=300.0, gt=0)
 
     # Governed SQL: each query runs in a locked-down DuckDB child under these limits
     # (query/engine.py); at most `query_concurrency` run at once.
@@ -77,6 +80,9 @@ class Settings(BaseSettings):
     embedding_dimension: int = Field(default=0, ge=0)  # 0 = ask the endpoint once
     embedding_batch_size: int = Field(default=64, ge=1)
     embedding_timeout: float = 30.0
+    # Embedded index: datasets with at least this many vectors are searched through an
+    # HNSW graph (approximate, recall@10 >= 0.99) instead of an exact scan.
+    ann_min_records: int = Field(default=20_000, ge=1)
 
     # Webhook deliveries (webhooks/tasks.py): attempt n waits about base * 2**(n-1) s
     # (capped, with jitter); a delivery still failing `retry_window` after its event fails.

@@ -133,9 +133,10 @@ def _open(settings: Settings, *, api: bool
         migrate.upgrade(settings.sqlalchemy_url)
         db = Database(settings.sqlalchemy_url, info=quotas.session_info(quotas.Limits(
             storage_bytes=settings.org_max_storage_bytes, records=settings.org_max_records,
-            files=settings.org_max_files)))
+            files=settings.org_max_files)), wait_s=settings.write_wait_seconds)
         blobs = build_blob_store(settings.blob_url, settings.blob_dir)
-        index = PostgresIndex() if db.dialect == "postgresql" else SqliteIndex()
+        index = PostgresIndex() if db.dialect == "postgresql" \
+            else SqliteIndex(ann_min_records=settings.ann_min_records)
         embedder = build_embedder(settings)
         raw_key: str | None = None
         ring: tuple[bytes, ...] = ()

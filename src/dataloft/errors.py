@@ -86,5 +86,12 @@ class TooManyRequests(DataloftError):
     code = "TOO_MANY_REQUESTS"
 
 
+class Busy(DataloftError):
+    """The database's writer stayed taken past DATALOFT_WRITE_WAIT_SECONDS: try again."""
+
+    status = 503
+    code = "SERVICE_BUSY"
+
+
 def not_found(kind: str, ident: str) -> NotFound:
     return NotFound(f"{kind} {ident!r} was not found")

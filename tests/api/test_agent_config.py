@@ -79,3 +79,51 @@ def test_unset_user_context_keeps_uploads_open(app_client: TestClient) -> None:
     r = app_client.post(f"/api/v1/agents/{agent}/datasets/context/anyKey/v",
                         files={"file": ("p.csv", b"a,b\n1,2\n", "text/csv")})
     assert r.status_code == 200, r.text
+
+
+def test_conversation_listing_filters_pages_and_checks_its_parameters(
+        app_client: TestClient) -> None:
+    agent = _agent(app_client)
+    base = f"/api/v1/agents/{agent}/conversations"
+    made = [app_client.post(base, json={"userIdentifier": u, "userContext": {"orgId": o}})
+            .json()["id"] for u, o in (("u1", "a"), ("u1", "b"), ("u2", "a"))]
+    for bad in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "junk"}):
+        r = app_client.get(base, params=bad)
+        assert r.status_code == 400, (bad, r.text)
+    got = app_client.get(base, params=[("userIdentifier", "u1"), ("userContext[orgId]", "a")])
+    assert [c["id"] for c in got.json()["items"]] == [made[0]], got.text
+    got = app_client.get(base, params={"userContext[orgId]": "a"}).json()["items"]
+    assert [c["id"] for c in got] == [made[2], made[0]]
+    assert app_client.get(base, params={"userContext[region]": "None"}).json()["items"] == []
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = app_client.get(base, params={"limit": 1, **({"cursor": cursor} if cursor
+                                                           else {})}).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(made))
+    assert app_client.delete(f"{base}/{made[1]}").status_code == 200
+    assert app_client.get(f"{base}/{made[1]}").status_code == 404
+    assert made[1] not in [c["id"] for c in app_client.get(base).json()["items"]]
+
+
+def test_feedback_is_checked(app_client: TestClient) -> None:
+    agent = _agent(app_client)
+    base = f"/api/v1/agents/{agent}/conversations"
+    conv = app_client.post(base, json={"userIdentifier": "u1"}).json()["id"]
+    resp = app_client.post(f"{base}/{conv}/response", json={"message": "hi"}).json()["id"]
+    fb = f"{base}/{conv}/response/{resp}/feedback"
+    for bad in ({}, {"rating": "meh"}, {"rating": "positive", "comment": 5},
+                {"rating": "positive", "comment": "x" * 10_001}):
+        r = app_client.post(fb, json=bad)
+        assert r.status_code == 400, (bad, r.text)
+    made = app_client.post(fb, json={"rating": "positive", "comment": "good"}).json()
+    r = app_client.patch(f"{fb}/{made['id']}", json={"comment": None})
+    assert r.json() == {"id": made["id"], "rating": "positive", "comment": None}, r.text
+    assert app_client.patch(f"{fb}/{made['id']}", json={"rating": "meh"}).status_code == 400
+    assert app_client.patch(f"{fb}/fb_nope", json={"rating": "negative"}).status_code == 404
+    assert app_client.post(f"{base}/{conv}/response/resp_nope/feedback",
+                           json={"rating": "negative"}).status_code == 404

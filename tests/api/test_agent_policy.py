@@ -36,6 +36,8 @@ from tests.api.test_policy_model import (
     WorldSpec,
     build_world,
     ok,
+    sees_dataset,
+    sees_file,
     sees_record,
     world_specs,
 )
@@ -146,7 +148,16 @@ def test_tools_return_only_what_the_policy_allows(client: TestClient,
         for marker in _returned_rows(tools):
             holders = [rid for rid, r in records.items() if marker in r.text]
             assert any(allowed(rid) for rid in holders), (desc, marker, associated)
-        files = {f["fileId"] for f in tools.call("list_files", {})["files"]}
-        for fid in files:
-            f = world.truth.files[fid]
-            assert f["org"] == who.org, (desc, fid)
+        reach = _reach(world, who, associated)
+        for fid in {f["fileId"] for f in tools.call("list_files", {})["files"]}:
+            assert sees_file(world.truth, who, fid), (desc, fid)
+            assert any((d, fid) in world.truth.links for d in reach), (desc, fid, reach)
+
+
+def _reach(world: World, who: Who, associated: dict[str, Any]) -> set[str]:
+    """The datasets of the agent's scope the principal may read: the associated ones and
+    the agent's upload datasets of its own user scope and of its context pairs."""
+    mine = ([f"user:{who.user}"] if who.user is not None else []) + [
+        f"context:{k}:{v}" for k, v in who.context]
+    found = {*associated, *(world.scope_ds.get((who.org, s)) for s in mine)}
+    return {d for d in found if d is not None and sees_dataset(world.truth, who, d)}

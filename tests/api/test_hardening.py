@@ -7,22 +7,29 @@ red-team run found, on both backends.
 - 8: the Inconvo routes take up to 10,000,000 bytes per file (413 above).
 - 9: a signed direct-upload URL never comes from the request's Host header.
 - 12: zero bytes are refused the same way (400, reason empty_file) in every upload form.
+- 14: an Inconvo upload makes its blob calls (S3 commit, read-back) off the event loop.
+- A write that waits past DATALOFT_WRITE_WAIT_SECONDS for SQLite's one writer (a 1M-row
+  sync's commit held it over 300 s: docs/benchmarks.md 10b) is a 503, not a 500.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from dataloft.app import create_app
-from tests.conftest import KEY, BackendSettings
+from tests.conftest import KEY, BackendSettings, make_settings
 from tests.support.api import assert_envelope
+from tests.support.gated_proxy import GatedProxy
+from tests.support.s3 import MotoS3
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -239,3 +246,59 @@ def test_zero_bytes_on_the_openai_files_route(client: TestClient) -> None:
                     files={"file": ("e.txt", b"", "text/plain")})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "empty_file", r.json()
+
+
+# --------------------------------------------------------------------------- finding 14
+
+
+def test_inconvo_upload_blob_calls_leave_the_event_loop_free(
+        tmp_path: Path, moto_s3_server: MotoS3) -> None:
+    """Each S3 call of an Inconvo upload is held at a gate in front of the bucket; while it
+    waits, /healthz must answer. A call made on the event loop would keep /healthz waiting
+    for the gate (an ordering, not a timing: the gate opens only after /healthz answers)."""
+    bucket = moto_s3_server.new_bucket()
+    with GatedProxy(moto_s3_server.endpoint) as proxy:
+        blob_url = f"s3://{bucket}?endpoint={proxy.url}&region={moto_s3_server.region}"
+        with TestClient(create_app(make_settings(tmp_path, blob_url=blob_url)),
+                        headers=AUTH) as c:
+            result: list[Any] = []
+            upload = threading.Thread(target=lambda: result.append(c.post(
+                "/api/v1/datasets/user/loop-user",
+                files={"file": ("a.csv", b"k,v\ncobalt,1\n", "text/csv")})), daemon=True)
+            proxy.hold = True
+            upload.start()
+            calls = []
+            while upload.is_alive():
+                if (held := proxy.next_held(timeout=0.5)) is None:
+                    continue
+                calls.append(f"{held.method} {held.path.split('?')[0]}")
+                health: list[int] = []
+                probe = threading.Thread(
+                    target=lambda out=health: out.append(c.get("/healthz").status_code),
+                    daemon=True)
+                probe.start()
+                probe.join(60)  # only a failing run waits this long
+                assert health == [200], f"/healthz waited while {calls[-1]} was held"
+                proxy.release(held)
+            proxy.release_all()
+            upload.join(60)
+            assert result and result[0].status_code == 200, result and result[0].text
+            assert any(call.startswith("PUT") for call in calls), calls  # the commit
+            assert any(call.startswith("GET") for call in calls), calls  # the read-back
+
+
+# --------------------------------------------------------------------------- writer busy
+
+
+def test_a_write_waiting_past_its_limit_for_the_writer_is_503(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, write_wait_seconds=0.5)
+    with TestClient(create_app(settings), headers=AUTH) as c:
+        db = c.app.state.ctx.db  # type: ignore[attr-defined]
+        with db.write() as held:  # the writer, taken as a long commit takes it
+            held.execute(text("SELECT 1"))
+            r = c.post("/api/v1/file/create", json={"name": "late.txt"})
+            assert_envelope(r, 503, "SERVICE_BUSY")
+            assert r.headers["retry-after"] == "5"
+            assert c.get("/api/v1/file/list").status_code == 200  # reads go on
+        r = c.post("/api/v1/file/create", json={"name": "late.txt"})
+        assert r.status_code == 200, r.text

@@ -3,6 +3,7 @@ with a status the SDK maps; status derivation, cancellation, expiry and chunking
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -239,3 +240,27 @@ def test_a_file_is_deleted_when_it_expires(app_client: TestClient) -> None:
     hits = app_client.post(f"/v1/vector_stores/{vs}/search", json={"query": "harbour crane"})
     assert hits.json()["data"] == []
     assert app_client.get(f"/v1/vector_stores/{vs}").json()["file_counts"]["total"] == 0
+
+
+def test_a_split_row_is_one_result_holding_its_parts(app_client: TestClient) -> None:
+    """A row over the chunk budget is several records; /v1 search answers it as one
+    result (its parts in `content`), as it answers a document's chunks as one per file."""
+    body = " ".join(f"Zebra herd {i} grazed near the river." for i in range(12))
+    rows = [{"id": "r1", "body": body}, {"id": "r2", "body": "One zebra herd."}]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    vs = app_client.post("/v1/vector_stores", json={}).json()["id"]
+    fid = upload(app_client, "rows.jsonl", data)["id"]
+    r = app_client.post(f"/v1/vector_stores/{vs}/files", json={
+        "file_id": fid, "chunking_strategy": {"type": "static", "static": {
+            "max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}})
+    assert r.status_code == 200, r.text
+    done = wait(app_client, f"/v1/vector_stores/{vs}/files/{fid}",
+                lambda f: f["status"] != "in_progress")
+    assert done["status"] == "completed", done
+    found = app_client.post(f"/v1/vector_stores/{vs}/search",
+                            json={"query": "zebra herd river", "max_num_results": 10}).json()
+    ids = [res["attributes"].get("id") for res in found["data"]]
+    assert sorted(ids) == ["r1", "r2"], found
+    split = next(res for res in found["data"] if res["attributes"].get("id") == "r1")
+    assert len(split["content"]) > 1
+    assert all(c["text"].startswith("id: r1\n") for c in split["content"])

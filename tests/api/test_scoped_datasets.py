@@ -477,7 +477,13 @@ def shared(tmp_path_factory: pytest.TempPathFactory, backend_settings: Any
                   "pricing.csv")
         user = token(client, "user_123")
         searchable(client, user, scope_dataset(client, user, "userIdentifier/user_123"),
-                   "original")  # the seeds' syncs are done: the store is at rest
+                   "original")
+        # The context seed's sync too: its table snapshot (a blob) landing after the first
+        # case's "before" made that case see "something stored" under load.
+        member = token(client, "user_777", {"orgId": "org_456"})
+        searchable(client, member, scope_dataset(client, member, "userContext/orgId:org_456"),
+                   "ctx")
+        quiesce(client)  # the store is at rest
         yield client, settings
 
 

@@ -7,6 +7,7 @@ module; every test works in datasets of its own.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -132,6 +133,35 @@ def test_invalid_mode_and_body(client: TestClient, docs: tuple[str, dict[str, st
     assert_envelope(client.post(url, json={"search": 5}), 400, "BAD_REQUEST")
     assert_envelope(client.post("/api/v1/dataset/ds_nope/search", json={"search": "x"}), 404,
                     "NOT_FOUND")
+
+
+# --- rows over the token budget (issue #11) ---------------------------------------------------
+
+
+def test_a_split_row_is_one_hit_and_every_part_names_it(client: TestClient) -> None:
+    """A row over recordMaxTokens is several records; each opens with the row's short fields,
+    and search answers the row once (its best part), where a document's chunks stay apart."""
+    body = " ".join(f"Zebra herd {i} grazed near the river." for i in range(12))
+    rows = [{"id": "r1", "title": "Savanna notes", "body": body},
+            *({"id": f"s{i}", "title": f"Short {i}", "body": "One zebra."} for i in range(3))]
+    jsonl = "\n".join(json.dumps(r) for r in rows) + "\n"
+    ds = create_dataset(client, recordMaxTokens=48)
+    done = sync(client, ds, create_file(client, jsonl.encode(), name="rows.jsonl",
+                                        content_type="application/x-ndjson"))
+    parts = done["data"]["recordCount"] - 3
+    assert parts > 2, done
+    doc = create_file(client, ("Zebra stripes. " * 40).encode(), name="zebra.txt")
+    assert sync(client, ds, doc)["type"] == "sync.completed"
+    for mode in ("lexical", "semantic", "hybrid"):
+        hits = search(client, ds, "zebra herd river", mode=mode, take=50)
+        rows_hit = [h["meta"]["id"] for h in hits if "id" in h["meta"]]
+        assert sorted(rows_hit) == ["r1", "s0", "s1", "s2"], (mode, rows_hit)
+        assert sum(h["meta"].get("fileName") == "zebra.txt" for h in hits) > 1, mode
+    listed = client.get(f"/api/v1/dataset/{ds}/record/list", params={"take": 100}).json()
+    split = [x for x in listed["items"] if x["meta"].get("id") == "r1"]
+    assert len(split) == parts
+    assert all(x["text"].startswith("id: r1\ntitle: Savanna notes\n") for x in split)
+    assert all(x["meta"]["title"] == "Savanna notes" for x in split)
 
 
 # --- take ------------------------------------------------------------------------------------

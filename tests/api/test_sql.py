@@ -177,7 +177,7 @@ def test_table_and_chart_formats(client: TestClient, sales: str) -> None:
     assert table["head"] == ["region", "total"] and table["body"][0] == ["East", 75.0]
     spec = ok(query(client, sales, sql, format="chart"))
     assert spec["mark"] == "bar"
-    assert spec["encoding"]["x"] == {"field": "region", "type": "nominal"}
+    assert spec["encoding"]["x"] == {"field": "region", "type": "nominal", "sort": "-y"}
     assert spec["encoding"]["y"] == {"field": "total", "type": "quantitative"}
     assert spec["data"]["values"][0] == {"region": "East", "total": 75.0}
     line = ok(query(client, sales, "SELECT order_date, amount FROM sales "

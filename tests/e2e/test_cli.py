@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
-import pytest
 
+from tests.support.chat_server import ChatServer, Step, tool_messages
 from tests.support.live import LiveServer
 
 
@@ -204,21 +205,41 @@ def test_version_and_piped_keys_list_shows_whole_ids(tmp_path: Path) -> None:
     assert key["id"] in [k["id"] for k in as_json]
 
 
-def test_chat_streams_an_answer_or_says_the_route_is_missing(tmp_path: Path) -> None:
-    server = LiveServer(data_dir=tmp_path / "data").start()
+def test_chat_answers_with_a_model_and_without_one(tmp_path: Path) -> None:
+    """With a scripted OpenAI-compatible model the answer and its table come back (piped:
+    printed once, whole); with none, the retrieval-only answer; an unknown agent exits 1."""
+    def model(body: dict[str, Any]) -> Step:
+        if not tool_messages(body):
+            return {"tool_calls": [{"name": "sql", "arguments": json.dumps(
+                {"sql": "SELECT 'rope' AS item, 30 AS price", "present": "table"})}]}
+        return {"content": "Rope costs 30."}
+
+    with ChatServer() as chat:
+        chat.script = model
+        server = LiveServer(data_dir=tmp_path / "data", env_extra={
+            "DATALOFT_LLM_URL": chat.url, "DATALOFT_LLM_MODEL": "scripted"}).start()
+        try:
+            with server.client() as c:
+                agent = c.post("/api/v1/assistant/create", json={"name": "helper"}).json()["id"]
+            plain = _client_cli(server, "chat", "--agent", agent, "What does rope cost?")
+            assert plain.returncode == 0, plain.stderr
+            assert plain.stdout.count("Rope costs 30.") == 1, plain.stdout
+            assert "… Running sql" in plain.stderr  # the steps, on stderr
+            as_json = _client_cli(server, "chat", "--agent", agent, "And now?", "--json")
+            assert as_json.returncode == 0, as_json.stderr
+            reply = json.loads(as_json.stdout)
+            assert reply["message"] == "Rope costs 30." and reply["type"] == "table"
+            assert any(body.get("stream") for body in chat.requests)
+            unknown = _client_cli(server, "chat", "--agent", "agt_nope", "hi")
+            assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+        finally:
+            server.stop()
+    bare = LiveServer(data_dir=tmp_path / "bare").start()
     try:
-        with server.client() as c:
+        with bare.client() as c:
             agent = c.post("/api/v1/assistant/create", json={"name": "helper"}).json()["id"]
-            probe = c.post(f"/api/v1/agents/{agent}/conversations",
-                           json={"userIdentifier": "probe"})
-        chat = _client_cli(server, "chat", "--agent", agent, "How many files?", "--json")
-        if probe.status_code == 404 and probe.json().get("message") == "Not Found":
-            assert chat.returncode == 1 and "404" in chat.stderr
-            pytest.skip("this server has no conversations API yet (404)")
-        assert chat.returncode in (0, 1), chat.stderr
-        if chat.returncode == 0:
-            assert "message" in json.loads(chat.stdout)
-        else:  # the agent could not answer (no model configured): said, not a traceback
-            assert "error:" in chat.stderr and "Traceback" not in chat.stderr
+        retrieval = _client_cli(bare, "chat", "--agent", agent, "How many files?", "--json")
+        assert retrieval.returncode == 0, retrieval.stderr
+        assert "No language model is configured" in json.loads(retrieval.stdout)["message"]
     finally:
-        server.stop()
+        bare.stop()

@@ -135,10 +135,10 @@ def test_bad_credential_is_401_with_www_authenticate(server: LiveServer,
     assert r.headers["www-authenticate"].startswith("Bearer"), r.headers
 
 
-def test_stdio_mode_starts_and_serves_the_tools(server: LiveServer, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("stdio shares the live server's data directory here (embedded mode)")
-    env = {**os.environ, "DATALOFT_DATA_DIR": str(server.data_dir),
+def test_stdio_mode_starts_and_serves_the_tools(server: LiveServer) -> None:
+    """On the live server's data: its directory, and its database and bucket in cluster
+    mode (env_extra), as a stdio client on that host would run it."""
+    env = {**os.environ, **server.env_extra, "DATALOFT_DATA_DIR": str(server.data_dir),
            "DATALOFT_API_KEY": server.key, "DATALOFT_RUNAS_USER_ID": "user_123",
            "DATALOFT_USER_CONTEXT": json.dumps({"orgId": "org_456"}),
            "DATALOFT_LOG_LEVEL": "warning", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
@@ -156,3 +156,21 @@ def test_stdio_mode_starts_and_serves_the_tools(server: LiveServer, backend: str
     assert "quokka-memo-77" in json.dumps([getattr(c, "text", "") for c in result.content])
 
 
+
+
+def test_x_agent_id_picks_the_assistant_by_id_or_alias(server: LiveServer) -> None:
+    """The uploads belong to the default assistant: through another one (named by its
+    alias) the same token reaches none of them; an unknown assistant is 404, not 401."""
+    r = httpx.post(f"{server.url}/api/v1/assistant/create", headers=server.headers,
+                   json={"name": "other", "alias": "team:mcp-other"})
+    assert r.status_code == 200, r.text
+    insider = _token(server, "user_123", {"orgId": "org_456"})
+    other = _tool(server, insider, "schema", {}, {"X-Agent-Id": "team:mcp-other"})
+    assert other == {"tables": []}, other
+    default = _tool(server, insider, "schema", {})
+    assert {t["name"] for t in default["tables"]} >= {"company_pricing", "notes"}
+    r = httpx.post(f"{server.url}/mcp", headers={
+        "Authorization": f"Bearer {insider}", "X-Agent-Id": "agt_nope",
+        "Accept": "application/json, text/event-stream"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})
+    assert r.status_code == 404, r.text

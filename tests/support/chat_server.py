@@ -7,7 +7,11 @@ a dict:
 - {"content": "text"}: a final answer;
 - {"tool_calls": [{"name": ..., "arguments": "<json text>"}]}: ask for tools;
 - {"status": 500}: an HTTP error (with {"retry_after": s} a Retry-After header);
-- {"sleep": s, ...}: wait s seconds first (a slow or hung model).
+- {"sleep": s, ...}: wait s seconds first (a slow or hung model);
+- {"raw": "text"}: answer 200 with this body as it is (JSON, or SSE lines when streamed);
+- {"drip": s}: answer 200 and then send a little every s seconds without ever finishing
+  (SSE content chunks when streamed, body bytes of a whole reply otherwise): a model that
+  is never silent long enough for a read timeout, yet never answers.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class ChatServer:
     def __init__(self) -> None:
         self.script: Callable[[dict[str, Any]], Step] = lambda body: {"content": "ok"}
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # of each request, in order
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -60,9 +65,14 @@ class ChatServer:
                     return
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 outer.requests.append(body)
+                outer.headers.append(dict(self.headers.items()))
                 step = outer.script(body)
                 time.sleep(step.get("sleep", 0))
-                if "status" in step:
+                if "raw" in step:
+                    self._raw(bool(body.get("stream")), str(step["raw"]).encode())
+                elif "drip" in step:
+                    self._drip(bool(body.get("stream")), float(step["drip"]))
+                elif "status" in step:
                     self._send(step["status"], {"error": {"message": "scripted failure"}},
                                {"Retry-After": str(step.get("retry_after", 0))})
                 elif body.get("stream"):
@@ -90,6 +100,32 @@ class ChatServer:
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
+
+            def _raw(self, stream: bool, data: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type",
+                                 "text/event-stream" if stream else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _drip(self, stream: bool, every: float) -> None:
+                self.send_response(200)
+                if stream:
+                    self.send_header("Content-Type", "text/event-stream")
+                    piece = b'data: {"choices": [{"index": 0, "delta": {"content": "."}}]}\n\n'
+                else:
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(10**9))
+                    piece = b" "
+                self.end_headers()
+                try:
+                    while True:  # until the client hangs up
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        time.sleep(every)
+                except OSError:
+                    return
 
         return Handler
 

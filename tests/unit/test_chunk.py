@@ -204,6 +204,26 @@ def test_records_of_rows_and_slides() -> None:
     assert render_row({"a": None, "b": "", "c": [1, 2]}) == "c: [1, 2]"
 
 
+def test_every_part_of_a_split_row_opens_with_its_short_fields() -> None:
+    """The row's identity (short fields, up to a quarter of the budget) heads every part,
+    as a document chunk sits under its headings; an id after a long cell stays in meta."""
+    text = " ".join(f"Sentence {i} of a long abstract." for i in range(60))
+    row = Row({"title": "A title", "text": text, "doc_id": "d7"}, {"row": 3})
+    records = list(build_records(_file(), [row], 64))
+    assert len(records) > 2
+    for r in records:
+        head, rest = r.text.split("\n", 2)[:2], r.text.split("\n", 2)[2]
+        assert head == ["title: A title", "doc_id: d7"] and "title:" not in rest
+        assert estimate_tokens(r.text) <= 64
+        assert r.meta["doc_id"] == "d7" and r.meta["title"] == "A title"
+    bodies = [r.text.split("\n", 2)[2] for r in records]
+    assert bodies[0].startswith("text: Sentence 0 ") and "Sentence 59 " in bodies[-1]
+    # A cell that would just fit the meta budget once no longer crowds out the id after it.
+    row = Row({"title": "T", "text": "word " * 46 + "x", "doc_id": "d8"}, {"row": 4})
+    records = list(build_records(_file(), [row], 64))
+    assert len(records) > 1 and all(r.meta["doc_id"] == "d8" for r in records)
+
+
 @settings(max_examples=60, deadline=None)
 @given(cell=st.integers(min_value=0, max_value=200_000), columns=st.integers(1, 3000),
        max_tokens=st.integers(min_value=16, max_value=512))

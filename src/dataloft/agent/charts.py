@@ -21,7 +21,8 @@ def _number(value: Any) -> float | None:
 
 def chart(columns: list[str], rows: list[list[Any]], title: str) -> dict[str, Any] | None:
     """A bar (or line, for a time-like first column) chart of the first column against the
-    numeric columns; None when there is nothing numeric to draw."""
+    numeric columns; None when there is nothing numeric to draw. Bars are ordered by
+    value, largest first (summed over the series), not alphabetically."""
     if len(columns) < 2 or not rows:
         return None
     numeric = [i for i in range(1, len(columns))
@@ -37,7 +38,8 @@ def chart(columns: list[str], rows: list[list[Any]], title: str) -> dict[str, An
         "$schema": VEGA_LITE, "title": title, "data": {"values": values},
         "mark": {"type": mark, "tooltip": True},
         "transform": [{"fold": measures, "as": ["series", "value"]}],
-        "encoding": {"x": {"field": x, "type": "temporal" if temporal else "nominal"},
+        "encoding": {"x": {"field": x, "type": "temporal"} if temporal
+                     else {"field": x, "type": "nominal", "sort": "-y"},
                      "y": {"field": "value", "type": "quantitative"},
                      "color": {"field": "series", "type": "nominal"},
                      **({} if temporal else {"xOffset": {"field": "series"}})}}

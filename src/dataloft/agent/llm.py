@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -16,6 +16,7 @@ RETRIES = 3
 BACKOFF_S = 0.5
 _clients: dict[str, httpx.Client] = {}
 _clients_lock = threading.Lock()
+Piece = TypeVar("Piece", str, bytes)
 
 
 def _http(base_url: str) -> httpx.Client:
@@ -72,7 +73,8 @@ class ChatClient:
             if left <= 0:
                 raise ModelError("the model did not answer before the deadline")
             try:
-                return self._once(url, headers, body, min(left, self.timeout_s), on_text)
+                return self._once(url, headers, body, min(left, self.timeout_s), deadline,
+                                  on_text)
             except _Retryable as exc:
                 wait = max(exc.retry_after, BACKOFF_S * 2 ** attempt)
                 if attempt == RETRIES or time.monotonic() + wait >= deadline:
@@ -81,7 +83,7 @@ class ChatClient:
         raise ModelError("unreachable")  # the loop returns or raises
 
     def _once(self, url: str, headers: dict[str, str], body: dict[str, Any], timeout: float,
-              on_text: Callable[[str], None] | None) -> Reply:
+              deadline: float, on_text: Callable[[str], None] | None) -> Reply:
         try:
             with _http(self.base_url).stream("POST", url, json=body, headers=headers,
                                              timeout=timeout) as resp:
@@ -93,16 +95,25 @@ class ChatClient:
                     resp.read()
                     raise ModelError(f"the model refused the request ({resp.status_code}): "
                                      f"{resp.text[:500]}")
+                # httpx's timeout bounds each read, not the reply: a model that keeps
+                # sending a little forever is stopped by the deadline, checked per piece.
                 if body["stream"]:
-                    return _from_stream(resp.iter_lines(), on_text)
-                resp.read()
-                return _from_json(resp.json())
+                    return _from_stream(_until(resp.iter_lines(), deadline), on_text)
+                return _from_json(json.loads(b"".join(_until(resp.iter_bytes(), deadline))))
         except httpx.TimeoutException as exc:
             raise ModelError("the model did not answer in time") from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"the model is unreachable: {exc}", 0.0) from exc
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise ModelError(f"the model's reply is malformed: {exc}") from exc
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            # a reply of the wrong shape (a list for an object...) fails on first use
+            raise ModelError(f"the model's reply is malformed: {exc!r}") from exc
+
+
+def _until(pieces: Iterator[Piece], deadline: float) -> Iterator[Piece]:
+    for piece in pieces:
+        if time.monotonic() > deadline:
+            raise ModelError("the model did not answer before the deadline")
+        yield piece
 
 
 class _Retryable(Exception):

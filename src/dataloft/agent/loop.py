@@ -54,7 +54,9 @@ class Loop:
     deadline_s: float
 
     def run(self, history: list[dict[str, Any]], question: str, *, stream: bool,
-            progress: Progress) -> Answer:
+            progress: Progress, on_text: Progress | None = None) -> Answer:
+        """`progress` hears each step; `on_text` (default: `progress`) each piece of the
+        answer's text as the model streams it."""
         turn = Turn(Answer(""))
         system = SYSTEM + (f"\n\n{self.instructions}" if self.instructions else "")
         messages = [{"role": "system", "content": system}, *history,
@@ -64,7 +66,7 @@ class Loop:
             for _ in range(self.max_iterations):
                 reply = self.client.complete(self.model, messages, openai_tools(),
                                              deadline=deadline, stream=stream,
-                                             on_text=progress if stream else None)
+                                             on_text=(on_text or progress) if stream else None)
                 messages.append(reply.message())
                 if not reply.tool_calls:
                     return _finish(turn, reply.content)
@@ -96,6 +98,9 @@ class Loop:
 def _collect(turn: Turn, name: str, args: Any, output: dict[str, Any]) -> None:
     if "error" in output:
         return
+    # A table is shown when the last tool result is one the model chose to present: a
+    # later call (a search, another query) means the model moved on from it.
+    turn.shown = None
     if name == "search":
         turn.answer.sources += [{"recordId": r["recordId"], "fileId": r["fileId"],
                                  "fileName": r["fileName"],

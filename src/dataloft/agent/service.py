@@ -108,7 +108,8 @@ def listing(session: Session, principal: Principal, agent_id: str,
 def _matches(conv: Conversation, principal: Principal, wanted: dict[str, str]) -> bool:
     if principal.is_end_user and conv.user_context != principal.user_context:
         return False
-    return all(str(conv.user_context.get(k)) == v for k, v in wanted.items())
+    return all(k in conv.user_context and str(conv.user_context[k]) == v
+               for k, v in wanted.items())
 
 
 def _iso(ms: int) -> str:
@@ -169,7 +170,8 @@ def conversation_principal(caller: Principal, conv: Conversation) -> Principal:
 
 
 def answer(deps: Deps, principal: Principal, found: Assistant, history: list[dict[str, Any]],
-           question: str, *, stream: bool, progress: Progress) -> Answer:
+           question: str, *, stream: bool, progress: Progress,
+           on_text: Progress | None = None) -> Answer:
     """The agent's answer; a failure of any kind is an `error` answer, never an exception."""
     tools = Tools(deps, Scope(principal, found.id))
     settings = deps.settings
@@ -181,7 +183,7 @@ def answer(deps: Deps, principal: Principal, found: Assistant, history: list[dic
                             settings.llm_timeout_seconds)
         loop = Loop(tools, client, found.model or settings.llm_model, found.instructions,
                     settings.agent_max_iterations, settings.agent_deadline_seconds)
-        return loop.run(history, question, stream=stream, progress=progress)
+        return loop.run(history, question, stream=stream, progress=progress, on_text=on_text)
     except Exception:  # an answer, not a 500: the trace and the log say what happened
         log.exception("the agent failed to answer")
         return Answer("The agent failed to answer because of an internal error.", "error")

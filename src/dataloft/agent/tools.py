@@ -7,6 +7,8 @@ result bounded in size, and reports any failure as a ToolError the model can rea
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from dataloft.query.service import QueryBody
 from dataloft.search.highlight import highlights
 from dataloft.search.service import SearchBody
 
+log = logging.getLogger("dataloft.agent")
 MAX_HITS = 20
 MAX_ROWS = 50
 MAX_TEXT = 2000
@@ -61,6 +64,18 @@ def _str_arg(args: dict[str, Any], name: str) -> str:
     return value
 
 
+def _take(args: dict[str, Any]) -> int:
+    """How many hits: a whole number, brought into 1..MAX_HITS (a model asking for 100
+    still gets an answer)."""
+    value = args.get("take")
+    if value is None:
+        return 8
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value != int(value)):
+        raise ToolError("invalid_arguments", f"take: a whole number from 1 to {MAX_HITS}")
+    return max(1, min(int(value), MAX_HITS))
+
+
 @dataclass(frozen=True)
 class Tools:
     deps: Deps
@@ -81,11 +96,14 @@ class Tools:
             raise ToolError("invalid_arguments", str(exc.errors(include_url=False))) from exc
         except DataloftError as exc:
             raise ToolError(type(exc).__name__, str(exc.message)) from exc
+        except Exception as exc:  # the model reads that the tool broke; the log says why
+            log.exception("the agent tool %s failed", name)
+            raise ToolError("internal_error", f"the {name} tool failed unexpectedly") from exc
 
     def search(self, args: dict[str, Any]) -> dict[str, Any]:
         query = _str_arg(args, "query")
         body = SearchBody(search=query, filter=args.get("filter"),
-                          take=min(int(args.get("take") or 8), MAX_HITS),
+                          take=_take(args),
                           mode=args.get("mode") or "hybrid")
         deps = self.deps
         with deps.db.read() as session:

@@ -102,9 +102,10 @@ class _Turn:
                 session, self.caller, self.agent_id, self.conversation_id)
         self.principal = service.conversation_principal(self.caller, self.conv)
 
-    def answer(self, stream: bool, progress: service.Progress) -> Answer:
+    def answer(self, stream: bool, progress: service.Progress,
+               on_text: service.Progress | None = None) -> Answer:
         return service.answer(self.ctx, self.principal, self.agent, self.history,
-                              self.message, stream=stream, progress=progress)
+                              self.message, stream=stream, progress=progress, on_text=on_text)
 
     def save(self, result: Answer) -> dict[str, Any]:
         with self.ctx.db.write() as session:
@@ -116,7 +117,8 @@ class _Turn:
 
         def work() -> None:
             try:
-                result = self.answer(True, lambda m: events.put(("progress", m)))
+                result = self.answer(True, lambda m: events.put(("step", m)),
+                                     lambda m: events.put(("text", m)))
                 events.put(("completed", self.save(result)))
             except DataloftError as exc:
                 events.put(("error", exc.message))
@@ -132,9 +134,9 @@ class _Turn:
             except queue.Empty:
                 yield ": keep-alive\n\n"
                 continue
-            if kind == "progress":
+            if kind in ("step", "text"):  # `kind` tells a step from a piece of the answer
                 yield _sse({"type": "response.progress", "id": self.response_id,
-                            "message": payload})
+                            "message": payload, "kind": kind})
             elif kind == "completed":
                 yield _sse({"type": "response.completed", "response": payload})
                 return

@@ -10,9 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from dataloft.errors import DataloftError
+from dataloft.errors import Busy, DataloftError
 from dataloft.openai import errors as openai_errors
 
 log = logging.getLogger("dataloft.api")
@@ -78,6 +79,14 @@ def install(app: FastAPI) -> None:
             return _respond(req, 400, "strings must not contain NUL characters", "BAD_REQUEST")
         log.exception("unhandled error", exc_info=exc)
         return _respond(req, 500, "internal error", "INTERNAL_ERROR")
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(req: Request, exc: PoolTimeout) -> JSONResponse:
+        # No connection within DATALOFT_WRITE_WAIT_SECONDS (on SQLite: the one writer,
+        # held by a big sync's commit): a retryable refusal, not a bug.
+        log.warning("no database connection in time: %s", exc)
+        busy = Busy("the database is busy; retry shortly")
+        return _respond(req, busy.status, busy.message, busy.code, {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _bug(req: Request, exc: Exception) -> JSONResponse:

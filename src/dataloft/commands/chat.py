@@ -41,17 +41,19 @@ def _lines() -> list[str]:
 def _ask(client: Client, agent: str, conversation: str, question: str, quiet: bool
          ) -> dict[str, Any]:
     final: dict[str, Any] = {}
+    live = _Live(enabled=not quiet and sys.stdout.isatty())
     for event in client.ask_stream(agent, conversation, question):
         kind = event.get("type")
         if kind == "response.progress" and not quiet:
-            err.print(f"[dim]… {event.get('message', '')}[/]")
+            live.progress(event)
         elif kind == "response.completed":
             final = dict(event.get("response") or {})
         elif kind == "response.error":
+            live.end()
             err.print(f"[red]error:[/] {(event.get('error') or {}).get('message')}")
             raise typer.Exit(1)
     if not quiet:
-        print(final.get("message", ""))
+        live.end(final.get("message") or "")
         table = final.get("table")
         if isinstance(table, dict) and table.get("head"):
             show(table["head"], table.get("body") or [])
@@ -60,3 +62,29 @@ def _ask(client: Client, agent: str, conversation: str, question: str, quiet: bo
             if final.get("spec"):
                 err.print(json.dumps(final["spec"])[:200])
     return final
+
+
+class _Live:
+    """The answer's text as it streams, on a terminal; steps (`kind: step`) go to stderr.
+    Piped, only the final message is printed, once."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.text: list[str] = []
+
+    def progress(self, event: dict[str, Any]) -> None:
+        piece = str(event.get("message", ""))
+        if event.get("kind") != "text":
+            err.print(f"[dim]… {piece}[/]")
+        elif self.enabled:
+            self.text.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+    def end(self, message: str | None = None) -> None:
+        """Close the streamed line; print `message` unless it is what was streamed."""
+        if self.text:
+            print()
+        if message is not None and message != "".join(self.text):
+            print(message)
+        self.text = []

@@ -22,12 +22,12 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> Engine:
+def _sqlite_engine(url: str, *, writer: bool, wait_s: float) -> Engine:
     engine = create_engine(
         url,
         pool_size=1 if writer else 8,
         max_overflow=0 if writer else 8,
-        pool_timeout=300,
+        pool_timeout=wait_s,
         connect_args={"check_same_thread": False, "timeout": 60},
         json_serializer=_json,
     )
@@ -52,14 +52,17 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
 
 
 class Database:
-    def __init__(self, url: str, info: dict[str, Any] | None = None):
+    def __init__(self, url: str, info: dict[str, Any] | None = None, wait_s: float = 300.0):
         """`info` is given to every session (`Session.info`): per-deployment values the
-        lower layers read without being handed the settings (quotas' instance defaults)."""
+        lower layers read without being handed the settings (quotas' instance defaults).
+        `wait_s` (SQLite): how long a unit of work waits for a connection (for the writer:
+        the only one) before sqlalchemy's TimeoutError, which the API answers 503
+        SERVICE_BUSY. PostgreSQL keeps the pool's own 30 s."""
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
-            self.write_engine = _sqlite_engine(url, writer=True)
-            self.read_engine = _sqlite_engine(url, writer=False)
+            self.write_engine = _sqlite_engine(url, writer=True, wait_s=wait_s)
+            self.read_engine = _sqlite_engine(url, writer=False, wait_s=wait_s)
         else:
             self.write_engine = create_engine(url, pool_size=10, max_overflow=10,
                                               pool_pre_ping=True, json_serializer=_json)

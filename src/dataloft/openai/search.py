@@ -89,12 +89,14 @@ def _group(session: Session, dataset_id: str, hits: list[tuple[Record, float]],
     file_ids = sorted({r.file_id for r, _ in hits if r.file_id})
     attributes = repository.attributes_of(session, dataset_id, file_ids)
     names = repository.file_names(session, file_ids)
-    results: dict[str, SearchResult] = {}
+    results: dict[object, SearchResult] = {}
     for record, score in hits:
         if not record.file_id:
             continue  # a record made by hand has no file to cite
         is_row = "row" in (record.meta or {})
-        key = record.id if is_row else record.file_id
+        # A row is a result of its own; the parts of a row split over the token budget
+        # are one result, as a document's chunks are.
+        key: object = search.row_of_part(record) or (record.id if is_row else record.file_id)
         if key not in results:
             if len(results) == most:
                 continue

@@ -106,12 +106,14 @@ def search(session: Session, index: Index, embedder: Embedder, principal: Princi
     restrict = restriction(principal, body.filter, dialect)
     take = body.take or int(dataset.settings.get("searchMaxRecords") or 10)
     weight = float(dataset.settings.get("hybridLexicalWeight", DEFAULT_LEXICAL_WEIGHT))
-    hits = rank(session, index, embedder, [dataset], body.search, body.mode, take, restrict,
-                weight)
+    # The whole candidate list: a row's parts beyond its best are dropped below, and the
+    # rows after them move up.
+    hits = rank(session, index, embedder, [dataset], body.search, body.mode,
+                max(POOL, take), restrict, weight)
     min_score = dataset.settings.get("searchMinScore")
     if min_score is not None:
         hits = [(pk, s) for pk, s in hits if s >= float(min_score)]
-    return load(session, hits)
+    return top(session, hits, take)
 
 
 def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Record, float]]:
@@ -119,6 +121,36 @@ def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Record, 
         return []
     by_pk = repository.records_by_pk(session, [pk for pk, _ in hits])
     return [(by_pk[pk], score) for pk, score in hits if pk in by_pk]
+
+
+def top(session: Session, hits: list[tuple[int, float]], take: int
+        ) -> list[tuple[Record, float]]:
+    """The records of the first `take` hits, in order, one per table row: a row over the
+    token budget is several records (`part` 1, 2...), of which only the best ranked is
+    kept, as the row was one record before it had to be split (and a result list of one
+    row's parts crowds out the other rows)."""
+    out: list[tuple[Record, float]] = []
+    rows: set[tuple[Any, ...]] = set()
+    start = 0
+    while len(out) < take and start < len(hits):
+        batch = hits[start:start + take - len(out)]
+        start += len(batch)
+        for record, score in load(session, batch):
+            row = row_of_part(record)
+            if row is not None and row in rows:
+                continue
+            if row is not None:
+                rows.add(row)
+            out.append((record, score))
+    return out
+
+
+def row_of_part(record: Record) -> tuple[Any, ...] | None:
+    """Which row a part of a split row belongs to; None for any other record."""
+    meta = record.meta or {}
+    if "part" not in meta or "row" not in meta:
+        return None
+    return (record.file_id, str(meta.get("sheet")), str(meta.get("table")), str(meta["row"]))
 
 
 def render(record: Record, score: float, query: str) -> dict[str, Any]:

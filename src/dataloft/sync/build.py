@@ -3,7 +3,8 @@
 Every record's meta holds the file's `fileName`, `fileType` and `fileCreatedAt`, plus
 what the extractor knew: `page` (PDF), `slide` (PPTX), `sheet`/`table`/`row` (tables),
 `language` (code). A table row over the token budget becomes several records of that row
-(`part` 1, 2 ...), whose meta keeps only the fields that fit. Document chunks add
+(`part` 1, 2 ...): each opens with the row's short fields (its identity) and carries a
+piece of the rest; meta keeps the most fields that fit (shortest first). Document chunks add
 `headings`, the heading path they sit under (a list, outermost first, empty when none).
 Table rows add their typed fields, so a filter such as `{"amount": {"$gte": 1000}}` reads
 the column directly. Records are numbered in file order (`position`), and `source` is `file:///{fileId}`.
@@ -20,6 +21,7 @@ from typing import Any
 from dataloft.ingest.chunk import (
     CHARS_PER_TOKEN,
     DEFAULT_MAX_TOKENS,
+    MIN_MAX_TOKENS,
     chunk,
     default_overlap,
     estimate_tokens,
@@ -27,6 +29,9 @@ from dataloft.ingest.chunk import (
 from dataloft.ingest.extract import Row, Section
 from dataloft.models import File
 from dataloft.records.repository import NewRecord
+
+# A split row's head (its short fields) takes at most 1/HEAD_SHARE of each part's budget.
+HEAD_SHARE = 4
 
 
 def _value_text(value: Any) -> str:
@@ -47,30 +52,55 @@ def render_row(fields: dict[str, Any]) -> str:
 def _row_records(row: Row, max_tokens: int, overlap: int
                  ) -> Iterator[tuple[str, dict[str, Any]]]:
     """One record per row; a row over the token budget (a huge cell, thousands of columns)
-    is cut by the chunker into several records of the same row: each names the row (its
-    meta's `row`, `table`, `part`) and keeps only the fields that fit its meta budget, so
-    no record is over the budget in text, nor a copy of the whole row in meta."""
+    becomes several records of the same row: each names the row (its meta's `row`, `table`,
+    `part`) and keeps only the fields that fit its meta budget, so no record is over the
+    budget in text, nor a copy of the whole row in meta. Each part's text opens with the
+    row's short fields (its identity: an id, a title), the rest cut by the chunker."""
     text = render_row(row.fields)
     if not text.strip():
         return
     if estimate_tokens(text) <= max_tokens:
         yield text, {**row.meta, **row.fields}
         return
-    meta = {**row.meta, **_fitting_fields(row.fields, max_tokens * CHARS_PER_TOKEN)}
-    for part, piece in enumerate(chunk(text, max_tokens, overlap), start=1):
-        yield piece.text, {**meta, "part": part}
+    budget = max_tokens * CHARS_PER_TOKEN
+    meta = {**row.meta, **_fitting_fields(row.fields, budget)}
+    head, body = _split_row(row.fields, budget)
+    for part, piece in enumerate(chunk(body, _body_tokens(head, max_tokens), overlap),
+                                 start=1):
+        yield (f"{head}\n{piece.text}" if head else piece.text), {**meta, "part": part}
+
+
+def _split_row(fields: dict[str, Any], budget: int) -> tuple[str, str]:
+    """(head, body): the fields that fit in a quarter of the budget, in column order, and
+    the others. The head is repeated atop every part, as a document chunk sits under its
+    headings, so each part is found (and embedded) as part of its row; a quarter leaves
+    the body most of each record, so a row becomes at most a third more parts."""
+    head = _fitting_fields(fields, budget // HEAD_SHARE)
+    body = {k: v for k, v in fields.items() if k not in head}
+    if (not head or not render_row(body).strip()
+            or budget // CHARS_PER_TOKEN - estimate_tokens(render_row(head) + "\n")
+            < MIN_MAX_TOKENS):
+        return "", render_row(fields)
+    return render_row(head), render_row(body)
+
+
+def _body_tokens(head: str, max_tokens: int) -> int:
+    """What is left of the budget under the head (and its line break)."""
+    return max_tokens - estimate_tokens(head + "\n") if head else max_tokens
 
 
 def _fitting_fields(fields: dict[str, Any], budget: int) -> dict[str, Any]:
-    """The row's fields, in order, while they fit in `budget` characters (long ones skipped)."""
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        size = len(key) + len(_value_text(value)) + 3  # as rendered: "key: value\n"
-        if size > budget:
-            continue
-        out[key] = value
-        budget -= size
-    return out
+    """The most fields that fit in `budget` characters as rendered ("key: value\n"):
+    shortest first, so a long cell leaves out no short field after it (an id), returned
+    in column order."""
+    sizes = {key: len(key) + len(_value_text(value)) + 3 for key, value in fields.items()}
+    kept: set[str] = set()
+    for key in sorted(sizes, key=sizes.__getitem__):
+        if sizes[key] > budget:
+            break
+        kept.add(key)
+        budget -= sizes[key]
+    return {key: value for key, value in fields.items() if key in kept}
 
 
 def _record(text: str, meta: dict[str, Any], source: str, position: int) -> NewRecord:

@@ -1,5 +1,5 @@
 import { credential, get } from "/ui/api.js";
-import { errorBox, field, h } from "/ui/ui.js";
+import { clearToasts, errorBox, field, h } from "/ui/ui.js";
 import * as datasets from "/ui/pages/datasets.js";
 import * as dataset from "/ui/pages/dataset.js";
 import * as search from "/ui/pages/search.js";
@@ -7,6 +7,8 @@ import * as sql from "/ui/pages/sql.js";
 import * as chat from "/ui/pages/chat.js";
 import * as events from "/ui/pages/events.js";
 import * as keys from "/ui/pages/keys.js";
+import * as webhooks from "/ui/pages/webhooks.js";
+import * as usage from "/ui/pages/usage.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
@@ -19,6 +21,8 @@ const routes = [
   [/^#\/chat$/, chat, "Chat"],
   [/^#\/events$/, events, "Events"],
   [/^#\/keys$/, keys, "Keys"],
+  [/^#\/webhooks$/, webhooks, "Webhooks"],
+  [/^#\/usage$/, usage, "Usage"],
 ];
 
 function signIn(message) {
@@ -53,6 +57,7 @@ function signIn(message) {
 
 async function route() {
   if (cleanup) { cleanup(); cleanup = null; }
+  clearToasts();  // a toast speaks about the page it came from
   if (!credential.get()) { signIn(); return; }
   document.getElementById("nav").hidden = false;
   document.getElementById("signout").hidden = false;

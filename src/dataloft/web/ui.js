@@ -30,11 +30,21 @@ export function empty(text, ...more) {
   return h("div", { class: "empty" }, h("p", {}, text), ...more);
 }
 
-export function toast(text) {
+// A short note about what just happened: it goes after a few seconds, or when the reader
+// moves to another page. `carry` keeps it across the one navigation its own action makes
+// (a created dataset opens its page, where "created" is still news).
+export function toast(text, { carry = false } = {}) {
   const box = document.getElementById("toast");
-  const note = h("div", {}, text);
+  const note = h("div", { "data-carry": carry ? "1" : null }, text);
   box.append(note);
   setTimeout(() => note.remove(), 4000);
+}
+
+export function clearToasts() {
+  for (const note of document.querySelectorAll("#toast > div")) {
+    if (note.dataset.carry) delete note.dataset.carry;
+    else note.remove();
+  }
 }
 
 export function errorBox(error) {

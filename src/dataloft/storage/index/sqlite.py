@@ -5,7 +5,9 @@ float32 blobs in `record_vectors`, and the records table itself is the text stor
 dataset, a term index (storage/index/terms.py) and a vector matrix are built on first use and
 cached per process, keyed on `datasets.index_version` read in the caller's snapshot, so a
 cached structure is only ever used with the records it was built from. Exact search is the
-recall ceiling; at 100k x 256 a scan is a ~25 MFLOP matrix-vector product.
+recall ceiling; at 100k x 256 a scan is a ~25 MFLOP matrix-vector product. Datasets of at
+least `ann_min_records` vectors also get an HNSW graph, built with the matrix, and are
+searched approximately unless a restriction leaves few rows (storage/index/ann.py).
 """
 
 from __future__ import annotations
@@ -22,22 +24,36 @@ from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
 from dataloft.models import Dataset, Record, RecordVector
+from dataloft.storage.index import ann
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.terms import TermIndex, query_terms, top
 
 _BATCH = 500
 # (kind, dataset) entries: a term index and a vector matrix per recently searched dataset.
 _CACHE_ENTRIES = 32
+ANN_MIN_RECORDS = 20_000
+# A restricted search over a dataset with a graph is exact when the restriction allows at
+# most this share of its rows (as the PostgreSQL adapter's EXACT_MAX): counting them is one
+# indexed read, and scoring them is cheaper than a walk that discards most of what it finds.
+EXACT_SHARE = 0.1
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Matrix:
     pks: np.ndarray
     vectors: np.ndarray
+    # Set once, by the graph builder, when the dataset is large enough; until then exact.
+    graph: ann.Graph | None = None
 
 
 class SqliteIndex:
-    def __init__(self) -> None:
+    def __init__(self, *, ann_min_records: int = ANN_MIN_RECORDS,
+                 exact_share: float = EXACT_SHARE, ann_background: bool = True) -> None:
+        self.ann_min_records = ann_min_records
+        self.exact_share = exact_share
+        # False: the graph is built inside the first search (tests, reproducible paths).
+        self.ann_background = ann_background
+        self.graphs = ann.Builder()
         self._cache: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[tuple[str, str], threading.Lock] = {}
@@ -79,11 +95,40 @@ class SqliteIndex:
         query = np.asarray(vector, dtype=np.float32)
         hits: list[tuple[int, float]] = []
         for dataset_id in dataset_ids:
-            matrix = self._cached("vectors", session, dataset_id, _build_matrix)
+            matrix = self._cached("vectors", session, dataset_id, self._build_matrix)
             if matrix is not None and len(matrix.pks):
-                hits += top(matrix.vectors @ query, matrix.pks, k, allowed)
+                hits += self._nearest(session, dataset_id, matrix, query, k, restrict, allowed)
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
+
+    def _nearest(self, session: Session, dataset_id: str, matrix: _Matrix, query: np.ndarray,
+                 k: int, restrict: ColumnElement[bool] | None,
+                 allowed: ann.Allowed | None) -> list[tuple[int, float]]:
+        graph = matrix.graph
+        if graph is not None:
+            if restrict is not None:
+                few = _allowed_rows(session, dataset_id, restrict, matrix,
+                                    max(k, int(self.exact_share * len(matrix.pks))))
+                if few is not None:
+                    return top(matrix.vectors[few] @ query, matrix.pks[few], k)
+            hits = ann.nearest(graph, matrix.vectors, matrix.pks, query, k, allowed)
+            if hits is not None:
+                return hits
+        return top(matrix.vectors @ query, matrix.pks, k, allowed)
+
+    def _build_matrix(self, session: Session, dataset_id: str, dimension: int) -> _Matrix | None:
+        matrix = _build_matrix(session, dataset_id, dimension)
+        if matrix is None or len(matrix.pks) < max(1, self.ann_min_records):
+            return matrix
+
+        def build(stale: Callable[[], bool] | None = None) -> None:
+            matrix.graph = ann.build_logged(dataset_id, matrix.vectors, stale)
+
+        if self.ann_background:
+            self.graphs.submit(dataset_id, build)
+        else:
+            build()
+        return matrix
 
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -143,6 +188,22 @@ def _allowed(session: Session, restrict: ColumnElement[bool] | None
         return out
 
     return allowed
+
+
+def _allowed_rows(session: Session, dataset_id: str, restrict: ColumnElement[bool],
+                  matrix: _Matrix, limit: int) -> np.ndarray | None:
+    """The matrix rows of the records `restrict` allows, if there are at most `limit`."""
+    pks = np.fromiter(session.scalars(
+        select(Record.pk).where(Record.dataset_id == dataset_id, restrict).limit(limit + 1)),
+        dtype=np.int64)
+    if len(pks) > limit:
+        return None
+    # Allowed records without a vector have no row: drop them.
+    rows = np.searchsorted(matrix.pks, pks)
+    inside = rows < len(matrix.pks)
+    rows, pks = rows[inside], pks[inside]
+    kept: np.ndarray = rows[matrix.pks[rows] == pks]
+    return kept
 
 
 def _build_terms(session: Session, dataset_id: str, _dimension: int) -> TermIndex:

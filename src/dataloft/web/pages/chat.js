@@ -63,13 +63,21 @@ export async function render(main) {
     const progress = h("p", { class: "muted" }, "Thinking…");
     const answer = h("div", { class: "bubble" }, progress);
     log.append(h("div", { class: "msg assistant" }, answer));
+    // Steps ("Running sql") replace each other; pieces of the answer (kind "text") add up.
+    const partial = h("p", {});
+    answer.setAttribute("aria-busy", "true");
     try {
       for await (const event of streamPost(`/api/v1/agents/${enc(agent)}/conversations/${enc(conversation)}/response`, { message: text, stream: true })) {
-        if (event.type === "response.progress") progress.textContent = event.message || "Working…";
+        if (event.type === "response.progress" && event.kind === "text") {
+          if (!partial.isConnected) answer.replaceChildren(partial, progress);
+          partial.textContent += event.message || "";
+          progress.textContent = "";
+        } else if (event.type === "response.progress") progress.textContent = event.message || "Working…";
         else if (event.type === "response.error") answer.replaceChildren(errorBox({ message: event.error?.message || "the agent failed" }));
         else if (event.type === "response.completed") await show(answer, event.response || {});
       }
     } catch (error) { answer.replaceChildren(errorBox(error)); }
+    answer.removeAttribute("aria-busy");
   }
 
   main.replaceChildren(h("h1", {}, "Agent chat"),
@@ -89,6 +97,7 @@ async function show(answer, reply) {
   const sources = reply.sources || reply.citations;
   if (Array.isArray(sources) && sources.length) {
     answer.append(h("details", {}, h("summary", {}, `Sources (${sources.length})`),
-      h("ul", {}, sources.map((s) => h("li", {}, typeof s === "string" ? s : (s.text || s.source || JSON.stringify(s)))))));
+      h("ul", {}, sources.map((s) => h("li", {}, typeof s === "string" ? s
+        : [h("strong", {}, s.fileName || s.fileId || "source"), " ", s.quote ? `“${s.quote}”` : ""])))));
   }
 }

@@ -13,6 +13,8 @@ export async function render(main, id) {
   let timer = null;
   let alive = true;
   let completed = -1;
+  const names = new Map();  // file id -> name, so records name their file, not file:///id
+  const sourceOf = (r) => names.get(r.fileId) || names.get((r.source || "").replace(/^file:\/\/\//, "")) || r.source || "";
 
   async function refresh() {
     let files;
@@ -20,6 +22,7 @@ export async function render(main, id) {
       filesBox.replaceChildren(errorBox(error)); return;
     }
     if (!alive) return;
+    for (const f of files) names.set(f.id, f.name || f.id);
     filesBox.replaceChildren(files.length ? table(["File", "Type", "Size", "Sync", "Actions"],
       files.map((f) => h("tr", { "data-file": f.id },
         h("td", {}, f.name || "(unnamed)", h("div", { class: "id" }, f.id)),
@@ -94,7 +97,7 @@ export async function render(main, id) {
   async function loadRecords(cursor) {
     const page = await get(`/api/v1/dataset/${enc(id)}/record/list?take=20${cursor ? `&cursor=${enc(cursor)}` : ""}`);
     const rows = page.items.map((r) => h("tr", {}, h("td", { class: "id" }, r.id),
-      h("td", {}, r.source || ""), h("td", {}, (r.text || "").slice(0, 300))));
+      h("td", {}, sourceOf(r)), h("td", {}, (r.text || "").slice(0, 300))));
     if (!cursor) records.replaceChildren();
     if (!page.items.length && !cursor) {
       records.append(empty("No records yet: they appear once a file's sync completes."));

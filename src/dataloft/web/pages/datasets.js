@@ -30,7 +30,7 @@ export async function render(main) {
       e.preventDefault();
       try {
         const { id } = await post("/api/v1/dataset/create", form.read());
-        toast(`Dataset ${form.read().name} created`);
+        toast(`Dataset ${form.read().name} created`, { carry: true });
         location.hash = `#/datasets/${encodeURIComponent(id)}`;
       } catch (error) { status.replaceChildren(errorBox(error)); }
     },

@@ -6,7 +6,7 @@ function row(e) {
     h("td", { class: "id" }, e.datasetId || ""), h("td", { class: "id" }, e.fileId || ""),
     h("td", { class: e.type === "sync.failed" ? "reason" : "" },
       e.data && e.data.reason ? `${e.data.reason}: ${e.data.message || ""}`
-        : (e.data && e.data.recordCount !== undefined ? `${e.data.recordCount} records` : "")));
+        : (e.data && e.data.recordCount !== undefined ? `${e.data.recordCount} record${e.data.recordCount === 1 ? "" : "s"}` : "")));
 }
 
 export async function render(main) {

@@ -36,6 +36,9 @@ export async function render(main) {
     return;
   }
   let dataset = chosen(datasets);
+  // Hits name their file (a source is file:///<id> for uploads); unknown sources show as is.
+  const names = new Map((await all("/api/v1/file/list").catch(() => [])).map((f) => [f.id, f.name || f.id]));
+  const sourceOf = (r) => names.get((r.source || "").replace(/^file:\/\/\//, "")) || r.source || "";
   const box = h("input", { type: "search", name: "q", placeholder: "Ask a question or type words", "aria-label": "Search" });
   const mode = h("select", {}, ["hybrid", "lexical", "semantic"].map((m) => h("option", { value: m }, m)));
   const rows = [];
@@ -55,7 +58,7 @@ export async function render(main) {
     try {
       const found = await post(`/api/v1/dataset/${encodeURIComponent(dataset)}/search`, body);
       results.replaceChildren(found.records.length ? h("div", {}, found.records.map((r) => h("article", { class: "hit" },
-        h("div", { class: "score" }, `score ${r.score.toFixed(3)} · ${r.source || ""}`),
+        h("div", { class: "score" }, `score ${r.score.toFixed(3)} · ${sourceOf(r)}`),
         (r.highlights || []).map((q) => h("blockquote", { class: "quote" }, highlighted(q, box.value))),
         h("details", {}, h("summary", {}, "Full record"), h("p", {}, r.text))))) :
         empty("No records matched. Try other words, another mode, or fewer filters."));
