@@ -136,7 +136,7 @@ def _open(settings: Settings, *, api: bool
             files=settings.org_max_files)), wait_s=settings.write_wait_seconds)
         blobs = build_blob_store(settings.blob_url, settings.blob_dir)
         index = PostgresIndex() if db.dialect == "postgresql" \
-            else SqliteIndex(ann_min_records=settings.ann_min_records)
+            else SqliteIndex(ann_min_records=settings.ann_min_records, reader=db.read)
         embedder = build_embedder(settings)
         raw_key: str | None = None
         ring: tuple[bytes, ...] = ()

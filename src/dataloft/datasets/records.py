@@ -92,7 +92,8 @@ def update(session: Session, index: Index, embedder: Embedder, principal: Princi
         rows.write_record_text(session, record, fields["text"])
         repository.reindex(session, index, record,
                            vector if vector is not None else embed(embedder, record.text))
-    record.updated_at = now_ms()
+    # Never backwards: a re-index above may have moved it past the clock (records.advance).
+    record.updated_at = max(now_ms(), record.updated_at)
     return record
 
 

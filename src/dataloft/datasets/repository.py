@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from dataloft.kit import policy
 from dataloft.kit.principal import Principal
 from dataloft.models import Attachment, Dataset, File, Job, Record
+from dataloft.records import repository as records_repository
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def records_listing(principal: Principal, dataset_id: str) -> Select[Any]:
 def write_record_text(session: Session, record: Record, text: str) -> None:
     """Change the record's text in the database now (its index entry is the caller's)."""
     record.text = text
+    records_repository.advance(record)
     session.flush()
 
 

@@ -98,7 +98,15 @@ def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str
     return total
 
 
+def advance(record: Record) -> None:
+    """Move the record's updated_at strictly forward, even within one millisecond: the
+    embedded index tells a record changed in place from its cached copy by it (storage/
+    index/delta.py), so two committed states of a record never share a value."""
+    record.updated_at = max(now_ms(), record.updated_at + 1)
+
+
 def reindex(session: Session, index: Index, record: Record, vector: bytes | None) -> None:
+    advance(record)
     index.removed(session, [record.pk])
     index.added(session, [IndexRow(record.pk, record.dataset_id, record.text, vector)])
     _touch(session, [record.dataset_id])

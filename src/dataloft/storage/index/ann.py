@@ -93,19 +93,30 @@ class Graph:
 
 
 def nearest(graph: Graph, vectors: np.ndarray, pks: np.ndarray, query: np.ndarray, k: int,
-            allowed: Allowed | None = None) -> list[tuple[int, float]] | None:
+            allowed: Allowed | None = None, remap: np.ndarray | None = None,
+            extra: np.ndarray | None = None) -> list[tuple[int, float]] | None:
     """The `k` best (pk, exact score) among the graph's candidates that `allowed` keeps, or
-    None when the walk cannot find them cheaply (the caller then searches exactly)."""
+    None when the walk cannot find them cheaply (the caller then searches exactly).
+    `remap` (graph key -> row of `vectors`, -1 for a row gone since) and `extra` (rows the
+    graph lacks, always scored) let an older graph serve a matrix updated by a delta."""
     n = len(pks)
     want = min(k, n)
     memo = _Memo(allowed) if allowed is not None else None
     fetch = max(MIN_FETCH, OVERFETCH * k)
+    if remap is not None:  # dead keys take places in the walk's answer: fetch more
+        fetch = math.ceil(fetch * len(remap) / max(1, int((remap >= 0).sum())))
     while True:
-        rows = graph.rows(query, fetch)
+        walked = graph.rows(query, fetch)
+        rows = walked
+        if remap is not None:
+            mapped = remap[walked]
+            rows = np.concatenate([mapped[mapped >= 0], extra if extra is not None
+                                   else np.zeros(0, dtype=np.int64)])
         hits = top(vectors[rows] @ query, pks[rows], k, memo)
         if len(hits) >= want:
             return hits
-        if memo is None or len(rows) < min(fetch, n) or fetch >= MAX_WALK_SHARE * n:
+        if memo is None or len(walked) < min(fetch, graph.size) \
+                or fetch >= MAX_WALK_SHARE * n:
             return None
         # Widen by the pass rate seen so far (at least 2x, at most 16x a round).
         rate = max(memo.passed, 1) / max(memo.checked, 1)

@@ -8,23 +8,33 @@ cached structure is only ever used with the records it was built from. Exact sea
 recall ceiling; at 100k x 256 a scan is a ~25 MFLOP matrix-vector product. Datasets of at
 least `ann_min_records` vectors also get an HNSW graph, built with the matrix, and are
 searched approximately unless a restriction leaves few rows (storage/index/ann.py).
+
+When the version moved, the cached structure is brought up to date by a delta (only new or
+changed records are read and analysed; storage/index/delta.py) instead of rebuilt, and a
+commit that wrote to the index warms its datasets' structures on a background thread, so
+the first search after a sync finds them ready. A matrix keeps its predecessor's graph
+while the rows the graph lacks or holds dead stay under `ANN_STALE_SHARE` of the matrix:
+those it lacks are scored exactly with the graph's candidates; past the share, a fresh
+graph is built in the background (exact scan until then).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy import ColumnElement, delete, event, insert, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann
+from dataloft.storage.index import ann, delta
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.terms import TermIndex, query_terms, top
 
@@ -36,24 +46,66 @@ ANN_MIN_RECORDS = 20_000
 # most this share of its rows (as the PostgreSQL adapter's EXACT_MAX): counting them is one
 # indexed read, and scoring them is cheaper than a walk that discards most of what it finds.
 EXACT_SHARE = 0.1
+# A delta touching more than this share of a dataset's records rebuilds instead: reading
+# everything in pk order is then cheaper than fetching most of it by pk.
+REBUILD_SHARE = 0.5
+# A predecessor's graph serves a matrix while the rows it lacks plus the rows it holds dead
+# are at most this share of the matrix; past it a new graph is built in the background.
+ANN_STALE_SHARE = 0.1
+# session.info key: datasets whose index rows this session wrote and has not committed.
+_PENDING = "dataloft.index.pending"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Ann:
+    graph: ann.Graph
+    # Graph key -> matrix row (-1: that row is gone), or None when the graph is the
+    # matrix's own; `extra`: matrix rows the graph lacks, scored exactly on every search.
+    remap: np.ndarray | None = None
+    extra: np.ndarray | None = None
+
+    @property
+    def stale(self) -> int:
+        if self.remap is None or self.extra is None:
+            return 0
+        return int((self.remap < 0).sum()) + len(self.extra)
 
 
 @dataclass
 class _Matrix:
-    pks: np.ndarray
+    pks: np.ndarray  # ascending
     vectors: np.ndarray
-    # Set once, by the graph builder, when the dataset is large enough; until then exact.
-    graph: ann.Graph | None = None
+    fps: np.ndarray  # the record fingerprint of each row
+    seen: delta.Catalog  # every record of the dataset the matrix was made from
+    # Set by the graph builder when the dataset is large enough; until then exact.
+    ann: _Ann | None = None
+
+    @property
+    def graph(self) -> ann.Graph | None:
+        return None if self.ann is None else self.ann.graph
+
+
+@dataclass(frozen=True)
+class _Terms:
+    index: TermIndex
+    fps: np.ndarray  # the record fingerprint of each document
 
 
 class SqliteIndex:
     def __init__(self, *, ann_min_records: int = ANN_MIN_RECORDS,
-                 exact_share: float = EXACT_SHARE, ann_background: bool = True) -> None:
+                 exact_share: float = EXACT_SHARE, ann_background: bool = True,
+                 reader: Callable[[], AbstractContextManager[Session]] | None = None) -> None:
         self.ann_min_records = ann_min_records
         self.exact_share = exact_share
         # False: the graph is built inside the first search (tests, reproducible paths).
         self.ann_background = ann_background
         self.graphs = ann.Builder()
+        # Opens a read unit of work: given, every commit that wrote to the index brings
+        # its datasets' structures up to date on the warmer thread.
+        self.reader = reader
+        self.warmer = ann.Builder()
         self._cache: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[tuple[str, str], threading.Lock] = {}
@@ -61,6 +113,7 @@ class SqliteIndex:
     # --- writes (inside the caller's transaction) -------------------------------------
 
     def added(self, session: Session, rows: Sequence[IndexRow]) -> None:
+        self._pending(session).update(r.dataset_id for r in rows)
         for i in range(0, len(rows), _BATCH):
             batch = rows[i : i + _BATCH]
             vectors = [{"pk": r.pk, "dataset_id": r.dataset_id, "vector": r.vector}
@@ -71,7 +124,36 @@ class SqliteIndex:
     def removed(self, session: Session, pks: Sequence[int]) -> None:
         for i in range(0, len(pks), _BATCH):
             chunk = [int(pk) for pk in pks[i : i + _BATCH]]
+            self._pending(session).update(session.scalars(
+                select(Record.dataset_id).where(Record.pk.in_(chunk)).distinct()))
             session.execute(delete(RecordVector).where(RecordVector.pk.in_(chunk)))
+
+    def _pending(self, session: Session) -> set[str]:
+        pending: set[str] | None = session.info.get(_PENDING)
+        if pending is None:
+            pending = session.info[_PENDING] = set()
+            event.listen(session, "after_commit", self._committed)
+            event.listen(session, "after_soft_rollback", _forget)
+        return pending
+
+    def _committed(self, session: Session) -> None:
+        datasets = session.info.pop(_PENDING, None) or set()
+        for dataset_id in sorted(datasets):
+            self.warm(dataset_id)
+
+    def warm(self, dataset_id: str) -> None:
+        """Bring the dataset's cached structures up to date on the warmer thread (a later
+        call for the same dataset replaces one still waiting)."""
+        reader = self.reader
+        if reader is None:
+            return
+
+        def job(_stale: Callable[[], bool]) -> None:
+            with reader() as session:
+                self._cached("terms", session, dataset_id)
+                self._cached("vectors", session, dataset_id)
+
+        self.warmer.submit(dataset_id, job)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -82,10 +164,10 @@ class SqliteIndex:
         allowed = _allowed(session, restrict)
         hits: list[tuple[int, float]] = []
         for dataset_id in dataset_ids:
-            index = self._cached("terms", session, dataset_id, _build_terms)
-            scores = index.scores(query) if index is not None else None
+            terms = self._cached("terms", session, dataset_id)
+            scores = terms.index.scores(query) if terms is not None else None
             if scores is not None:
-                hits += top(scores, index.pks, k, allowed, positive=True)
+                hits += top(scores, terms.index.pks, k, allowed, positive=True)
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 
@@ -95,7 +177,7 @@ class SqliteIndex:
         query = np.asarray(vector, dtype=np.float32)
         hits: list[tuple[int, float]] = []
         for dataset_id in dataset_ids:
-            matrix = self._cached("vectors", session, dataset_id, self._build_matrix)
+            matrix = self._cached("vectors", session, dataset_id)
             if matrix is not None and len(matrix.pks):
                 hits += self._nearest(session, dataset_id, matrix, query, k, restrict, allowed)
         hits.sort(key=lambda h: (-h[1], h[0]))
@@ -104,31 +186,18 @@ class SqliteIndex:
     def _nearest(self, session: Session, dataset_id: str, matrix: _Matrix, query: np.ndarray,
                  k: int, restrict: ColumnElement[bool] | None,
                  allowed: ann.Allowed | None) -> list[tuple[int, float]]:
-        graph = matrix.graph
-        if graph is not None:
+        state = matrix.ann
+        if state is not None:
             if restrict is not None:
                 few = _allowed_rows(session, dataset_id, restrict, matrix,
                                     max(k, int(self.exact_share * len(matrix.pks))))
                 if few is not None:
                     return top(matrix.vectors[few] @ query, matrix.pks[few], k)
-            hits = ann.nearest(graph, matrix.vectors, matrix.pks, query, k, allowed)
+            hits = ann.nearest(state.graph, matrix.vectors, matrix.pks, query, k, allowed,
+                               state.remap, state.extra)
             if hits is not None:
                 return hits
         return top(matrix.vectors @ query, matrix.pks, k, allowed)
-
-    def _build_matrix(self, session: Session, dataset_id: str, dimension: int) -> _Matrix | None:
-        matrix = _build_matrix(session, dataset_id, dimension)
-        if matrix is None or len(matrix.pks) < max(1, self.ann_min_records):
-            return matrix
-
-        def build(stale: Callable[[], bool] | None = None) -> None:
-            matrix.graph = ann.build_logged(dataset_id, matrix.vectors, stale)
-
-        if self.ann_background:
-            self.graphs.submit(dataset_id, build)
-        else:
-            build()
-        return matrix
 
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -138,10 +207,10 @@ class SqliteIndex:
             out.update({int(pk): bytes(v) for pk, v in rows})
         return out
 
-    def _cached(self, kind: str, session: Session, dataset_id: str,
-                build: Callable[[Session, str, int], Any]) -> Any:
-        """A structure derived from the dataset's records, rebuilt when its index_version
-        (read in the caller's snapshot) moves, so it always matches what the caller sees."""
+    def _cached(self, kind: str, session: Session, dataset_id: str) -> Any:
+        """A structure derived from the dataset's records, brought up to date when its
+        index_version (read in the caller's snapshot) moves, so it always matches what the
+        caller sees."""
         row = session.execute(select(Dataset.index_version, Dataset.embedding_dimension)
                               .where(Dataset.id == dataset_id)).first()
         if row is None:
@@ -152,19 +221,68 @@ class SqliteIndex:
             return hit[0]
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
-        # One build per structure at a time: the searches that arrive meanwhile wait for it
-        # (seconds at 100k records) instead of each building their own copy.
+        # One update per structure at a time: the searches that arrive meanwhile wait for
+        # it instead of each making their own copy.
         with building:
             hit = self._hit(key, version)
             if hit is not None:
                 return hit[0]
-            built = build(session, dataset_id, int(row.embedding_dimension or 0))
+            with self._lock:
+                cached = self._cache.get(key)
+            base = None if cached is None else cached[1]
+            dimension = int(row.embedding_dimension or 0)
+            built = self._terms(session, dataset_id, base) if kind == "terms" \
+                else self._matrix(session, dataset_id, dimension, base)
+            if dataset_id in session.info.get(_PENDING, ()):
+                return built  # holds uncommitted rows: never a base for others
             with self._lock:
                 self._cache[key] = (version, built)
                 self._cache.move_to_end(key)
                 while len(self._cache) > _CACHE_ENTRIES:
                     self._cache.popitem(last=False)
         return built
+
+    def _terms(self, session: Session, dataset_id: str, base: _Terms | None) -> _Terms:
+        if base is None:
+            return _build_terms(session, dataset_id)
+        now = delta.catalog(session, dataset_id)
+        keep, known = delta.unchanged(base.index.pks, base.fps, now)
+        fresh = now.pks[~known]
+        if len(fresh) > REBUILD_SHARE * len(now.pks) and len(fresh) > _BATCH:
+            return _build_terms(session, dataset_id)
+        if not len(fresh) and keep.all():
+            return base
+        index = base.index.update(keep, delta.texts(session, fresh.tolist()))
+        return _Terms(index, np.concatenate([base.fps[keep], now.fps[~known]]))
+
+    def _matrix(self, session: Session, dataset_id: str, dimension: int,
+                base: _Matrix | None) -> _Matrix | None:
+        if not dimension:
+            return None
+        if base is not None and base.vectors.shape[1] == dimension:
+            matrix = _update_matrix(session, dataset_id, dimension, base)
+        else:
+            matrix = None
+        if matrix is None:
+            matrix = _build_matrix(session, dataset_id, dimension)
+        if len(matrix.pks) >= max(1, self.ann_min_records) and (
+                matrix.ann is None or matrix.ann.stale > ANN_STALE_SHARE * len(matrix.pks)):
+            self._graph(dataset_id, matrix)
+        return matrix
+
+    def _graph(self, dataset_id: str, matrix: _Matrix) -> None:
+        def build(stale: Callable[[], bool] | None = None) -> None:
+            matrix.ann = _Ann(ann.build_logged(dataset_id, matrix.vectors, stale))
+
+        if self.ann_background:
+            self.graphs.submit(dataset_id, build)
+        else:
+            build()
+
+    def wait(self) -> None:
+        """Until the warmer and the graph builder are idle (tests, benchmarks)."""
+        self.warmer.wait()
+        self.graphs.wait()
 
     def _hit(self, key: tuple[str, str], version: int) -> tuple[Any] | None:
         with self._lock:
@@ -206,19 +324,64 @@ def _allowed_rows(session: Session, dataset_id: str, restrict: ColumnElement[boo
     return kept
 
 
-def _build_terms(session: Session, dataset_id: str, _dimension: int) -> TermIndex:
-    return TermIndex.build(session.execute(
-        select(Record.pk, Record.text).where(Record.dataset_id == dataset_id)
-        .order_by(Record.pk)))
+def _forget(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING, None)
 
 
-def _build_matrix(session: Session, dataset_id: str, dimension: int) -> _Matrix | None:
-    if not dimension:
-        return None
+def _build_terms(session: Session, dataset_id: str) -> _Terms:
+    fps: list[int] = []
+
+    def rows() -> Any:
+        for pk, record_id, updated_at, text in session.execute(
+                select(Record.pk, Record.id, Record.updated_at, Record.text)
+                .where(Record.dataset_id == dataset_id).order_by(Record.pk)):
+            fps.append(delta.fingerprint(record_id, updated_at))
+            yield pk, text
+
+    index = TermIndex.build(rows())
+    return _Terms(index, np.array(fps, dtype=np.int64))
+
+
+def _build_matrix(session: Session, dataset_id: str, dimension: int) -> _Matrix:
+    seen = delta.catalog(session, dataset_id)
     rows = session.execute(select(RecordVector.pk, RecordVector.vector)
                            .where(RecordVector.dataset_id == dataset_id)
                            .order_by(RecordVector.pk)).all()
     blobs = [bytes(v) for _, v in rows if len(v) == 4 * dimension]
     pks = np.array([pk for pk, v in rows if len(v) == 4 * dimension], dtype=np.int64)
     # An owned, aligned copy: scanning the joined-bytes buffer in place measured slower.
-    return _Matrix(pks, np.array(from_blobs(blobs, dimension), order="C"))
+    return _Matrix(pks, np.array(from_blobs(blobs, dimension), order="C"),
+                   delta.fps_of(pks, seen), seen)
+
+
+def _update_matrix(session: Session, dataset_id: str, dimension: int,
+                   base: _Matrix) -> _Matrix | None:
+    """`base` brought up to `session`'s records, or None when a rebuild is cheaper."""
+    now = delta.catalog(session, dataset_id)
+    keep, _ = delta.unchanged(base.pks, base.fps, now)
+    _, known = delta.unchanged(base.seen.pks, base.seen.fps, now)
+    fresh = now.pks[~known]
+    if len(fresh) > REBUILD_SHARE * len(now.pks) and len(fresh) > _BATCH:
+        return None
+    if not len(fresh) and keep.all():
+        return base  # its `seen` may list records gone since: harmless, they match nothing
+    new_pks, new_rows = delta.vectors(session, fresh.tolist(), dimension)
+    pks = np.concatenate([base.pks[keep], new_pks])
+    vectors = np.concatenate([base.vectors[keep], new_rows])
+    kept = int(keep.sum())
+    order = np.argsort(pks, kind="stable")
+    if not np.array_equal(order, np.arange(len(pks))):
+        pks, vectors = pks[order], vectors[order]
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    matrix = _Matrix(pks, vectors, delta.fps_of(pks, now), now)
+    if base.ann is not None:
+        # Old matrix row -> new row (-1: gone), then graph key -> new row through it.
+        moved = np.full(len(base.pks), -1, dtype=np.int64)
+        moved[keep] = position[:kept]
+        remap = moved if base.ann.remap is None else np.where(
+            base.ann.remap >= 0, moved[np.maximum(base.ann.remap, 0)], -1)
+        covered = np.zeros(len(pks), dtype=bool)
+        covered[remap[remap >= 0]] = True
+        matrix.ann = _Ann(base.ann.graph, remap, np.flatnonzero(~covered))
+    return matrix

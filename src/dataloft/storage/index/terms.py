@@ -96,36 +96,35 @@ class TermIndex:
     starts: np.ndarray  # int64, postings of term t are [starts[t], starts[t + 1])
     docs: np.ndarray  # int32 document numbers
     weights: np.ndarray  # float32, idf x saturated term frequency
+    # What the weights are made of, kept so that `update` can re-weigh without re-reading.
+    tf: np.ndarray  # int32 per posting
+    length: np.ndarray  # float32 per document: its number of index terms
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> TermIndex:
         vocab: dict[str, int] = {}
-        ids_of = _TermIds(vocab).__getitem__
-        pks: list[int] = []
-        words: list[int] = []
-        # Every word's term id in one flat C array (-1 = stop word): no Python object per word.
-        flat = array("q")
-        for pk, text in rows:
-            before = len(flat)
-            flat.extend(map(ids_of, _WORD.findall(_fold(text))))
-            pks.append(pk)
-            words.append(len(flat) - before)
-        n = len(pks)
-        ids = np.frombuffer(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
-        doc_of = np.repeat(np.arange(n, dtype=np.int64), words)
-        kept = ids >= 0
-        ids, doc_of = ids[kept], doc_of[kept]
-        length = np.bincount(doc_of, minlength=n).astype(np.float32)
-        # One key per (term, doc) occurrence; unique() sorts by term, then document.
-        keys, tf = np.unique(ids * max(n, 1) + doc_of, return_counts=True)
-        term, doc = keys // max(n, 1), keys % max(n, 1)
-        df = np.bincount(term, minlength=len(vocab))
-        starts = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
-        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
-        avg = float(length.mean()) if n and length.sum() else 1.0
-        norm = K1 * (1 - B + B * length[doc] / avg)
-        weights = (idf[term] * tf * (K1 + 1) / (tf + norm)).astype(np.float32)
-        return cls(np.array(pks, dtype=np.int64), vocab, starts, doc.astype(np.int32), weights)
+        pks, term, doc, tf, length = _analyse(rows, vocab)
+        return _weigh(pks, vocab, term, doc, tf, length)
+
+    def update(self, keep: np.ndarray, rows: Iterable[tuple[int, str]]) -> TermIndex:
+        """This index without the documents where `keep` is false, plus `rows`: equal, score
+        for score, to `build` over the same documents (only document numbers differ). Only
+        the new rows are analysed; the kept postings are filtered and merged by term."""
+        vocab = dict(self.vocab)
+        pks, term, doc, tf, length = _analyse(rows, vocab)
+        renumber = np.cumsum(keep, dtype=np.int64) - 1
+        kept_docs = int(keep.sum())
+        old_term = np.repeat(np.arange(len(self.vocab), dtype=np.int64), np.diff(self.starts))
+        alive = keep[self.docs]
+        old_term, old_tf = old_term[alive], self.tf[alive]
+        old_doc = renumber[self.docs[alive]]
+        # Insert each new posting after the kept postings of its term: both parts are sorted
+        # by term, and within a term the old documents come first, as their numbers do.
+        at = np.searchsorted(old_term, term, side="right")
+        return _weigh(np.concatenate([self.pks[keep], pks]), vocab,
+                      np.insert(old_term, at, term), np.insert(old_doc, at, doc + kept_docs),
+                      np.insert(old_tf, at, tf),
+                      np.concatenate([self.length[keep], length]))
 
     def scores(self, query: str) -> np.ndarray | None:
         """BM25 of every document (0 where no term matches); None if no term is known."""
@@ -137,6 +136,49 @@ class TermIndex:
             lo, hi = self.starts[t], self.starts[t + 1]
             out[self.docs[lo:hi]] += self.weights[lo:hi]  # a term lists each doc once
         return out
+
+
+def _analyse(rows: Iterable[tuple[int, str]], vocab: dict[str, int]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pks, term, doc, tf, length) of `rows`: one posting per (term, document), sorted by
+    term then document; new terms are added to `vocab`."""
+    ids_of = _TermIds(vocab).__getitem__
+    pks: list[int] = []
+    words: list[int] = []
+    # Every word's term id in one flat C array (-1 = stop word): no Python object per word.
+    flat = array("q")
+    for pk, text in rows:
+        before = len(flat)
+        flat.extend(map(ids_of, _WORD.findall(_fold(text))))
+        pks.append(pk)
+        words.append(len(flat) - before)
+    n = len(pks)
+    ids = np.frombuffer(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
+    doc_of = np.repeat(np.arange(n, dtype=np.int64), words)
+    kept = ids >= 0
+    ids, doc_of = ids[kept], doc_of[kept]
+    length = np.bincount(doc_of, minlength=n).astype(np.float32)
+    # One key per (term, doc) occurrence; unique() sorts by term, then document.
+    keys, tf = np.unique(ids * max(n, 1) + doc_of, return_counts=True)
+    return (np.array(pks, dtype=np.int64), keys // max(n, 1), keys % max(n, 1),
+            tf.astype(np.int32), length)
+
+
+def _weigh(pks: np.ndarray, vocab: dict[str, int], term: np.ndarray, doc: np.ndarray,
+           tf: np.ndarray, length: np.ndarray) -> TermIndex:
+    """The index over postings sorted by term. N, the average length and df are those of
+    exactly these documents, so an updated index scores as a fresh build does; the average
+    is summed in float64 (exact for integer lengths), so it does not depend on their order."""
+    n = len(pks)
+    df = np.bincount(term, minlength=len(vocab))
+    starts = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+    total = float(length.sum(dtype=np.float64))
+    avg = total / n if n and total else 1.0
+    norm = K1 * (1 - B + B * length[doc] / avg)
+    tf64 = tf.astype(np.int64)
+    weights = (idf[term] * tf64 * (K1 + 1) / (tf64 + norm)).astype(np.float32)
+    return TermIndex(pks, vocab, starts, doc.astype(np.int32), weights, tf, length)
 
 
 def top(scores: np.ndarray, pks: np.ndarray, k: int,
