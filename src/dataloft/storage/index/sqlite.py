@@ -133,7 +133,7 @@ class SqliteIndex:
         if pending is None:
             pending = session.info[_PENDING] = set()
             event.listen(session, "after_commit", self._committed)
-            event.listen(session, "after_soft_rollback", _forget)
+            event.listen(session, "after_rollback", _forget)
         return pending
 
     def _committed(self, session: Session) -> None:
@@ -324,7 +324,7 @@ def _allowed_rows(session: Session, dataset_id: str, restrict: ColumnElement[boo
     return kept
 
 
-def _forget(session: Session, _previous: Any) -> None:
+def _forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
