@@ -37,12 +37,12 @@ from sqlalchemy import ColumnElement, create_engine, delete, func, make_url, sel
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from dataloft.datasets import repository as rows_repository
 from dataloft.kit import filters, migrate
 from dataloft.kit.db import Database
 from dataloft.kit.ids import new_id
 from dataloft.kit.vectors import to_blob
 from dataloft.models import Dataset, Org, Record
-from dataloft.datasets import repository as rows_repository
 from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
 from dataloft.storage.index.base import Index

@@ -80,11 +80,11 @@ class _Matrix:
     fps: np.ndarray  # the record fingerprint of each row
     seen: delta.Catalog  # every record of the dataset the matrix was made from
     # Set by the graph builder when the dataset is large enough; until then exact.
-    ann: _Ann | None = None
+    approx: _Ann | None = None
 
     @property
     def graph(self) -> ann.Graph | None:
-        return None if self.ann is None else self.ann.graph
+        return None if self.approx is None else self.approx.graph
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class SqliteIndex:
     def _nearest(self, session: Session, dataset_id: str, matrix: _Matrix, query: np.ndarray,
                  k: int, restrict: ColumnElement[bool] | None,
                  allowed: ann.Allowed | None) -> list[tuple[int, float]]:
-        state = matrix.ann
+        state = matrix.approx
         if state is not None:
             if restrict is not None:
                 few = _allowed_rows(session, dataset_id, restrict, matrix,
@@ -266,13 +266,13 @@ class SqliteIndex:
         if matrix is None:
             matrix = _build_matrix(session, dataset_id, dimension)
         if len(matrix.pks) >= max(1, self.ann_min_records) and (
-                matrix.ann is None or matrix.ann.stale > ANN_STALE_SHARE * len(matrix.pks)):
+                matrix.approx is None or matrix.approx.stale > ANN_STALE_SHARE * len(matrix.pks)):
             self._graph(dataset_id, matrix)
         return matrix
 
     def _graph(self, dataset_id: str, matrix: _Matrix) -> None:
         def build(stale: Callable[[], bool] | None = None) -> None:
-            matrix.ann = _Ann(ann.build_logged(dataset_id, matrix.vectors, stale))
+            matrix.approx = _Ann(ann.build_logged(dataset_id, matrix.vectors, stale))
 
         if self.ann_background:
             self.graphs.submit(dataset_id, build)
@@ -375,13 +375,13 @@ def _update_matrix(session: Session, dataset_id: str, dimension: int,
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     matrix = _Matrix(pks, vectors, delta.fps_of(pks, now), now)
-    if base.ann is not None:
+    if base.approx is not None:
         # Old matrix row -> new row (-1: gone), then graph key -> new row through it.
         moved = np.full(len(base.pks), -1, dtype=np.int64)
         moved[keep] = position[:kept]
-        remap = moved if base.ann.remap is None else np.where(
-            base.ann.remap >= 0, moved[np.maximum(base.ann.remap, 0)], -1)
+        remap = moved if base.approx.remap is None else np.where(
+            base.approx.remap >= 0, moved[np.maximum(base.approx.remap, 0)], -1)
         covered = np.zeros(len(pks), dtype=bool)
         covered[remap[remap >= 0]] = True
-        matrix.ann = _Ann(base.ann.graph, remap, np.flatnonzero(~covered))
+        matrix.approx = _Ann(base.approx.graph, remap, np.flatnonzero(~covered))
     return matrix
