@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +112,8 @@ def worker(size: int, cycles: int) -> dict[str, Any]:
     idle()
     out: dict[str, list[float]] = {}
     for c in range(cycles):
-        doomed = files[c]
         start = size + c * FILE
-        sync = _timed(lambda: _resync(db, index, org, ds, doomed, new[start : start + FILE]))
+        sync = _timed(partial(_resync, db, index, org, ds, files[c], new[start : start + FILE]))
         out.setdefault("sync_ms", []).append(sync[0])
         for name, fn in (("lexical", lexical), ("semantic", semantic)):
             wall, cpu = _timed(fn)

@@ -138,6 +138,8 @@ def _open(settings: Settings, *, api: bool
         index = PostgresIndex() if db.dialect == "postgresql" \
             else SqliteIndex(ann_min_records=settings.ann_min_records, reader=db.read)
         embedder = build_embedder(settings)
+        if api and isinstance(index, SqliteIndex):
+            index.warm_recent()
         raw_key: str | None = None
         ring: tuple[bytes, ...] = ()
         if api:

@@ -123,3 +123,21 @@ def test_an_older_graph_serves_after_a_delta(sqlite: Backend) -> None:
     with sqlite.db.read() as s:
         index.semantic(s, [ds], queries[0], 10)
     assert index._cache[("vectors", ds)][1].graph is not first
+
+
+def test_a_restart_warms_the_recent_datasets(sqlite: Backend) -> None:
+    """Nothing is persisted: a new process builds the structures of the most recently
+    written datasets in the background at start-up, before any search asks."""
+    ds = sqlite.new_dataset(DIM)
+    rng = np.random.default_rng(4)
+    with sqlite.db.write() as s:
+        model = add(s, SqliteIndex(), sqlite, ds, [Row(ds, f"restart {i}", v)
+                                                   for i, v in enumerate(clustered(rng, 30, DIM))])
+    index = SqliteIndex(reader=sqlite.db.read)  # the new process
+    index.warm_recent()
+    index.wait()
+    version = _version(sqlite, ds)
+    assert index._cache[("terms", ds)][0] == version
+    assert index._cache[("vectors", ds)][0] == version
+    with sqlite.db.read() as s:
+        assert {pk for pk, _ in index.lexical(s, [ds], "restart", 100)} == set(model)

@@ -141,6 +141,18 @@ class SqliteIndex:
         for dataset_id in sorted(datasets):
             self.warm(dataset_id)
 
+    def warm_recent(self) -> None:
+        """At start-up: build the structures of the most recently written datasets in the
+        background (as many as the cache keeps), so the first searches after a restart
+        rarely pay for them. (They are not persisted: see docs/decisions.md.)"""
+        if self.reader is None:
+            return
+        with self.reader() as session:
+            recent = list(session.scalars(select(Dataset.id).order_by(
+                Dataset.updated_at.desc()).limit(_CACHE_ENTRIES // 2)))
+        for dataset_id in recent:
+            self.warm(dataset_id)
+
     def warm(self, dataset_id: str) -> None:
         """Bring the dataset's cached structures up to date on the warmer thread (a later
         call for the same dataset replaces one still waiting)."""
