@@ -54,6 +54,7 @@ REBUILD_SHARE = 0.5
 ANN_STALE_SHARE = 0.1
 # session.info key: datasets whose index rows this session wrote and has not committed.
 _PENDING = "dataloft.index.pending"
+_LISTENING = "dataloft.index.listening"
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,11 @@ class SqliteIndex:
             session.execute(delete(RecordVector).where(RecordVector.pk.in_(chunk)))
 
     def _pending(self, session: Session) -> set[str]:
-        pending: set[str] | None = session.info.get(_PENDING)
-        if pending is None:
-            pending = session.info[_PENDING] = set()
+        if _LISTENING not in session.info:  # once per session, however many transactions
+            session.info[_LISTENING] = True
             event.listen(session, "after_commit", self._committed)
             event.listen(session, "after_rollback", _forget)
+        pending: set[str] = session.info.setdefault(_PENDING, set())
         return pending
 
     def _committed(self, session: Session) -> None:
