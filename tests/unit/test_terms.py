@@ -73,3 +73,35 @@ def test_top_is_the_best_allowed_in_order(raw: list[int], k: int, allowed: set[i
     assert [s for _, s in got] == [s for _, s in oracle]
     assert all(allowed is None or p - 100 in allowed for p, _ in got)
     assert len({p for p, _ in got}) == len(got)
+
+
+@settings(max_examples=200, deadline=None)
+@given(docs=texts, data=st.data())
+def test_an_updated_index_scores_as_a_fresh_build(docs: list[str], data: st.DataObject) -> None:
+    """update(keep, new rows) == build over the kept rows plus the new ones, score for score
+    (bit for bit: N, average length and df are recomputed over exactly those documents),
+    through several rounds of deletes and inserts."""
+    index = TermIndex.build(enumerate(docs))
+    live = dict(enumerate(docs))
+    next_pk = len(docs)
+    for _ in range(data.draw(st.integers(1, 3))):
+        keep = np.array(data.draw(st.lists(st.booleans(), min_size=len(index.pks),
+                                           max_size=len(index.pks))), dtype=bool)
+        added = data.draw(st.lists(st.lists(st.sampled_from(WORDS), max_size=12)
+                                   .map(" ".join), max_size=8))
+        for pk in index.pks[~keep]:
+            del live[int(pk)]
+        new = list(enumerate(added, start=next_pk))
+        next_pk += len(added)
+        live.update(new)
+        index = index.update(keep, new)
+        fresh = TermIndex.build(sorted(live.items()))
+        assert sorted(index.pks.tolist()) == fresh.pks.tolist()
+        order = np.argsort(index.pks)
+        for query in ["cell", "protein mouse", "gene growth cafe", "the"]:
+            got, want = index.scores(query), fresh.scores(query)
+            if want is None:
+                assert got is None or not got.any()
+                continue
+            assert got is not None
+            np.testing.assert_array_equal(got[order], want)
