@@ -388,13 +388,14 @@ def _update_matrix(session: Session, dataset_id: str, dimension: int,
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     matrix = _Matrix(pks, vectors, delta.fps_of(pks, now), now)
-    if base.approx is not None:
+    state = base.approx  # read once: the graph builder may replace it meanwhile
+    if state is not None:
         # Old matrix row -> new row (-1: gone), then graph key -> new row through it.
         moved = np.full(len(base.pks), -1, dtype=np.int64)
         moved[keep] = position[:kept]
-        remap = moved if base.approx.remap is None else np.where(
-            base.approx.remap >= 0, moved[np.maximum(base.approx.remap, 0)], -1)
+        remap = moved if state.remap is None else np.where(
+            state.remap >= 0, moved[np.maximum(state.remap, 0)], -1)
         covered = np.zeros(len(pks), dtype=bool)
         covered[remap[remap >= 0]] = True
-        matrix.approx = _Ann(base.approx.graph, remap, np.flatnonzero(~covered))
+        matrix.approx = _Ann(state.graph, remap, np.flatnonzero(~covered))
     return matrix
