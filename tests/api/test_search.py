@@ -18,6 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dataloft.app import create_app
+from dataloft.models import Dataset
+from dataloft.storage.index.sqlite import SqliteIndex
 from tests.conftest import KEY
 from tests.support.api import assert_envelope, create_dataset, create_file, sync, wait_for_sync
 
@@ -457,3 +459,26 @@ def test_search_during_resync_never_mixes_versions(client: TestClient) -> None:
     assert seen["alphaversion"] and seen["betaversion"], seen  # it did watch the flips
     final = search(client, ds, "alphaversion betaversion", mode="lexical", take=200)
     assert final and all("alphaversion" in h["text"] for h in final)
+
+
+def test_a_sync_warms_the_embedded_index_before_any_search(client: TestClient) -> None:
+    """The embedded deployment's sync worker runs in the API process: its commit brings the
+    dataset's term index and vector matrix up to date in the background (issue 16, item 3),
+    so the first search after sync.completed does not build them."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    index = ctx.index
+    if not isinstance(index, SqliteIndex):
+        pytest.skip("the embedded index")
+    ds = create_dataset(client)
+    for round_, words in enumerate(["alpha beta", "gamma delta"]):
+        fid = create_file(client, "\n\n".join(f"{words} paragraph {i}." for i in range(5))
+                          .encode(), name=f"warm{round_}.txt")
+        sync(client, ds, fid)
+        index.wait()
+        with ctx.db.read() as s:
+            version = s.get(Dataset, ds).index_version
+        assert index._cache[("terms", ds)][0] == version
+        assert index._cache[("vectors", ds)][0] == version
+        terms = index._cache[("terms", ds)][1]
+        assert search(client, ds, words.split()[0], mode="lexical")
+        assert index._cache[("terms", ds)][1] is terms
