@@ -124,7 +124,8 @@ class TermIndex:
         # by term, and within a term the old documents come first, as their numbers do.
         at = np.searchsorted(old_term, term, side="right")
         return _weigh(np.concatenate([self.pks[keep], pks]), vocab,
-                      np.insert(old_term, at, term), np.insert(old_doc, at, doc + np.int32(kept_docs)),
+                      np.insert(old_term, at, term),
+                      np.insert(old_doc, at, doc + np.int32(kept_docs)),
                       np.insert(old_tf, at, tf),
                       np.concatenate([self.length[keep], length]))
 
