@@ -16,10 +16,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy import ColumnElement, Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
@@ -46,6 +46,9 @@ class _Matrix:
     graph: ann.Graph | None = None
 
 
+_VECTORS = cast(Table, RecordVector.__table__)
+
+
 class SqliteIndex:
     def __init__(self, *, ann_min_records: int = ANN_MIN_RECORDS,
                  exact_share: float = EXACT_SHARE, ann_background: bool = True) -> None:
@@ -65,8 +68,8 @@ class SqliteIndex:
             batch = rows[i : i + _BATCH]
             vectors = [{"pk": r.pk, "dataset_id": r.dataset_id, "vector": r.vector}
                        for r in batch if r.vector is not None]
-            if vectors:
-                session.execute(insert(RecordVector), vectors)
+            if vectors:  # the Core table: the ORM's bulk path costs more than the insert
+                session.execute(insert(_VECTORS), vectors)
 
     def removed(self, session: Session, pks: Sequence[int]) -> None:
         for i in range(0, len(pks), _BATCH):
