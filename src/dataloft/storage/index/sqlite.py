@@ -16,10 +16,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Table, delete, insert, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
@@ -46,8 +46,6 @@ class _Matrix:
     graph: ann.Graph | None = None
 
 
-_VECTORS = cast(Table, RecordVector.__table__)
-
 
 class SqliteIndex:
     def __init__(self, *, ann_min_records: int = ANN_MIN_RECORDS,
@@ -66,10 +64,11 @@ class SqliteIndex:
     def added(self, session: Session, rows: Sequence[IndexRow]) -> None:
         for i in range(0, len(rows), _BATCH):
             batch = rows[i : i + _BATCH]
-            vectors = [{"pk": r.pk, "dataset_id": r.dataset_id, "vector": r.vector}
-                       for r in batch if r.vector is not None]
-            if vectors:  # the Core table: the ORM's bulk path costs more than the insert
-                session.execute(insert(_VECTORS), vectors)
+            vectors = [(r.pk, r.dataset_id, r.vector) for r in batch if r.vector is not None]
+            if vectors:  # the driver's executemany: SQLAlchemy's bulk path costs more
+                session.connection().exec_driver_sql(
+                    "INSERT INTO record_vectors (pk, dataset_id, vector) VALUES (?, ?, ?)",
+                    vectors)
 
     def removed(self, session: Session, pks: Sequence[int]) -> None:
         for i in range(0, len(pks), _BATCH):
