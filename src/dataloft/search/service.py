@@ -21,6 +21,7 @@ from dataloft.kit.principal import Principal
 from dataloft.models import Dataset, Record
 from dataloft.search import repository
 from dataloft.search.highlight import highlights
+from dataloft.search.repository import Found
 from dataloft.storage.index.base import Index
 
 MAX_TAKE = 200
@@ -101,7 +102,7 @@ def restriction(principal: Principal, raw_filter: object, dialect: str
 
 
 def search(session: Session, index: Index, embedder: Embedder, principal: Principal,
-           dataset_id: str, body: SearchBody, dialect: str) -> list[tuple[Record, float]]:
+           dataset_id: str, body: SearchBody, dialect: str) -> list[tuple[Found, float]]:
     dataset = datasets.get(session, principal, dataset_id)
     restrict = restriction(principal, body.filter, dialect)
     take = body.take or int(dataset.settings.get("searchMaxRecords") or 10)
@@ -116,7 +117,7 @@ def search(session: Session, index: Index, embedder: Embedder, principal: Princi
     return top(session, hits, take)
 
 
-def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Record, float]]:
+def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Found, float]]:
     if not hits:
         return []
     by_pk = repository.records_by_pk(session, [pk for pk, _ in hits])
@@ -124,12 +125,12 @@ def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Record, 
 
 
 def top(session: Session, hits: list[tuple[int, float]], take: int
-        ) -> list[tuple[Record, float]]:
+        ) -> list[tuple[Found, float]]:
     """The records of the first `take` hits, in order, one per table row: a row over the
     token budget is several records (`part` 1, 2...), of which only the best ranked is
     kept, as the row was one record before it had to be split (and a result list of one
     row's parts crowds out the other rows)."""
-    out: list[tuple[Record, float]] = []
+    out: list[tuple[Found, float]] = []
     rows: set[tuple[Any, ...]] = set()
     start = 0
     while len(out) < take and start < len(hits):
@@ -145,7 +146,7 @@ def top(session: Session, hits: list[tuple[int, float]], take: int
     return out
 
 
-def row_of_part(record: Record) -> tuple[Any, ...] | None:
+def row_of_part(record: Found) -> tuple[Any, ...] | None:
     """Which row a part of a split row belongs to; None for any other record."""
     meta = record.meta or {}
     if "part" not in meta or "row" not in meta:
@@ -153,7 +154,7 @@ def row_of_part(record: Record) -> tuple[Any, ...] | None:
     return (record.file_id, str(meta.get("sheet")), str(meta.get("table")), str(meta["row"]))
 
 
-def render(record: Record, score: float, query: str) -> dict[str, Any]:
+def render(record: Found, score: float, query: str) -> dict[str, Any]:
     return {"id": record.id, "text": record.text, "source": record.source,
             "meta": record.meta, "score": round(score, 6),
             "highlights": highlights(record.text, query)}
