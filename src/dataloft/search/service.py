@@ -29,6 +29,8 @@ MAX_TAKE = 200
 DEFAULT_LEXICAL_WEIGHT = 0.7
 # Candidates taken from each side before fusion.
 POOL = 200
+# Ranked records loaded per record still missing from a result page (top()).
+LOAD_AHEAD = 3
 
 Mode = Literal["hybrid", "lexical", "semantic"]
 
@@ -61,12 +63,12 @@ def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]],
         sem = {}
     elif lexical_weight <= 0:
         lex = {}
-    fused = {pk: lexical_weight * lex.get(pk, 0.0) + (1 - lexical_weight) * sem.get(pk, 0.0)
-             for pk in lex.keys() | sem.keys()}
     # Min-max maps each side's weakest candidate to 0, like "not found by that side": at
-    # equal scores, a candidate of more sides ranks first.
-    return sorted(fused.items(),
-                  key=lambda kv: (-kv[1], -((kv[0] in lex) + (kv[0] in sem)), kv[0]))
+    # equal scores, a candidate of more sides ranks first. (Plain tuples sort without a
+    # key function: a few hundred candidates per request.)
+    ranked = sorted((-(lexical_weight * lex.get(pk, 0.0) + (1 - lexical_weight) * sem.get(pk, 0.0)),
+                     -((pk in lex) + (pk in sem)), pk) for pk in lex.keys() | sem.keys())
+    return [(pk, -neg) for neg, _, pk in ranked]
 
 
 def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence[Dataset],
@@ -134,9 +136,13 @@ def top(session: Session, hits: list[tuple[int, float]], take: int
     rows: set[tuple[Any, ...]] = set()
     start = 0
     while len(out) < take and start < len(hits):
-        batch = hits[start:start + take - len(out)]
+        # More than is missing: a split row's parts tend to rank together, and a round
+        # trip for each batch costs more than a few spare rows.
+        batch = hits[start:start + LOAD_AHEAD * (take - len(out))]
         start += len(batch)
         for record, score in load(session, batch):
+            if len(out) == take:
+                break
             row = row_of_part(record)
             if row is not None and row in rows:
                 continue
