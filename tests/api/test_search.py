@@ -280,6 +280,37 @@ def test_highlights_quote_the_matching_sentence(client: TestClient) -> None:
         assert h in text
 
 
+def test_highlights_follow_a_record_updated_in_place(client: TestClient) -> None:
+    ds = create_dataset(client)
+    rid = add_record(client, ds, "Owls hunt at night. The cobalt lighthouse guides ships home.")
+    (hit,) = search(client, ds, "lighthouse", mode="lexical")
+    assert hit["highlights"] == ["The cobalt lighthouse guides ships home."]
+    r = client.post(f"/api/v1/dataset/{ds}/record/{rid}/update",
+                    json={"text": "Owls hunt at night. The lighthouse keeper bakes bread."})
+    assert r.status_code == 200, r.text
+    (hit,) = search(client, ds, "lighthouse", mode="lexical")
+    assert hit["id"] == rid
+    assert hit["highlights"] == ["The lighthouse keeper bakes bread."]
+
+
+def test_highlights_follow_a_file_resynced_with_new_text(client: TestClient) -> None:
+    fid = create_file(client, b"Owls hunt at night. The cobalt lighthouse guides ships home.",
+                      name="coast.txt")
+    ds = create_dataset(client)
+    assert sync(client, ds, fid)["type"] == "sync.completed"
+    (hit,) = search(client, ds, "lighthouse", mode="lexical")
+    assert hit["highlights"] == ["The cobalt lighthouse guides ships home."]
+    r = client.post(f"/api/v1/file/{fid}/upload",
+                    content=b"Owls hunt at night. A lighthouse stands on the cliff.",
+                    headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200, r.text
+    started = int(time.time() * 1000) - 1
+    assert client.post(f"/api/v1/dataset/{ds}/file/{fid}/sync", json={}).status_code == 200
+    assert wait_for_sync(client, ds, fid, after=started)["type"] == "sync.completed"
+    (hit,) = search(client, ds, "lighthouse", mode="lexical")
+    assert hit["highlights"] == ["A lighthouse stands on the cliff."]
+
+
 # --- dataset settings ------------------------------------------------------------------------
 
 
