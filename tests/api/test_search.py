@@ -169,10 +169,11 @@ def test_a_split_row_is_scored_as_the_whole_row(client: TestClient) -> None:
     between them outranks short rows that each hold one of them, as it did unsplit (scored
     part by part, each part matched one word, no better than a short row)."""
     filler = " ".join(f"The trail bent past stone number {i}." for i in range(9))
-    body = f"Aardvark tracks. {filler} Pangolin scales. {filler} Quokka grins. {filler}"
-    words = ("aardvark", "pangolin", "quokka")
+    body = (f"Aardvark tracks. {filler} Pangolin scales. {filler} Quokka grins. {filler} "
+            f"Wombat digs. {filler}")
+    words = ("aardvark", "pangolin", "quokka", "wombat")
     rows = [{"id": "long", "body": body},
-            *({"id": f"s{i}", "body": f"A {w} near stone {i}."} for i, w in enumerate(words)),
+            *({"id": f"s{i}", "body": f"A {w} by stone {i}."} for i, w in enumerate(words)),
             *({"id": f"f{i}", "body": filler} for i in range(6))]
     ds = create_dataset(client, recordMaxTokens=48)
     done = sync(client, ds, create_file(client, ("\n".join(map(json.dumps, rows)) + "\n")
