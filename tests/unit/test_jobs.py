@@ -3,6 +3,8 @@ pool; and on PostgreSQL, claimers in flight at the same time (what many worker p
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -290,6 +292,14 @@ def test_release_makes_the_job_claimable_at_once(db: Database) -> None:
 def _no_waiting(session: Session) -> None:
     """Make this claim fail loudly instead of queueing behind another claim's row lock."""
     session.execute(text("SET LOCAL lock_timeout = '2s'"))
+
+
+def test_postgres_sessions_name_their_process(pg: Database) -> None:
+    # Which replica or worker holds a lock is then one query on pg_stat_activity away.
+    with pg.write() as session:
+        name = session.scalar(text("SELECT application_name FROM pg_stat_activity "
+                                   "WHERE pid = pg_backend_pid()"))
+    assert name == f"dataloft:{os.getpid()}:{socket.gethostname()}"[:63]
 
 
 def test_a_claim_skips_the_rows_another_claim_in_flight_holds(pg: Database) -> None:

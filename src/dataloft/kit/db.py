@@ -9,6 +9,8 @@ both roles share one engine. Built from arguments; never reads settings.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,8 +66,12 @@ class Database:
             self.write_engine = _sqlite_engine(url, writer=True, wait_s=wait_s)
             self.read_engine = _sqlite_engine(url, writer=False, wait_s=wait_s)
         else:
+            # Named after the process, so pg_stat_activity and pg_locks tell an operator
+            # which replica or worker holds a transaction (63 bytes is PostgreSQL's limit).
+            name = f"dataloft:{os.getpid()}:{socket.gethostname()}"[:63]
             self.write_engine = create_engine(url, pool_size=10, max_overflow=10,
-                                              pool_pre_ping=True, json_serializer=_json)
+                                              pool_pre_ping=True, json_serializer=_json,
+                                              connect_args={"application_name": name})
             # One snapshot per read unit of work, as SQLite's WAL readers get: a search (or
             # a page and its count) never mixes the state before and after a commit.
             # Read-only transactions never fail to serialise; writers stay READ COMMITTED.

@@ -119,6 +119,8 @@ class Result:
     columns: list[dict[str, str]]  # {"name", "type" (dataType), "sqlType"}
     rows: list[list[Any]]
     truncated: bool
+    # The statement's own ORDER BY fixed the row order (a chart then keeps it).
+    ordered: bool = False
 
 
 class QueryEngine:
@@ -328,7 +330,7 @@ def _execute(tables: list[LoadTable], sql: str, limit: int, limits: QueryLimits)
         con.execute(f"SET allowed_paths = [{', '.join(readable)}]")
         for statement in LOCK_DOWN:
             con.execute(statement)
-        _check(con, sql)
+        ordered = _check(con, sql)
         cur = con.execute(sql)
         columns = [{"name": str(d[0]), "sqlType": str(d[1]), "type": data_type(str(d[1]))}
                    for d in cur.description or []]
@@ -343,14 +345,15 @@ def _execute(tables: list[LoadTable], sql: str, limit: int, limits: QueryLimits)
         with contextlib.suppress(Exception):
             con.close()
     return Result(columns, [[plain(v) for v in row] for row in rows[:limit]],
-                  len(rows) > limit)
+                  len(rows) > limit, ordered)
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
 
 
-def _check(con: Any, sql: str) -> None:
+def _check(con: Any, sql: str) -> bool:
+    """Refuse what may not run; True when the statement ends in its own ORDER BY."""
     import duckdb  # noqa: PLC0415
 
     try:
@@ -372,6 +375,8 @@ def _check(con: Any, sql: str) -> None:
             raise SqlNotAllowed(f"table function {name!r} is not allowed; query the tables")
         if lowered in DENIED_FUNCTIONS or lowered.startswith(DENIED_PREFIXES):
             raise SqlNotAllowed(f"function {name!r} is not allowed")
+    modifiers = tree["statements"][0]["node"].get("modifiers") or []
+    return any(m.get("type") == "ORDER_MODIFIER" for m in modifiers)
 
 
 def _functions(node: Any, table: bool = False) -> Iterator[tuple[str, bool]]:
