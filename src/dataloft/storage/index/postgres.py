@@ -7,7 +7,8 @@ Lexical. `to_tsvector('english')` (snowball stems, stop words dropped) of the te
 diacritics folded in Python (no `unaccent` needed); a leading Markdown heading line is
 weighted 'A' and counts twice. A query is the OR of its words (each quoted into
 `to_tsquery`, so no query syntax reaches the server), scored by BM25 in SQL (k1 1.2,
-b 0.75): tf per term from `ts_rank_cd` of that one term, length = distinct lexemes, and
+b 0.75; a split table row's matched parts are one document, storage/index/rows.py): tf
+per term from `ts_rank_cd` of that one term, length = distinct lexemes, and
 df / N / average length over the matched rows the caller may see (no extra scan, and
 nothing outside `restrict` shapes a score). SciFact (5,183 docs, 300 queries), nDCG@10 /
 p50 on 2 busy cores: BM25 here 0.682 / 32 ms; `ts_rank_cd` of the OR query 0.37-0.41 /

@@ -65,7 +65,8 @@ class RowTerms:
 def _joined(records: Iterable[tuple[int, str, str]], pks: list[int], row_of: list[int]
             ) -> Iterator[tuple[int, str]]:
     """(row number, the row's texts joined), filling `pks` and `row_of` on the way."""
-    number, key, texts = -1, "", []
+    number, key = -1, ""
+    texts: list[str] = []
     for pk, text, row in records:
         if number < 0 or row != key:
             if texts:
