@@ -4,7 +4,7 @@ A row over the token budget becomes several records (sync/build.py: each part op
 the row's short fields, then a piece of the rest), and search answers with the best part of
 each row. Scored part by part, BM25 sees only the query terms that fall in one piece of the
 row; scored as the row (the parts' texts together), it sees them all, as it did before rows
-were split: SciFact nDCG@10 lexical 0.6807 -> 0.6870, hybrid 0.6994 -> 0.7040
+were split: SciFact nDCG@10 lexical 0.6807 -> 0.6870, hybrid 0.6994 -> 0.7030
 (docs/benchmarks.md section 17). Every part of a row gets the row's score; fusion with the
 part's own vector score then picks which part answers.
 
