@@ -48,6 +48,7 @@ def run(rows: int, timeout: float, env: dict[str, str]) -> dict[str, Any]:
         time.sleep(1.0)  # let the upload's own allocations settle before "idle"
         idle = _proc_status(server.pid).get("VmRSS", 0)
         with RssSampler(server.pid) as sampler:
+            cpu = _cpu_s(server.pid)
             started = time.monotonic()
             api.attach_and_sync(ds, fid)
             try:
@@ -55,15 +56,24 @@ def run(rows: int, timeout: float, env: dict[str, str]) -> dict[str, Any]:
             except (RuntimeError, TimeoutError) as exc:
                 outcome = f"failed: {exc}"
             seconds = time.monotonic() - started
+            cpu = _cpu_s(server.pid) - cpu
         status = _proc_status(server.pid)
         api.close()
         return {"rows": rows, "bytes": len(data), "idle_rss": idle,
                 "peak_rss": status.get("VmHWM", 0),
                 "growth": status.get("VmHWM", 0) - idle,
                 "sampled_peak": sampler.hwm(), "seconds": round(seconds, 1),
+                "cpu_s": round(cpu, 1), "rows_per_s": round(rows / seconds),
                 "outcome": outcome}
     finally:
         server.stop()
+
+
+def _cpu_s(pid: int) -> float:
+    """The server process's CPU seconds, all its threads (not the extraction child's)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _outcome(event: dict[str, Any]) -> str:
@@ -91,7 +101,8 @@ def main() -> None:
         results.append(result)
         print(f"{rows:>9} rows {mib(result['bytes']):>10}  idle {mib(result['idle_rss']):>10}"
               f"  peak {mib(result['peak_rss']):>10}  growth {mib(result['growth']):>10}"
-              f"  {result['seconds']:>7} s"
+              f"  {result['seconds']:>7} s  {result['rows_per_s']:>6} rows/s"
+              f"  server CPU {result['cpu_s']:>6} s"
               f"  {result['outcome']}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:

@@ -19,7 +19,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON as the engines store it (a driver-level insert must match)."""
     # Unescaped UTF-8, so JSON paths can address non-ASCII keys.
     return json.dumps(value, ensure_ascii=False)
 
@@ -31,7 +32,7 @@ def _sqlite_engine(url: str, *, writer: bool, wait_s: float) -> Engine:
         max_overflow=0 if writer else 8,
         pool_timeout=wait_s,
         connect_args={"check_same_thread": False, "timeout": 60},
-        json_serializer=_json,
+        json_serializer=json_text,
     )
 
     @event.listens_for(engine, "connect")
@@ -70,7 +71,7 @@ class Database:
             # which replica or worker holds a transaction (63 bytes is PostgreSQL's limit).
             name = f"dataloft:{os.getpid()}:{socket.gethostname()}"[:63]
             self.write_engine = create_engine(url, pool_size=10, max_overflow=10,
-                                              pool_pre_ping=True, json_serializer=_json,
+                                              pool_pre_ping=True, json_serializer=json_text,
                                               connect_args={"application_name": name})
             # One snapshot per read unit of work, as SQLite's WAL readers get: a search (or
             # a page and its count) never mixes the state before and after a commit.

@@ -16,15 +16,21 @@ _lock = threading.Lock()
 _last = (0, 0)
 
 
+# Two characters (10 bits) a lookup: a big sync makes a million ids.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+
+
 def _encode(value: int, length: int) -> str:
+    """`length` (even) Crockford base32 characters of `value`, most significant first."""
     out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
+    for _ in range(length // 2):
+        out.append(_PAIRS[value & 1023])
+        value >>= 10
     return "".join(reversed(out))
 
 
-def new_id(prefix: str) -> str:
+def _reserve(count: int) -> tuple[int, int]:
+    """(ms, first random part) of `count` consecutive ids."""
     global _last
     with _lock:
         ms = time.time_ns() // 1_000_000
@@ -33,8 +39,20 @@ def new_id(prefix: str) -> str:
         # process stay strictly increasing.
         rand = last_rand + 1 if ms <= last_ms else int.from_bytes(os.urandom(10), "big") >> 1
         ms = max(ms, last_ms)
-        _last = (ms, rand)
+        _last = (ms, rand + count - 1)
+    return ms, rand
+
+
+def new_id(prefix: str) -> str:
+    ms, rand = _reserve(1)
     return f"{prefix}_{_encode(ms, 10)}{_encode(rand, 16)}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """`count` ids, increasing, as `new_id` would make them one after another."""
+    ms, rand = _reserve(count)
+    head = f"{prefix}_{_encode(ms, 10)}"
+    return [head + _encode(rand + i, 16) for i in range(count)]
 
 
 def now_ms() -> int:

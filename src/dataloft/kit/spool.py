@@ -11,11 +11,30 @@ The confined extraction child writes into the same file through an inherited des
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
+
+
+class _Cursor(io.RawIOBase):
+    """Reads a descriptor from the start at an offset of its own (pread), leaving the
+    descriptor's shared offset alone."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd, self._at = fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.pread(self._fd, len(buffer), self._at)
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
 
 
 class SpoolFull(Exception):
@@ -34,15 +53,18 @@ class Spool:
         pickle.dump(batch, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
 
     def batches(self) -> Iterator[list[Any]]:
-        """Every batch, from the start (what a child wrote through the descriptor too)."""
+        """Every batch, from the start (what a child wrote through the descriptor too).
+
+        Each call reads through a cursor of its own, so two threads may read the spool at
+        once (a sync writes its tables while it builds its records from the same items)."""
         self._fh.flush()
-        self._fh.seek(0)
-        while True:
-            try:
-                batch: list[Any] = pickle.load(self._fh)
-            except EOFError:
-                return
-            yield batch
+        with io.BufferedReader(_Cursor(self._fh.fileno()), 1 << 20) as fh:
+            while True:
+                try:
+                    batch: list[Any] = pickle.load(fh)
+                except EOFError:
+                    return
+                yield batch
 
     def items(self) -> Iterator[Any]:
         for batch in self.batches():

@@ -35,6 +35,8 @@ HEAD_SHARE = 4
 
 
 def _value_text(value: Any) -> str:
+    if type(value) is str or type(value) is int:  # most cells: no further test needed
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -46,7 +48,8 @@ def _value_text(value: Any) -> str:
 
 def render_row(fields: dict[str, Any]) -> str:
     """`column: value` lines, so column names are searchable alongside the values."""
-    return "\n".join(f"{k}: {_value_text(v)}" for k, v in fields.items() if v not in (None, ""))
+    return "\n".join([f"{k}: {_value_text(v)}" for k, v in fields.items()
+                      if v is not None and v != ""])
 
 
 def _row_records(row: Row, max_tokens: int, overlap: int

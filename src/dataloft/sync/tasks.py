@@ -17,6 +17,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -162,15 +163,21 @@ class SyncHandler:
         items = stack.enter_context(Spool("dataloft-items-"))
         fmt = self._extract(plan, items, deadline)
         file_type = content_type_for(fmt, plan.content_type)
-        tables = self._write_tables(plan, file_type, items, deadline)
+        # The tables are written in a thread of their own while the records are built and
+        # embedded: DuckDB and the tokenizer run outside the GIL, so both cores work.
+        pool = stack.enter_context(ThreadPoolExecutor(2, thread_name_prefix="dataloft-sync"))
+        tables = pool.submit(self._write_tables, plan, file_type, items, deadline)
         out = stack.enter_context(Spool("dataloft-records-"))
-        built = self._build(plan, file_type, items, out, alive, deadline)
+        try:
+            built = self._build(plan, file_type, items, out, alive, deadline, pool)
+        finally:
+            wait([tables])
         if built is None:
             return None
         count, reused = built
         if not count:
             raise JobFailed("empty_content", "the file contains no extractable text")
-        return Product(out, count, reused, tables)
+        return Product(out, count, reused, tables.result())
 
     def commit(self, lease: Lease, plan: Plan, product: Product, started: float) -> None:
         with self.db.write() as session:
@@ -227,20 +234,29 @@ class SyncHandler:
                     created_at=plan.created_at)
 
     def _build(self, plan: Plan, file_type: str | None, items: Spool, out: Spool,
-               alive: Callable[[], bool], deadline: Deadline) -> tuple[int, int] | None:
+               alive: Callable[[], bool], deadline: Deadline,
+               pool: ThreadPoolExecutor) -> tuple[int, int] | None:
         """Build, embed and spool the records a batch at a time: (count, reused vectors);
-        None if the lease was lost meanwhile."""
+        None if the lease was lost meanwhile. One batch embeds in `pool` while the next
+        is built, so at most two batches are held."""
         built = build_records(self._file(plan), items.items(), plan.max_tokens,
                               overlap_tokens=plan.overlap, file_type=file_type)
         count = reused = 0
-        while batch := list(islice(built, EMBED_BATCH)):
+        pending: tuple[list[NewRecord], Future[int]] | None = None
+        while True:
+            batch = list(islice(built, EMBED_BATCH))
             deadline.check()
             if not alive():
                 return None
-            reused += self._embed(batch, plan.dataset_id, plan.file_id)
-            out.append(batch)
-            count += len(batch)
-        return count, reused
+            if batch:
+                embedding = pool.submit(self._embed, batch, plan.dataset_id, plan.file_id)
+            if pending is not None:
+                reused += pending[1].result()
+                out.append(pending[0])
+                count += len(pending[0])
+            if not batch:
+                return count, reused
+            pending = batch, embedding
 
     def _write_tables(self, plan: Plan, file_type: str | None, items: Spool,
                       deadline: Deadline) -> list[snapshot.TableSnapshot]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
@@ -48,6 +48,7 @@ class _Matrix:
     graph: ann.Graph | None = None
 
 
+
 class SqliteIndex:
     def __init__(self, *, ann_min_records: int = ANN_MIN_RECORDS,
                  exact_share: float = EXACT_SHARE, ann_background: bool = True) -> None:
@@ -65,10 +66,11 @@ class SqliteIndex:
     def added(self, session: Session, rows: Sequence[IndexRow]) -> None:
         for i in range(0, len(rows), _BATCH):
             batch = rows[i : i + _BATCH]
-            vectors = [{"pk": r.pk, "dataset_id": r.dataset_id, "vector": r.vector}
-                       for r in batch if r.vector is not None]
-            if vectors:
-                session.execute(insert(RecordVector), vectors)
+            vectors = [(r.pk, r.dataset_id, r.vector) for r in batch if r.vector is not None]
+            if vectors:  # the driver's executemany: SQLAlchemy's bulk path costs more
+                session.connection().exec_driver_sql(
+                    "INSERT INTO record_vectors (pk, dataset_id, vector) VALUES (?, ?, ?)",
+                    vectors)
 
     def removed(self, session: Session, pks: Sequence[int]) -> None:
         for i in range(0, len(pks), _BATCH):
