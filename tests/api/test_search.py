@@ -164,6 +164,27 @@ def test_a_split_row_is_one_hit_and_every_part_names_it(client: TestClient) -> N
     assert all(x["meta"]["title"] == "Savanna notes" for x in split)
 
 
+def test_a_split_row_is_scored_as_the_whole_row(client: TestClient) -> None:
+    """Lexical scores a split row as one document: a row whose parts hold a query's words
+    between them outranks short rows that each hold one of them, as it did unsplit (scored
+    part by part, each part matched one word, no better than a short row)."""
+    filler = " ".join(f"The trail bent past stone number {i}." for i in range(9))
+    body = (f"Aardvark tracks. {filler} Pangolin scales. {filler} Quokka grins. {filler} "
+            f"Wombat digs. {filler}")
+    words = ("aardvark", "pangolin", "quokka", "wombat")
+    rows = [{"id": "long", "body": body},
+            *({"id": f"s{i}", "body": f"A {w} by stone {i}."} for i, w in enumerate(words)),
+            *({"id": f"f{i}", "body": filler} for i in range(6))]
+    ds = create_dataset(client, recordMaxTokens=48)
+    done = sync(client, ds, create_file(client, ("\n".join(map(json.dumps, rows)) + "\n")
+                                        .encode(), name="rows.jsonl",
+                                        content_type="application/x-ndjson"))
+    assert done["data"]["recordCount"] > len(rows) + 3, done
+    hits = search(client, ds, " ".join(words), mode="lexical", take=4)
+    ranked = [(h["meta"]["id"], h["score"]) for h in hits]
+    assert ranked[0][0] == "long", ranked
+
+
 # --- take ------------------------------------------------------------------------------------
 
 

@@ -2,10 +2,11 @@
 
 Loadable SQLite extensions are unavailable on many Python builds, so vectors live as
 float32 blobs in `record_vectors`, and the records table itself is the text store. Per
-dataset, a term index (storage/index/terms.py) and a vector matrix are built on first use and
-cached per process, keyed on `datasets.index_version` read in the caller's snapshot, so a
-cached structure is only ever used with the records it was built from. Exact search is the
-recall ceiling; at 100k x 256 a scan is a ~25 MFLOP matrix-vector product. Datasets of at
+dataset, a term index (storage/index/terms.py, one document per table row: rows.py) and a
+vector matrix are built on first use and cached per process, keyed on
+`datasets.index_version` read in the caller's snapshot, so a cached structure is only ever
+used with the records it was built from. Exact search is the recall ceiling; at 100k x 256
+a scan is a ~25 MFLOP matrix-vector product. Datasets of at
 least `ann_min_records` vectors also get an HNSW graph, built with the matrix, and are
 searched approximately unless a restriction leaves few rows (storage/index/ann.py).
 """
@@ -26,7 +27,8 @@ from dataloft.kit.vectors import from_blobs
 from dataloft.models import Dataset, Record, RecordVector
 from dataloft.storage.index import ann
 from dataloft.storage.index.base import IndexRow
-from dataloft.storage.index.terms import TermIndex, query_terms, top
+from dataloft.storage.index.rows import RowTerms, row_key
+from dataloft.storage.index.terms import query_terms, top
 
 _BATCH = 500
 # (kind, dataset) entries: a term index and a vector matrix per recently searched dataset.
@@ -208,10 +210,10 @@ def _allowed_rows(session: Session, dataset_id: str, restrict: ColumnElement[boo
     return kept
 
 
-def _build_terms(session: Session, dataset_id: str, _dimension: int) -> TermIndex:
-    return TermIndex.build(session.execute(
-        select(Record.pk, Record.text).where(Record.dataset_id == dataset_id)
-        .order_by(Record.pk)))
+def _build_terms(session: Session, dataset_id: str, _dimension: int) -> RowTerms:
+    return RowTerms.build(session.execute(
+        select(Record.pk, Record.text, row_key()).where(Record.dataset_id == dataset_id)
+        .order_by(Record.pk)).tuples())
 
 
 def _build_matrix(session: Session, dataset_id: str, dimension: int) -> _Matrix | None:
