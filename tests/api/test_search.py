@@ -166,6 +166,27 @@ def test_a_split_row_is_one_hit_and_every_part_names_it(client: TestClient) -> N
     assert all(x["meta"]["title"] == "Savanna notes" for x in split)
 
 
+def test_a_split_row_is_scored_as_the_whole_row(client: TestClient) -> None:
+    """Lexical scores a split row as one document: a row whose parts hold a query's words
+    between them outranks short rows that each hold one of them, as it did unsplit (scored
+    part by part, each part matched one word, no better than a short row)."""
+    filler = " ".join(f"The trail bent past stone number {i}." for i in range(9))
+    body = (f"Aardvark tracks. {filler} Pangolin scales. {filler} Quokka grins. {filler} "
+            f"Wombat digs. {filler}")
+    words = ("aardvark", "pangolin", "quokka", "wombat")
+    rows = [{"id": "long", "body": body},
+            *({"id": f"s{i}", "body": f"A {w} by stone {i}."} for i, w in enumerate(words)),
+            *({"id": f"f{i}", "body": filler} for i in range(6))]
+    ds = create_dataset(client, recordMaxTokens=48)
+    done = sync(client, ds, create_file(client, ("\n".join(map(json.dumps, rows)) + "\n")
+                                        .encode(), name="rows.jsonl",
+                                        content_type="application/x-ndjson"))
+    assert done["data"]["recordCount"] > len(rows) + 3, done
+    hits = search(client, ds, " ".join(words), mode="lexical", take=4)
+    ranked = [(h["meta"]["id"], h["score"]) for h in hits]
+    assert ranked[0][0] == "long", ranked
+
+
 # --- take ------------------------------------------------------------------------------------
 
 
@@ -280,6 +301,37 @@ def test_highlights_quote_the_matching_sentence(client: TestClient) -> None:
     assert hit["highlights"] == ["The children were painting the fence."]
     for h in search(client, ds, "baked bread village", mode="hybrid")[0]["highlights"]:
         assert h in text
+
+
+def test_highlights_follow_a_record_updated_in_place(client: TestClient) -> None:
+    ds = create_dataset(client)
+    rid = add_record(client, ds, "Owls hunt at night. The cobalt lighthouse guides ships home.")
+    (hit,) = search(client, ds, "lighthouse", mode="lexical")
+    assert hit["highlights"] == ["The cobalt lighthouse guides ships home."]
+    r = client.post(f"/api/v1/dataset/{ds}/record/{rid}/update",
+                    json={"text": "Owls hunt at night. The lighthouse keeper bakes bread."})
+    assert r.status_code == 200, r.text
+    (hit,) = search(client, ds, "lighthouse", mode="lexical")
+    assert hit["id"] == rid
+    assert hit["highlights"] == ["The lighthouse keeper bakes bread."]
+
+
+def test_highlights_follow_a_file_resynced_with_new_text(client: TestClient) -> None:
+    fid = create_file(client, b"Owls hunt at night. The cobalt lighthouse guides ships home.",
+                      name="coast.txt")
+    ds = create_dataset(client)
+    assert sync(client, ds, fid)["type"] == "sync.completed"
+    (hit,) = search(client, ds, "lighthouse", mode="lexical")
+    assert hit["highlights"] == ["The cobalt lighthouse guides ships home."]
+    r = client.post(f"/api/v1/file/{fid}/upload",
+                    content=b"Owls hunt at night. A lighthouse stands on the cliff.",
+                    headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200, r.text
+    started = int(time.time() * 1000) - 1
+    assert client.post(f"/api/v1/dataset/{ds}/file/{fid}/sync", json={}).status_code == 200
+    assert wait_for_sync(client, ds, fid, after=started)["type"] == "sync.completed"
+    (hit,) = search(client, ds, "lighthouse", mode="lexical")
+    assert hit["highlights"] == ["A lighthouse stands on the cliff."]
 
 
 # --- dataset settings ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dataloft.storage.index.rows import RowTerms
 from dataloft.storage.index.terms import K1, B, TermIndex, query_terms, terms, top
 
 WORDS = ["cell", "cells", "protein", "the", "of", "mouse", "mice", "gene", "Café", "cafe",
@@ -105,3 +106,30 @@ def test_an_updated_index_scores_as_a_fresh_build(docs: list[str], data: st.Data
                 continue
             assert got is not None
             np.testing.assert_array_equal(got[order], want)
+
+
+# --- a split table row is one document (storage/index/rows.py) ----------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), texts.map(lambda t: t[:3])), min_size=1,
+                max_size=8),
+       st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join))
+def test_a_rows_parts_score_as_the_row(rows: list[tuple[int, list[str]]], query: str) -> None:
+    """Each record's score is textbook BM25 of its row (its parts' texts together), where
+    consecutive records with one key are one row, and a record with a key of its own (a
+    document chunk, an unsplit row) is scored alone."""
+    records, row_texts, row_of = [], [], []
+    for n, (key, parts) in enumerate(rows):
+        row_texts.append("\n".join(parts))
+        for part in parts:
+            records.append((len(records) + 100, part, f"{key}:{n}"))
+            row_of.append(n)
+    index = RowTerms.build(records)
+    assert index.pks.tolist() == [pk for pk, _, _ in records]
+    expected = bm25_oracle(row_texts, query)
+    scores = index.scores(query)
+    if scores is None:
+        assert not any(expected)
+        return
+    assert np.allclose(scores, [expected[n] for n in row_of], rtol=1e-4, atol=1e-5)

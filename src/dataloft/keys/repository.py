@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, delete, select
@@ -18,8 +19,22 @@ def add_key(session: Session, key: ApiKey) -> None:
     session.flush()
 
 
-def key_by_hash(session: Session, hash: str) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.hash == hash))
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a request's key grants: read on every request through a Core select of these
+    columns, without the ORM's per-query loading machinery."""
+
+    id: str
+    org_id: str
+    permissions: list[str]
+    datasets: list[str] | None
+    revoked_at: int | None
+
+
+def grant_by_hash(session: Session, hash: str) -> Grant | None:
+    row = session.execute(select(ApiKey.id, ApiKey.org_id, ApiKey.permissions, ApiKey.datasets,
+                                 ApiKey.revoked_at).where(ApiKey.hash == hash)).first()
+    return Grant(*row) if row is not None else None
 
 
 def key_by_id(session: Session, key_id: str) -> ApiKey | None:

@@ -61,13 +61,13 @@ def create_key(
     return key, raw
 
 
-def _principal(key: ApiKey) -> Principal:
+def _principal(key: ApiKey | repository.Grant) -> Principal:
     return Principal(org_id=key.org_id, key_id=key.id, permissions=frozenset(key.permissions),
                      datasets=frozenset(key.datasets) if key.datasets is not None else None)
 
 
 def authenticate(session: Session, raw: str) -> Principal:
-    key = repository.key_by_hash(session, hash_key(raw))
+    key = repository.grant_by_hash(session, hash_key(raw))
     if key is None or key.revoked_at is not None:
         raise NotAuthenticated("the API key is invalid or revoked")
     return _principal(key)

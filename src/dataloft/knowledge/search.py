@@ -25,6 +25,7 @@ from dataloft.kit.principal import Principal
 from dataloft.knowledge.service import Source, sources
 from dataloft.models import Dataset, Record
 from dataloft.search import service as search
+from dataloft.search.repository import Found
 from dataloft.search.service import SearchBody
 from dataloft.storage.index.base import Index
 
@@ -48,14 +49,14 @@ def _stale(datasets: list[Dataset], embedder: Embedder) -> list[Dataset]:
 
 def search_knowledge(session: Session, index: Index, embedder: Embedder, principal: Principal,
                      assistant_id: str, body: SearchBody, dialect: str
-                     ) -> list[tuple[Record, float]]:
+                     ) -> list[tuple[Found, float]]:
     return search_sources(session, index, embedder, principal,
                           sources(session, principal, assistant_id), body, dialect)
 
 
 def search_sources(session: Session, index: Index, embedder: Embedder, principal: Principal,
                    srcs: list[Source], body: SearchBody, dialect: str
-                   ) -> list[tuple[Record, float]]:
+                   ) -> list[tuple[Found, float]]:
     """One ranking over the sources (each within its filter), as the principal may see."""
     caller = search.restriction(principal, body.filter, dialect)  # validates the filter too
     if not srcs:
@@ -82,5 +83,5 @@ def search_sources(session: Session, index: Index, embedder: Embedder, principal
             if s >= floor.get(r.dataset_id, s)]
 
 
-def render(record: Record, score: float, query: str) -> dict[str, Any]:
+def render(record: Found, score: float, query: str) -> dict[str, Any]:
     return {**search.render(record, score, query), "datasetId": record.dataset_id}

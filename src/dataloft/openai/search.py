@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 from dataloft.errors import BadRequest
 from dataloft.kit import filters
 from dataloft.kit.principal import Principal
-from dataloft.models import Record
 from dataloft.openai import repository
 from dataloft.openai.common import Wiring
 from dataloft.openai.schemas import ContentPart, SearchBody, SearchPage, SearchResult
 from dataloft.openai.stores import get_live, needs_touch, touch
 from dataloft.search import service as search
+from dataloft.search.repository import Found
 
 _COMPARE = {"eq": "$eq", "ne": "$ne", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte",
             "in": "$in", "nin": "$nin"}
@@ -84,7 +84,7 @@ def _row_fields(meta: dict[str, Any]) -> dict[str, str | bool | int | float]:
             if k not in _FILE_META and isinstance(v, str | bool | int | float)}
 
 
-def _group(session: Session, dataset_id: str, hits: list[tuple[Record, float]],
+def _group(session: Session, dataset_id: str, hits: list[tuple[Found, float]],
            most: int) -> list[SearchResult]:
     file_ids = sorted({r.file_id for r, _ in hits if r.file_id})
     attributes = repository.attributes_of(session, dataset_id, file_ids)

@@ -21,6 +21,7 @@ from dataloft.kit.principal import Principal
 from dataloft.models import Dataset, Record
 from dataloft.search import repository
 from dataloft.search.highlight import highlights
+from dataloft.search.repository import Found
 from dataloft.storage.index.base import Index
 
 MAX_TAKE = 200
@@ -28,6 +29,8 @@ MAX_TAKE = 200
 DEFAULT_LEXICAL_WEIGHT = 0.7
 # Candidates taken from each side before fusion.
 POOL = 200
+# Ranked records loaded per record still missing from a result page (top()).
+LOAD_AHEAD = 3
 
 Mode = Literal["hybrid", "lexical", "semantic"]
 
@@ -60,12 +63,12 @@ def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]],
         sem = {}
     elif lexical_weight <= 0:
         lex = {}
-    fused = {pk: lexical_weight * lex.get(pk, 0.0) + (1 - lexical_weight) * sem.get(pk, 0.0)
-             for pk in lex.keys() | sem.keys()}
     # Min-max maps each side's weakest candidate to 0, like "not found by that side": at
-    # equal scores, a candidate of more sides ranks first.
-    return sorted(fused.items(),
-                  key=lambda kv: (-kv[1], -((kv[0] in lex) + (kv[0] in sem)), kv[0]))
+    # equal scores, a candidate of more sides ranks first. (Plain tuples sort without a
+    # key function: a few hundred candidates per request.)
+    ranked = sorted((-(lexical_weight * lex.get(pk, 0.0) + (1 - lexical_weight) * sem.get(pk, 0.0)),
+                     -((pk in lex) + (pk in sem)), pk) for pk in lex.keys() | sem.keys())
+    return [(pk, -neg) for neg, _, pk in ranked]
 
 
 def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence[Dataset],
@@ -101,7 +104,7 @@ def restriction(principal: Principal, raw_filter: object, dialect: str
 
 
 def search(session: Session, index: Index, embedder: Embedder, principal: Principal,
-           dataset_id: str, body: SearchBody, dialect: str) -> list[tuple[Record, float]]:
+           dataset_id: str, body: SearchBody, dialect: str) -> list[tuple[Found, float]]:
     dataset = datasets.get(session, principal, dataset_id)
     restrict = restriction(principal, body.filter, dialect)
     take = body.take or int(dataset.settings.get("searchMaxRecords") or 10)
@@ -116,7 +119,7 @@ def search(session: Session, index: Index, embedder: Embedder, principal: Princi
     return top(session, hits, take)
 
 
-def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Record, float]]:
+def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Found, float]]:
     if not hits:
         return []
     by_pk = repository.records_by_pk(session, [pk for pk, _ in hits])
@@ -124,18 +127,22 @@ def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Record, 
 
 
 def top(session: Session, hits: list[tuple[int, float]], take: int
-        ) -> list[tuple[Record, float]]:
+        ) -> list[tuple[Found, float]]:
     """The records of the first `take` hits, in order, one per table row: a row over the
     token budget is several records (`part` 1, 2...), of which only the best ranked is
     kept, as the row was one record before it had to be split (and a result list of one
     row's parts crowds out the other rows)."""
-    out: list[tuple[Record, float]] = []
+    out: list[tuple[Found, float]] = []
     rows: set[tuple[Any, ...]] = set()
     start = 0
     while len(out) < take and start < len(hits):
-        batch = hits[start:start + take - len(out)]
+        # More than is missing: a split row's parts tend to rank together, and a round
+        # trip for each batch costs more than a few spare rows.
+        batch = hits[start:start + LOAD_AHEAD * (take - len(out))]
         start += len(batch)
         for record, score in load(session, batch):
+            if len(out) == take:
+                break
             row = row_of_part(record)
             if row is not None and row in rows:
                 continue
@@ -145,7 +152,7 @@ def top(session: Session, hits: list[tuple[int, float]], take: int
     return out
 
 
-def row_of_part(record: Record) -> tuple[Any, ...] | None:
+def row_of_part(record: Found) -> tuple[Any, ...] | None:
     """Which row a part of a split row belongs to; None for any other record."""
     meta = record.meta or {}
     if "part" not in meta or "row" not in meta:
@@ -153,7 +160,7 @@ def row_of_part(record: Record) -> tuple[Any, ...] | None:
     return (record.file_id, str(meta.get("sheet")), str(meta.get("table")), str(meta["row"]))
 
 
-def render(record: Record, score: float, query: str) -> dict[str, Any]:
+def render(record: Found, score: float, query: str) -> dict[str, Any]:
     return {"id": record.id, "text": record.text, "source": record.source,
             "meta": record.meta, "score": round(score, 6),
             "highlights": highlights(record.text, query)}

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
 from dataloft.models import Record, RecordVector
+from dataloft.storage.index.rows import row_key
 
 _BATCH = 500
 
@@ -62,12 +63,14 @@ def unchanged(pks: np.ndarray, fps: np.ndarray, now: Catalog) -> tuple[np.ndarra
     return keep, known
 
 
-def texts(session: Session, pks: Sequence[int]) -> Iterator[tuple[int, str]]:
-    """(pk, text) of the records `pks` (ascending), in that order."""
+def texts(session: Session, pks: Sequence[int]) -> Iterator[tuple[int, str, str]]:
+    """(pk, text, row key) of the records `pks` (ascending), in that order."""
     for i in range(0, len(pks), _BATCH):
         chunk = [int(pk) for pk in pks[i : i + _BATCH]]
-        yield from session.execute(select(Record.pk, Record.text)
-                                   .where(Record.pk.in_(chunk)).order_by(Record.pk))
+        for pk, text, key in session.execute(select(Record.pk, Record.text, row_key())
+                                             .where(Record.pk.in_(chunk))
+                                             .order_by(Record.pk)):
+            yield int(pk), str(text), str(key)
 
 
 def vectors(session: Session, pks: Sequence[int], dimension: int

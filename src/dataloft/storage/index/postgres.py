@@ -7,7 +7,8 @@ Lexical. `to_tsvector('english')` (snowball stems, stop words dropped) of the te
 diacritics folded in Python (no `unaccent` needed); a leading Markdown heading line is
 weighted 'A' and counts twice. A query is the OR of its words (each quoted into
 `to_tsquery`, so no query syntax reaches the server), scored by BM25 in SQL (k1 1.2,
-b 0.75): tf per term from `ts_rank_cd` of that one term, length = distinct lexemes, and
+b 0.75; a split table row's matched parts are one document, storage/index/rows.py): tf
+per term from `ts_rank_cd` of that one term, length = distinct lexemes, and
 df / N / average length over the matched rows the caller may see (no extra scan, and
 nothing outside `restrict` shapes a score). SciFact (5,183 docs, 300 queries), nDCG@10 /
 p50 on 2 busy cores: BM25 here 0.682 / 32 ms; `ts_rank_cd` of the OR query 0.37-0.41 /
@@ -68,6 +69,7 @@ from dataloft.storage.index.postgres_vectors import (
     hnsw_index_name,
     hnsw_kind,
 )
+from dataloft.storage.index.rows import row_key
 
 log = logging.getLogger("dataloft.index")
 
@@ -177,31 +179,21 @@ class PostgresIndex:
         tfs = [(func.ts_rank_cd(literal_column(_TF_WEIGHTS), tsv,
                                 cast(bindparam(f"t{i}", t, String), TSQUERY), 0) / 0.5)
                .label(f"tf{i}") for i, t in enumerate(terms)]
-        matched = self._restricted(
-            select(_index.c.pk, cast(func.length(tsv), Float).label("len"), *tfs)
-            .where(_index.c.dataset_id.in_(list(dataset_ids)), matches_any),
-            restrict).cte("matched")
-        # Collection statistics come from the matched rows the caller may see: nothing
-        # about records outside `restrict` leaks into scores, and no extra scan is needed.
-        n = cast(func.count(), Float)
-        idfs = []
-        for i in range(len(terms)):
-            df = cast(func.count().filter(matched.c[f"tf{i}"] > 0), Float)
-            idfs.append(func.ln(1 + (n - df + 0.5) / (df + 0.5)).label(f"idf{i}"))
-        stats = (select(func.avg(matched.c.len).label("avglen"), *idfs)
-                 .select_from(matched).subquery("stats"))
-        # Per row: its length norm once, then one product per term (tf = 0 adds 0). OFFSET 0
-        # keeps the planner from inlining `norm` into every term again.
-        rows = (select(matched.c.pk,
-                       (_K1 * (1 - _B + _B * matched.c.len / stats.c.avglen)).label("norm"),
-                       *[matched.c[f"tf{i}"] for i in range(len(terms))],
-                       *[stats.c[f"idf{i}"] for i in range(len(terms))])
-                .select_from(matched).join(stats, true()).offset(0).subquery("rows"))
-        score = sum((rows.c[f"idf{i}"] * rows.c[f"tf{i}"] * (_K1 + 1)
-                     / (rows.c[f"tf{i}"] + rows.c.norm) for i in range(len(terms))),
-                    start=literal_column("0.0", Float))
-        stmt = (select(rows.c.pk, score.label("score"))
-                .order_by(literal_column("score").desc(), rows.c.pk).limit(k))
+        # One document per table row (storage/index/rows.py): a split row's matched parts
+        # add up their term frequencies and lengths, and each part gets the row's score.
+        base = (select(_index.c.pk, row_key().label("row"),
+                       cast(func.length(tsv), Float).label("len"), *tfs)
+                .join(Record, Record.pk == _index.c.pk)
+                .where(_index.c.dataset_id.in_(list(dataset_ids)), matches_any))
+        matched = (base if restrict is None else base.where(restrict)).cte("matched")
+        grouped = (select(matched.c.row, func.sum(matched.c.len).label("len"),
+                          *[func.sum(matched.c[f"tf{i}"]).label(f"tf{i}")
+                            for i in range(len(terms))])
+                   .group_by(matched.c.row).cte("grouped"))
+        scored = _bm25(grouped, len(terms))
+        stmt = (select(matched.c.pk, scored.c.score)
+                .join(scored, scored.c.row == matched.c.row)
+                .order_by(scored.c.score.desc(), matched.c.pk).limit(k))
         return [(int(pk), float(s)) for pk, s in session.execute(stmt)]
 
     @staticmethod
@@ -456,3 +448,27 @@ def _scored(rows: Any) -> list[tuple[int, float]]:
         d = float(distance) if distance is not None else math.nan
         out.append((int(pk), 0.0 if math.isnan(d) else 1.0 - d))
     return out
+
+
+def _bm25(docs: Any, n_terms: int) -> Any:
+    """(row, score) of each document of `docs` (row, len, tf0, tf1 ...): BM25 with the
+    collection statistics taken from `docs`, the matched documents the caller may see, so
+    nothing about records outside `restrict` leaks into scores and no extra scan is needed."""
+    n = cast(func.count(), Float)
+    idfs = []
+    for i in range(n_terms):
+        df = cast(func.count().filter(docs.c[f"tf{i}"] > 0), Float)
+        idfs.append(func.ln(1 + (n - df + 0.5) / (df + 0.5)).label(f"idf{i}"))
+    stats = (select(func.avg(docs.c.len).label("avglen"), *idfs)
+             .select_from(docs).subquery("stats"))
+    # Per document: its length norm once, then one product per term (tf = 0 adds 0).
+    # OFFSET 0 keeps the planner from inlining `norm` into every term again.
+    rows = (select(docs.c.row,
+                   (_K1 * (1 - _B + _B * docs.c.len / stats.c.avglen)).label("norm"),
+                   *[docs.c[f"tf{i}"] for i in range(n_terms)],
+                   *[stats.c[f"idf{i}"] for i in range(n_terms)])
+            .select_from(docs).join(stats, true()).offset(0).subquery("rows"))
+    score = sum((rows.c[f"idf{i}"] * rows.c[f"tf{i}"] * (_K1 + 1)
+                 / (rows.c[f"tf{i}"] + rows.c.norm) for i in range(n_terms)),
+                start=literal_column("0.0", Float))
+    return select(rows.c.row, score.label("score")).subquery("scored")

@@ -2,10 +2,11 @@
 
 Loadable SQLite extensions are unavailable on many Python builds, so vectors live as
 float32 blobs in `record_vectors`, and the records table itself is the text store. Per
-dataset, a term index (storage/index/terms.py) and a vector matrix are built on first use and
-cached per process, keyed on `datasets.index_version` read in the caller's snapshot, so a
-cached structure is only ever used with the records it was built from. Exact search is the
-recall ceiling; at 100k x 256 a scan is a ~25 MFLOP matrix-vector product. Datasets of at
+dataset, a term index (storage/index/terms.py, one document per table row: rows.py) and a
+vector matrix are built on first use and cached per process, keyed on
+`datasets.index_version` read in the caller's snapshot, so a cached structure is only ever
+used with the records it was built from. Exact search is the recall ceiling; at 100k x 256
+a scan is a ~25 MFLOP matrix-vector product. Datasets of at
 least `ann_min_records` vectors also get an HNSW graph, built with the matrix, and are
 searched approximately unless a restriction leaves few rows (storage/index/ann.py).
 
@@ -36,7 +37,8 @@ from dataloft.kit.vectors import from_blobs
 from dataloft.models import Dataset, Record, RecordVector
 from dataloft.storage.index import ann, delta
 from dataloft.storage.index.base import IndexRow
-from dataloft.storage.index.terms import TermIndex, query_terms, top
+from dataloft.storage.index.rows import RowTerms, row_key
+from dataloft.storage.index.terms import query_terms, top
 
 _BATCH = 500
 # (kind, dataset) entries: a term index and a vector matrix per recently searched dataset.
@@ -90,7 +92,7 @@ class _Matrix:
 
 @dataclass(frozen=True)
 class _Terms:
-    index: TermIndex
+    index: RowTerms
     fps: np.ndarray  # the record fingerprint of each document
 
 
@@ -257,7 +259,9 @@ class SqliteIndex:
         return built
 
     def _terms(self, session: Session, dataset_id: str, base: _Terms | None) -> _Terms:
-        if base is None:
+        # A delta only where every record is its own BM25 document; a dataset with table
+        # rows split into parts (storage/index/rows.py) is rebuilt, as before.
+        if base is None or not _flat(base.index):
             return _build_terms(session, dataset_id)
         now = delta.catalog(session, dataset_id)
         keep, known = delta.unchanged(base.index.pks, base.fps, now)
@@ -266,7 +270,15 @@ class SqliteIndex:
             return _build_terms(session, dataset_id)
         if not len(fresh) and keep.all():
             return base
-        index = base.index.update(keep, delta.texts(session, fresh.tolist()))
+        rows = list(delta.texts(session, fresh.tolist()))
+        if any(not key.startswith("#") for _, _, key in rows):
+            return _build_terms(session, dataset_id)
+        pks = np.concatenate([base.index.pks[keep], fresh])
+        # Row documents are numbered like the records here (flat): the update's own pks
+        # for them are those row numbers.
+        by_row = base.index.rows.update(keep, ((len(pks) - len(rows) + i, text)
+                                                for i, (_, text, _) in enumerate(rows)))
+        index = RowTerms(pks, by_row, np.arange(len(pks), dtype=np.int64))
         return _Terms(index, np.concatenate([base.fps[keep], now.fps[~known]]))
 
     def _matrix(self, session: Session, dataset_id: str, dimension: int,
@@ -345,15 +357,21 @@ def _forget(session: Session) -> None:
 def _build_terms(session: Session, dataset_id: str) -> _Terms:
     fps: list[int] = []
 
-    def rows() -> Any:
-        for pk, record_id, updated_at, text in session.execute(
-                select(Record.pk, Record.id, Record.updated_at, Record.text)
+    def records() -> Any:
+        for pk, record_id, updated_at, text, row in session.execute(
+                select(Record.pk, Record.id, Record.updated_at, Record.text, row_key())
                 .where(Record.dataset_id == dataset_id).order_by(Record.pk)):
             fps.append(delta.fingerprint(record_id, updated_at))
-            yield pk, text
+            yield pk, text, row
 
-    index = TermIndex.build(rows())
+    index = RowTerms.build(records())
     return _Terms(index, np.array(fps, dtype=np.int64))
+
+
+def _flat(index: RowTerms) -> bool:
+    """Every record is a row of its own (no table row split into parts)."""
+    return len(index.rows.pks) == len(index.pks) and bool(
+        np.array_equal(index.row_of, np.arange(len(index.pks))))
 
 
 def _build_matrix(session: Session, dataset_id: str, dimension: int) -> _Matrix:

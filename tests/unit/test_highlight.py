@@ -1,0 +1,68 @@
+"""Highlights analyse a record's text once: the cached path quotes exactly what analysing
+the text on every request quoted, and a changed text is never answered from the cache."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataloft.search import highlight
+from dataloft.search.highlight import CACHE_RECORDS, analysed, highlights
+from dataloft.storage.index.terms import query_terms, stems
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def uncached(text: str, query: str, limit: int = 1) -> list[str]:
+    """The per-request analysis highlights did before the cache (the oracle)."""
+    wanted = set(query_terms(query))
+    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    if not sentences:
+        return []
+    scores = [len(wanted.intersection(stems(s))) if wanted else 0 for s in sentences]
+    ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
+    picked = [i for i in ranked[:limit] if scores[i] > 0] or ranked[:1]
+    return [s if len(s) <= highlight.MAX_CHARS else s[: highlight.MAX_CHARS - 1].rstrip() + "…"
+            for s in (sentences[i] for i in sorted(picked))]
+
+
+WORDS = ["owl", "owls", "hunting", "hunts", "the", "a", "lighthouse", "Lighthouses", "café",
+         "cafe", "bread", "baked", "x" * 40, "night", "of", "Ship", "ships"]
+word = st.sampled_from(WORDS)
+sentence = st.lists(word, min_size=0, max_size=12).map(" ".join)
+stop = st.sampled_from([".", "!", "?", "\n", ". ", "!\n", "  ", ""])
+texts = st.lists(st.tuples(sentence, stop), max_size=12).map(
+    lambda parts: "".join(s + p for s, p in parts))
+queries = st.lists(word, max_size=5).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, queries, st.integers(min_value=1, max_value=3))
+def test_cached_highlights_equal_the_per_request_analysis(text: str, query: str,
+                                                          limit: int) -> None:
+    expected = uncached(text, query, limit)
+    assert highlights(text, query, limit) == expected
+    assert highlights(text, query, limit) == expected  # from the cache this time
+
+
+def test_a_changed_text_is_analysed_anew() -> None:
+    before = "Owls hunt at night. The lighthouse guides ships."
+    after = "Owls hunt at night. The bakery sells bread."
+    assert highlights(before, "lighthouse") == ["The lighthouse guides ships."]
+    assert highlights(after, "bread") == ["The bakery sells bread."]
+    # The old text's entry stays valid for the old text only.
+    assert highlights(before, "bread") == ["Owls hunt at night."]
+    assert highlights(after, "lighthouse") == ["Owls hunt at night."]
+
+
+def test_the_cache_is_bounded() -> None:
+    analysed.cache_clear()
+    for i in range(CACHE_RECORDS + 50):
+        analysed(f"Record number {i}. It has two sentences.")
+    info = analysed.cache_info()
+    assert info.maxsize == CACHE_RECORDS
+    assert info.currsize == CACHE_RECORDS
+    analysed("Record number 0. It has two sentences.")
+    assert analysed.cache_info().misses == CACHE_RECORDS + 51, "the oldest entry was evicted"
