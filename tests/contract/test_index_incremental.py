@@ -141,3 +141,36 @@ def test_a_restart_warms_the_recent_datasets(sqlite: Backend) -> None:
     assert index._cache[("vectors", ds)][0] == version
     with sqlite.db.read() as s:
         assert {pk for pk, _ in index.lexical(s, [ds], "restart", 100)} == set(model)
+
+
+def test_split_rows_joining_a_dataset_score_as_a_fresh_build(sqlite: Backend) -> None:
+    """A table row split into parts is one BM25 document (storage/index/rows.py): when such
+    parts join a dataset whose structures are cached, the lexical answer is a fresh
+    build's, pk for pk and score for score."""
+    index = SqliteIndex()
+    ds = sqlite.new_dataset(DIM)
+    rng = np.random.default_rng(6)
+    with sqlite.db.write() as s:
+        add(s, index, sqlite, ds, [Row(ds, f"apple river {i}", v)
+                                   for i, v in enumerate(clustered(rng, 6, DIM))])
+    queries = ["apple", "river stone", "cloud"]
+
+    def same() -> None:
+        with sqlite.db.read() as s:
+            fresh = SqliteIndex()
+            for q in queries:
+                got, want = index.lexical(s, [ds], q, 100), fresh.lexical(s, [ds], q, 100)
+                assert [pk for pk, _ in got] == [pk for pk, _ in want], q
+                np.testing.assert_allclose([x for _, x in got], [x for _, x in want],
+                                           rtol=1e-6)
+
+    same()
+    with sqlite.db.write() as s:
+        add(s, index, sqlite, ds, [Row(ds, text, v, meta={"part": n, "row": 7})
+                                   for n, (text, v) in enumerate(zip(
+                                       ["stone apple", "cloud"], clustered(rng, 2, DIM),
+                                       strict=True))])
+    same()
+    with sqlite.db.write() as s:
+        add(s, index, sqlite, ds, [Row(ds, "river cloud", clustered(rng, 1, DIM)[0])])
+    same()
