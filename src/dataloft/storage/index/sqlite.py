@@ -213,7 +213,7 @@ def _allowed_rows(session: Session, dataset_id: str, restrict: ColumnElement[boo
 def _build_terms(session: Session, dataset_id: str, _dimension: int) -> RowTerms:
     return RowTerms.build(session.execute(
         select(Record.pk, Record.text, row_key()).where(Record.dataset_id == dataset_id)
-        .order_by(Record.pk)).tuples())
+        .order_by(Record.pk)))
 
 
 def _build_matrix(session: Session, dataset_id: str, dimension: int) -> _Matrix | None:
