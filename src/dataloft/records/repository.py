@@ -62,7 +62,7 @@ def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
                                 r.position, r.content_hash, now, now)
                                for rid, r in zip(ids, batch, strict=True)])
         by_id = dict(session.execute(select(_RECORDS.c.id, _RECORDS.c.pk)
-                                     .where(_RECORDS.c.id.in_(ids))).tuples().all())
+                                     .where(_RECORDS.c.id.in_(ids))).all())
         pks = [by_id[rid] for rid in ids]
         index.added(session, [IndexRow(pk, dataset_id, r.text, r.vector)
                               for pk, r in zip(pks, batch, strict=True)])
