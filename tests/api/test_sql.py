@@ -177,9 +177,12 @@ def test_table_and_chart_formats(client: TestClient, sales: str) -> None:
     assert table["head"] == ["region", "total"] and table["body"][0] == ["East", 75.0]
     spec = ok(query(client, sales, sql, format="chart"))
     assert spec["mark"] == "bar"
-    assert spec["encoding"]["x"] == {"field": "region", "type": "nominal", "sort": "-y"}
+    # The statement's own ORDER BY is kept; without one, bars read largest first.
+    assert spec["encoding"]["x"] == {"field": "region", "type": "nominal", "sort": None}
     assert spec["encoding"]["y"] == {"field": "total", "type": "quantitative"}
     assert spec["data"]["values"][0] == {"region": "East", "total": 75.0}
+    unordered = ok(query(client, sales, sql.removesuffix(" ORDER BY 1"), format="chart"))
+    assert unordered["encoding"]["x"] == {"field": "region", "type": "nominal", "sort": "-y"}
     line = ok(query(client, sales, "SELECT order_date, amount FROM sales "
                     "WHERE order_date IS NOT NULL", format="chart"))
     assert line["mark"] == "line" and line["encoding"]["x"]["type"] == "temporal"
