@@ -18,6 +18,7 @@ from tests.conftest import BackendSettings
 from tests.e2e.test_inconvo_sdks import node, node_sdk  # noqa: F401 - fixtures
 from tests.support.chat_server import ChatServer, Step, tool_messages
 from tests.support.live import LiveServer, backend_env
+from tests.support.mentions import mentions
 from tests.support.node import run_steps
 
 inconvo = pytest.importorskip("inconvo")
@@ -192,7 +193,7 @@ def test_seed_price_question_inside_and_outside_the_context(
         assert inside["type"] == "table" and any("1299" in row for row in
                                                  inside["table"]["body"])
     _, outside, trace = _ask(client, world["agent"], OUTSIDER, PRICE_Q, stream)
-    assert "1299" not in json.dumps(outside) and "1299" not in json.dumps(trace.to_dict())
+    assert not mentions(outside, "1299") and not mentions(trace.to_dict(), "1299")
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
@@ -209,7 +210,7 @@ def test_seed_comparison_question_inside_and_outside(
         assert [t.name for t in trace.trace] == ["schema", "sql"]
     _, outside, trace = _ask(client, world["agent"], OUTSIDER, COMPARE_Q, stream)
     text = json.dumps(outside) + json.dumps(trace.to_dict())
-    assert not any(n in text for n in ("1320", "1500", "955")), outside
+    assert not any(mentions(text, n) for n in ("1320", "1500", "955")), outside
 
 
 def test_end_user_token_converses_only_as_itself(app: tuple[str, LiveServer],

@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import BackendSettings
 from tests.support.live import REPO, LiveServer, backend_env
+from tests.support.mentions import mentions
 
 PRICING = b"plan,price\nStarter,19\nEnterprise,1299\n"
 NOTES = b"region,note\nnorth,quokka-memo-77\n"
@@ -109,11 +110,11 @@ def test_search_and_sql_are_scoped_per_token(server: LiveServer) -> None:
         ["quokka-memo-77"]]
 
     nothing = _tool(server, outsider, "search", {"query": "Enterprise plan price"})
-    assert "1299" not in json.dumps(nothing) and "quokka" not in json.dumps(nothing)
+    assert not mentions(nothing, "1299") and "quokka" not in json.dumps(nothing)
     refused = _tool(server, outsider, "sql", {"sql": "SELECT * FROM company_pricing"})
-    assert "toolError" in refused and "1299" not in json.dumps(refused)
-    assert "1299" not in json.dumps(_tool(server, outsider, "read_record", {
-        "recordId": found["results"][0]["recordId"]}))
+    assert "toolError" in refused and not mentions(refused, "1299")
+    assert not mentions(_tool(server, outsider, "read_record", {
+        "recordId": found["results"][0]["recordId"]}), "1299")
     assert _tool(server, outsider, "list_files", {}) == {"files": []}
     # an API key acting for the insider sees what the insider's token sees
     acting = _tool(server, server.key, "sql", {"sql": "SELECT count(*) FROM notes"},
