@@ -72,14 +72,17 @@ class Settings(BaseSettings):
     query_timeout_seconds: float = Field(default=10.0, gt=0)
     query_concurrency: int = Field(default=4, ge=1)
 
-    # Embeddings: the offline default, or any OpenAI-compatible /embeddings endpoint.
-    embedder: Literal["wordllama", "openai"] = "wordllama"
+    # Embeddings: the offline default, any OpenAI-compatible /embeddings endpoint, or the
+    # optional offline all-MiniLM-L6-v2 (the `minilm` extra; stronger, ~40x slower ingest).
+    embedder: Literal["wordllama", "openai", "minilm"] = "wordllama"
     embedding_url: str = ""  # e.g. https://api.openai.com/v1 or http://localhost:11434/v1
     embedding_model: str = "text-embedding-3-small"
     embedding_api_key: str = ""
     embedding_dimension: int = Field(default=0, ge=0)  # 0 = ask the endpoint once
     embedding_batch_size: int = Field(default=64, ge=1)
     embedding_timeout: float = 30.0
+    # onnxruntime threads of the `minilm` embedder (per process; they sleep when idle).
+    embedding_threads: int = Field(default=2, ge=1)
     # Embedded index: datasets with at least this many vectors are searched through an
     # HNSW graph (approximate, recall@10 >= 0.99) instead of an exact scan.
     ann_min_records: int = Field(default=20_000, ge=1)

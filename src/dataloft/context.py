@@ -85,6 +85,12 @@ def build_embedder(settings: Settings) -> Embedder:
             settings.embedding_url, settings.embedding_model, settings.embedding_api_key,
             dimension=settings.embedding_dimension, batch_size=settings.embedding_batch_size,
             timeout=settings.embedding_timeout)
+    if settings.embedder == "minilm":
+        from dataloft.ingest.embed.minilm import MiniLMEmbedder
+
+        minilm = MiniLMEmbedder(threads=settings.embedding_threads)
+        minilm.load()
+        return minilm
     from dataloft.ingest.embed.wordllama import WordLlamaEmbedder
 
     return WordLlamaEmbedder()

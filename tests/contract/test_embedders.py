@@ -1,7 +1,8 @@
 """The embedder port contract (ingest/embed/base.py), run against every adapter.
 
-Adapters: WordLlama (the offline default) and the OpenAI-compatible client talking real HTTP
-to a scripted endpoint on loopback (tests/support/embeddings_server.py). Then the OpenAI
+Adapters: WordLlama (the offline default), all-MiniLM-L6-v2 on onnxruntime (the optional
+offline one, its weights from the `minilm` extra) and the OpenAI-compatible client talking
+real HTTP to a scripted endpoint on loopback (tests/support/embeddings_server.py). Then the OpenAI
 adapter's own promises: batching, reordering by `index`, retries with backoff on transient
 failures, readable errors, timeouts, the bearer key, the dimension probe.
 """
@@ -16,9 +17,12 @@ import numpy as np
 import pytest
 
 from dataloft.ingest.embed.base import Embedder, EmbeddingError
+from dataloft.ingest.embed.minilm import MiniLMEmbedder
 from dataloft.ingest.embed.openai import OpenAICompatibleEmbedder
 from dataloft.ingest.embed.wordllama import WordLlamaEmbedder
 from tests.support.embeddings_server import EmbeddingsServer, Step, vector_for
+
+MINILM = MiniLMEmbedder(threads=1)  # one per module: it loads on first use
 
 TEXTS = ["The physician prescribed medicine.", "Stock markets fell on Tuesday.",
          "", "naïve café — ünïcødé ✓", "x" * 5000, "tomatoes and basil"]
@@ -43,6 +47,7 @@ def openai(server: EmbeddingsServer, **kw: object) -> OpenAICompatibleEmbedder:
 
 ADAPTERS: dict[str, Callable[[EmbeddingsServer], Embedder]] = {
     "wordllama": lambda _srv: WordLlamaEmbedder(),
+    "minilm": lambda _srv: MINILM,
     "openai": openai,
 }
 
