@@ -57,16 +57,16 @@ def test_meaning_beyond_shared_words() -> None:
 
 
 @given(st.lists(st.integers(min_value=1, max_value=600), max_size=80),
-       st.integers(min_value=1, max_value=40), st.integers(min_value=1, max_value=5000))
+       st.integers(min_value=1, max_value=40), st.integers(min_value=1, max_value=1 << 20))
 def test_batches_cover_every_text_once_within_bounds(lengths: list[int], max_texts: int,
-                                                     max_tokens: int) -> None:
-    out = batches(lengths, max_texts=max_texts, max_tokens=max_tokens)
+                                                     max_cells: int) -> None:
+    out = batches(lengths, max_texts=max_texts, max_cells=max_cells)
     assert sorted(i for batch in out for i in batch) == list(range(len(lengths)))
     for batch in out:
         assert batch
         assert len(batch) <= max_texts
-        padded = len(batch) * max(lengths[i] for i in batch)
-        assert padded <= max_tokens or len(batch) == 1
+        cells = len(batch) * max(lengths[i] for i in batch) ** 2
+        assert cells <= max_cells or len(batch) == 1
     order = [lengths[i] for batch in out for i in batch]
     assert order == sorted(order)
 

@@ -32,10 +32,12 @@ MAX_TOKENS = 256
 # A text is cut to this many characters before tokenizing: 256 tokens never need more
 # (WordPiece tokens average ~4 characters), and a megabyte-long text costs nothing extra.
 _MAX_CHARS = MAX_TOKENS * 32
-# Per onnxruntime call: at most this many texts, and batch x longest at most _BATCH_TOKENS
-# (hidden states 8k x 384 x 4 B = 12 MiB), whatever the input.
+# Per onnxruntime call: at most this many texts, and batch x longest^2 at most _BATCH_CELLS,
+# which bounds the attention scores (x 12 heads x 4 B: 24 MiB, e.g. 8 texts of 256 tokens;
+# 32 such texts would be 100 MiB a layer). Bigger batches are no faster here: 1 to 16 texts
+# a call measured the same CPU.
 _BATCH_TEXTS = 32
-_BATCH_TOKENS = 1 << 13
+_BATCH_CELLS = 1 << 19
 # Texts tokenized (and sorted) together: bounds the memory of a huge call.
 _WINDOW = 2048
 
@@ -98,13 +100,15 @@ def _sha256(path: Path) -> str:
 
 
 def batches(lengths: Sequence[int], max_texts: int = _BATCH_TEXTS,
-            max_tokens: int = _BATCH_TOKENS) -> list[list[int]]:
+            max_cells: int = _BATCH_CELLS) -> list[list[int]]:
     """Indexes of `lengths` grouped into batches of similar lengths: sorted by length, cut
-    when a batch would hold more than `max_texts` texts or `max_tokens` padded tokens."""
+    when a batch would hold more than `max_texts` texts or batch x longest^2 would pass
+    `max_cells`."""
     out: list[list[int]] = []
     batch: list[int] = []
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        if batch and (len(batch) == max_texts or (len(batch) + 1) * lengths[i] > max_tokens):
+        if batch and (len(batch) == max_texts
+                      or (len(batch) + 1) * lengths[i] ** 2 > max_cells):
             out.append(batch)
             batch = []
         batch.append(i)
