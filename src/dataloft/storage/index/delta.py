@@ -39,8 +39,16 @@ class Catalog:
     fps: np.ndarray  # int64, one fingerprint per pk
 
 
+_MIX = 0x9E3779B97F4A7C15  # odd: multiplying by it permutes 64-bit values
+
+
 def fingerprint(record_id: str, updated_at: int) -> int:
-    return hash((record_id, int(updated_at)))
+    """A signed 64-bit value, the same in every process: persisted structures (persist.py)
+    are compared with a later process's catalog. (hash() of a str is salted per process;
+    of an int it is Python's specified numeric hash, the same everywhere.)"""
+    mixed = ((hash(int.from_bytes(record_id.encode(), "little")) * _MIX) ^ int(updated_at)) \
+        & 0xFFFF_FFFF_FFFF_FFFF
+    return mixed - (1 << 64) if mixed >= 1 << 63 else mixed
 
 
 def catalog(session: Session, dataset_id: str) -> Catalog:
