@@ -58,8 +58,7 @@ class Saved:
     matrix: Matrix | None
 
 
-def tag(matrix: Matrix | None) -> str:
-    approx = None if matrix is None else matrix.approx
+def tag(approx: Approx | None) -> str:
     if approx is None:
         return "n"
     return "r" if approx.remap is not None else "g"
@@ -82,21 +81,22 @@ class Store:
              matrix: Matrix | None) -> bool:
         """Write this version's copy unless it is on disk already; False if it was."""
         home = self._home(dataset_id)
-        target = home / f"{version}-{tag(matrix)}"
+        # Read once: the graph builder may set a new graph meanwhile.
+        approx = None if matrix is None else matrix.approx
+        target = home / f"{version}-{tag(approx)}"
         if target.exists():
             return False
         home.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=home))
         try:
-            meta = _write(tmp, dataset_id, version, terms, matrix)
+            meta = _write(tmp, dataset_id, version, terms, matrix, approx)
             (tmp / _META).write_text(json.dumps(meta), encoding="utf-8")
             os.rename(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        graph = None if matrix is None or matrix.approx is None else matrix.approx.graph
-        if graph is not None:
-            graph.saved = str(target / _GRAPH)  # later copies link it instead of writing it
+        if approx is not None:
+            approx.graph.saved = str(target / _GRAPH)  # later copies link it instead of writing it
         for other in self._copies(home):
             if other != target:
                 shutil.rmtree(other, ignore_errors=True)
@@ -140,7 +140,8 @@ def _sweep(home: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _arrays(terms: Terms | None, matrix: Matrix | None) -> dict[str, np.ndarray]:
+def _arrays(terms: Terms | None, matrix: Matrix | None, approx: Approx | None
+            ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     if terms is not None:
         t = terms.index.rows
@@ -150,19 +151,18 @@ def _arrays(terms: Terms | None, matrix: Matrix | None) -> dict[str, np.ndarray]
     if matrix is not None:
         out |= {"m_pks": matrix.pks, "m_vectors": matrix.vectors, "m_fps": matrix.fps,
                 "m_seen_pks": matrix.seen.pks, "m_seen_fps": matrix.seen.fps}
-        approx = matrix.approx
         if approx is not None and approx.remap is not None and approx.extra is not None:
             out |= {"g_remap": approx.remap, "g_extra": approx.extra}
     return out
 
 
 def _write(tmp: Path, dataset_id: str, version: int, terms: Terms | None,
-           matrix: Matrix | None) -> dict[str, Any]:
-    for name, array in _arrays(terms, matrix).items():
+           matrix: Matrix | None, approx: Approx | None) -> dict[str, Any]:
+    for name, array in _arrays(terms, matrix, approx).items():
         np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
     if terms is not None:
         (tmp / _VOCAB).write_text("\n".join(terms.index.rows.vocab), encoding="utf-8")
-    graph = None if matrix is None or matrix.approx is None else matrix.approx.graph
+    graph = None if approx is None else approx.graph
     if graph is not None:
         linked = False
         if graph.saved is not None:  # unchanged since an earlier copy: share its file
