@@ -52,8 +52,10 @@ def fingerprint(record_id: str, updated_at: int) -> int:
 
 
 def catalog(session: Session, dataset_id: str) -> Catalog:
-    rows = session.execute(select(Record.pk, Record.id, Record.updated_at)
-                           .where(Record.dataset_id == dataset_id).order_by(Record.pk)).all()
+    # The driver's rows: at 100k records SQLAlchemy's row processing was a third of the read.
+    rows = session.connection().exec_driver_sql(
+        "SELECT pk, id, updated_at FROM records WHERE dataset_id = ? ORDER BY pk",
+        (dataset_id,)).fetchall()
     return Catalog(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
                    np.fromiter((fingerprint(r[1], r[2]) for r in rows), dtype=np.int64,
                                count=len(rows)))
