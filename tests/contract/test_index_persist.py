@@ -11,6 +11,7 @@ build past the bound.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from sqlalchemy import delete, event
 from dataloft.errors import Busy
 from dataloft.models import Dataset
 from dataloft.records import repository as records
-from dataloft.storage.index import delta
+from dataloft.storage.index import delta, persist
 from dataloft.storage.index.sqlite import SqliteIndex
 from tests.contract import test_index as contract
 from tests.contract.test_index import Backend, Row, add, assert_same_topk, brute_force, clustered
@@ -89,6 +90,13 @@ def _statements(b: Backend) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
+def _version(b: Backend, ds: str) -> int:
+    with b.db.read() as s:
+        dataset = s.get(Dataset, ds)
+        assert dataset is not None
+        return dataset.index_version
+
+
 def _copies(store: Path, ds: str) -> list[Path]:
     return sorted(p for p in (store / ds).glob("*") if (p / "meta.json").exists())
 
@@ -133,7 +141,9 @@ def test_an_older_copy_is_only_a_base_for_a_delta(sqlite: Backend, tmp_path: Pat
     _same_as_fresh(sqlite, restarted, ds, model, answers)
     texts = [q for q in seen if "records.text" in q]
     assert texts and all(" IN (" in q for q in texts), "rebuilt instead of a delta"
-    assert _copies(tmp_path, ds) == saved  # the search saves nothing; the warmer does
+    restarted.wait()  # what the search brought up to date is saved, in the background
+    [now] = _copies(tmp_path, ds)
+    assert now != saved[0] and now.name.startswith(f"{_version(sqlite, ds)}-")
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "meta", "missing", "extra"])
@@ -154,14 +164,20 @@ def test_a_damaged_copy_is_never_served(sqlite: Backend, tmp_path: Path, damage:
         (copy / "stray.npy").write_bytes(b"x")
     else:
         contract._damage(copy / "meta.json" if damage == "meta" else target, damage)
+    # The store refuses the copy and deletes it (checked on a duplicate of the damage)...
+    twin = tmp_path.with_name(tmp_path.name + "-twin")
+    shutil.copytree(copy, twin / ds / copy.name)
+    assert persist.Store(twin).load(ds) is None
+    assert not (twin / ds / copy.name).exists()
+    # ... and an index starting from it answers as a fresh build.
     restarted = _index(sqlite, tmp_path)
     _same_as_fresh(sqlite, restarted, ds, model)
-    assert not copy.exists(), "a damaged copy stays on disk"
-    restarted.warm(ds)
-    restarted.wait()
+    restarted.wait()  # the damaged copy was deleted, and the rebuilt structures saved
+    saved = persist.Store(tmp_path).load(ds)
+    assert saved is not None and saved.version == _version(sqlite, ds)
     [again] = _copies(tmp_path, ds)
-    _same_as_fresh(sqlite, _index(sqlite, tmp_path), ds, model)
     assert again.name == copy.name
+    _same_as_fresh(sqlite, _index(sqlite, tmp_path), ds, model)
 
 
 def test_copies_go_with_their_dataset(sqlite: Backend, tmp_path: Path) -> None:

@@ -300,6 +300,7 @@ class SqliteIndex:
                                      None if base is None else base[1], now, limit)
             if not pending:  # a structure holding uncommitted rows is never a base
                 self._put(key, version, built)
+                self._save(dataset_id)
             return built
         finally:
             building.release()
