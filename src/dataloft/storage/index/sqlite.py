@@ -17,6 +17,12 @@ the first search after a sync finds them ready. A matrix keeps its predecessor's
 while the rows the graph lacks or holds dead stay under `ANN_STALE_SHARE` of the matrix:
 those it lacks are scored exactly with the graph's candidates; past the share, a fresh
 graph is built in the background (exact scan until then).
+
+With a store (the app gives `{data_dir}/index`), structures brought up to date are saved
+there in the background (persist.py), and a process whose cache lacks a dataset starts
+from its saved copy: served as is at the current version, a delta's base otherwise. With a
+wait bound, a search never builds a big dataset's structure itself nor waits for one past
+the bound: it answers Busy (503) and the warmer goes on (docs/decisions.md).
 """
 
 from __future__ import annotations
