@@ -182,6 +182,7 @@ def worker(size: int, cycles: int, restart: bool) -> dict[str, Any]:
                            f"restart_{label}_{name}_busy": busy,
                            f"restart_{label}_{name}_worst_call_ms": worst}
             result[f"restart_{label}_answered_after_ms"] = (time.perf_counter() - started) * 1000
+    idle()  # a graph build still running at exit would abort the process (usearch)
     db.dispose()
     shutil.rmtree(tmp, ignore_errors=True)
     return result
@@ -204,7 +205,7 @@ def main() -> None:
     ap.add_argument("--worker", type=int)
     args = ap.parse_args()
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.cycles, args.restart)))
+        print(json.dumps(worker(args.worker, args.cycles, args.restart)), flush=True)
         return
     trees = ([("base", args.base)] if args.base else []) + [("this", str(HERE.parent / "src"))]
     for size in (int(float(s[:-1]) * 1000) if s.endswith("k") else int(s)
@@ -214,7 +215,7 @@ def main() -> None:
             done = subprocess.run([sys.executable, __file__, "--worker", str(size),
                                    "--cycles", str(args.cycles)]
                                   + (["--restart"] if args.restart else []), env=env, check=True,
-                                  capture_output=True, text=True)
+                                  stdout=subprocess.PIPE, text=True)
             print(json.dumps({"tree": label, **json.loads(done.stdout.splitlines()[-1])}),
                   flush=True)
 
