@@ -104,7 +104,7 @@ def worker(size: int, cycles: int, restart: bool) -> dict[str, Any]:
 
     def make() -> Any:
         if saves:  # as context.py wires it
-            return SqliteIndex(reader=db.read, store=store, wait_s=1.0)
+            return SqliteIndex(reader=db.read, store=store, wait_s=0.9)
         return SqliteIndex(reader=db.read) if warm else SqliteIndex()
 
     index = make()
