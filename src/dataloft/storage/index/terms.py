@@ -61,10 +61,24 @@ def _fold(text: str) -> str:
     return _MARKS.sub("", unicodedata.normalize("NFKD", text))
 
 
+# `\w` on ASCII text is [A-Za-z0-9_]: every other byte becomes a space, and str.split
+# finds the words in about half the time of the regex (highlights analyse whole records
+# per request; index builds every record).
+_NON_WORD = bytes(c if chr(c).isalnum() or chr(c) == "_" else 32 for c in range(128)) \
+    + bytes([32]) * 128
+
+
+def words(folded: str) -> list[str]:
+    r"""The `\w+` runs of `folded`, in order."""
+    if folded.isascii():
+        return folded.encode("ascii").translate(_NON_WORD).decode("ascii").split()
+    return _WORD.findall(folded)
+
+
 def stems(text: str) -> Iterator[str]:
     """The stem of every word of `text`, in order; '' for stop words. (map keeps the per-word
     loop in C: highlights run this over every returned record.)"""
-    return map(_stems.__getitem__, _WORD.findall(_fold(text)))
+    return map(_stems.__getitem__, words(_fold(text)))
 
 
 def terms(text: str) -> list[str]:
