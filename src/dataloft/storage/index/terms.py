@@ -161,17 +161,17 @@ def _analyse(rows: Iterable[tuple[int, str]], vocab: dict[str, int]
     term then document; new terms are added to `vocab`."""
     ids_of = _TermIds(vocab).__getitem__
     pks: list[int] = []
-    words: list[int] = []
+    per_doc: list[int] = []  # words of each document
     # Every word's term id in one flat C array (-1 = stop word): no Python object per word.
     flat = array("q")
     for pk, text in rows:
         before = len(flat)
-        flat.extend(map(ids_of, _WORD.findall(_fold(text))))
+        flat.extend(map(ids_of, words(_fold(text))))
         pks.append(pk)
-        words.append(len(flat) - before)
+        per_doc.append(len(flat) - before)
     n = len(pks)
     ids = np.frombuffer(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
-    doc_of = np.repeat(np.arange(n, dtype=np.int64), words)
+    doc_of = np.repeat(np.arange(n, dtype=np.int64), per_doc)
     kept = ids >= 0
     ids, doc_of = ids[kept], doc_of[kept]
     length = np.bincount(doc_of, minlength=n).astype(np.float32)
