@@ -155,9 +155,11 @@ def test_spooled_extraction_streams_every_item_in_batches(tmp_path: Path) -> Non
     content = b"n,word\n" + b"".join(b"%d,w%d\n" % (i, i) for i in range(2500))
     path = file(tmp_path, "rows.csv", content)
     with Spool() as spool:
-        fmt, count = sandbox.run_extract_spooled("rows.csv", None, path, spool)
+        fmt, count, shapes = sandbox.run_extract_spooled("rows.csv", None, path, spool)
         batches = list(spool.batches())
         assert (fmt, count) == ("csv", 2500)
+        assert shapes["rows"].rows == 2500
+        assert shapes["rows"].schema == {"n": "integer", "word": "string"}
         assert [len(b) for b in batches] == [1000, 1000, 500]
         assert [i for b in batches for i in b] == extract("rows.csv", None, content)[1]
         assert list(spool.items()) == [i for b in batches for i in b]  # readable again

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dataloft.kit.db import json_text
@@ -52,18 +52,20 @@ def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
     quotas.charge(session, org_id, records=len(new))
     now = now_ms()
     out: list[tuple[int, str]] = []
+    sqlite = session.get_bind().dialect.name == "sqlite"
     for i in range(0, len(new), _BATCH):
         batch = new[i : i + _BATCH]
         ids = new_ids("rec", len(batch))
-        # A plain executemany, then the pks read back by id: SQLite cannot order a batched
-        # INSERT ... RETURNING, so SQLAlchemy sent it one row at a time (a statement per
-        # record, ~1/3 of a big sync's commit).
-        _insert_rows(session, [(rid, org_id, dataset_id, file_id, r.text, r.meta, r.source,
-                                r.position, r.content_hash, now, now)
-                               for rid, r in zip(ids, batch, strict=True)])
-        by_id = dict(session.execute(select(_RECORDS.c.id, _RECORDS.c.pk)
-                                     .where(_RECORDS.c.id.in_(ids))).all())
-        pks = [by_id[rid] for rid in ids]
+        rows = [(rid, org_id, dataset_id, file_id, r.text, r.meta, r.source, r.position,
+                 r.content_hash, now, now) for rid, r in zip(ids, batch, strict=True)]
+        if sqlite:
+            pks = _insert_sqlite(session, rows)
+        else:
+            session.execute(insert(_RECORDS), [dict(zip(_COLUMNS, row, strict=True))
+                                               for row in rows])
+            by_id = dict(session.execute(select(_RECORDS.c.id, _RECORDS.c.pk)
+                                         .where(_RECORDS.c.id.in_(ids))).all())
+            pks = [by_id[rid] for rid in ids]
         index.added(session, [IndexRow(pk, dataset_id, r.text, r.vector)
                               for pk, r in zip(pks, batch, strict=True)])
         out += list(zip(pks, ids, strict=True))
@@ -73,20 +75,23 @@ def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
 
 _COLUMNS = ("id", "org_id", "dataset_id", "file_id", "text", "meta", "source", "position",
             "content_hash", "created_at", "updated_at")
-_SQLITE_INSERT = (f"INSERT INTO records ({', '.join(_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+_SQLITE_INSERT = (f"INSERT INTO records (pk, {', '.join(_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})")
 
 
-def _insert_rows(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Rows in `_COLUMNS` order. On SQLite straight to the driver's executemany, meta
-    serialised as the engine would: SQLAlchemy's per-row parameter processing cost more
-    than the insert itself."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql(
-            _SQLITE_INSERT, [(*row[:5], json_text(row[5]), *row[6:]) for row in rows])
-    else:
-        session.execute(insert(_RECORDS), [dict(zip(_COLUMNS, row, strict=True))
-                                           for row in rows])
+def _insert_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Rows in `_COLUMNS` order, by the driver's executemany, meta serialised as the engine
+    would (SQLAlchemy's per-row parameter processing cost more than the insert itself).
+    The pks are given, not read back: SQLite cannot order a batched INSERT ... RETURNING,
+    and reading them back by id cost a query per batch. The writer's transaction began
+    IMMEDIATE (kit/db.py), so nobody else can take max(pk) + 1 meanwhile; it is the pk
+    SQLite itself would pick (the table has no AUTOINCREMENT)."""
+    last = session.execute(select(func.max(_RECORDS.c.pk))).scalar_one_or_none() or 0
+    pks = list(range(last + 1, last + 1 + len(rows)))
+    session.connection().exec_driver_sql(
+        _SQLITE_INSERT, [(pk, *row[:5], json_text(row[5]), *row[6:])
+                         for pk, row in zip(pks, rows, strict=True)])
+    return pks
 
 
 def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str | None = None,

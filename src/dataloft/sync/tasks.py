@@ -160,20 +160,28 @@ class SyncHandler:
 
         Nothing here holds a whole file: the extracted items and the built records live
         in disk spools (closed by `stack`), read back a batch at a time."""
-        items = stack.enter_context(Spool("dataloft-items-"))
-        fmt = self._extract(plan, items, deadline)
+        items = stack.enter_context(Spool("dataloft-items-", header=True))
+        # Extraction streams into the items spool while the records are built and embedded
+        # from it and, once the child has typed every row, the tables are written from it:
+        # the child, the tokenizer and DuckDB run outside the GIL, so both cores work.
+        pool = stack.enter_context(ThreadPoolExecutor(3, thread_name_prefix="dataloft-sync"))
+        items.writing()
+        extraction = pool.submit(self._extract, plan, items, deadline)
+        fmt = items.header()
+        if fmt is None:  # the child ended before it knew the format: its error says why
+            extraction.result()
+            raise JobFailed("corrupted_file", "the file could not be read")
         file_type = content_type_for(fmt, plan.content_type)
-        # The tables are written in a thread of their own while the records are built and
-        # embedded: DuckDB and the tokenizer run outside the GIL, so both cores work.
-        pool = stack.enter_context(ThreadPoolExecutor(2, thread_name_prefix="dataloft-sync"))
-        tables = pool.submit(self._write_tables, plan, file_type, items, deadline)
+        tables = pool.submit(self._write_tables, plan, file_type, items, extraction, deadline)
         out = stack.enter_context(Spool("dataloft-records-"))
         try:
-            built = self._build(plan, file_type, items, out, alive, deadline, pool)
+            built = self._build(plan, file_type, items, out, alive, deadline, pool, extraction)
         finally:
+            wait([extraction])
             wait([tables])
         if built is None:
             return None
+        extraction.result()  # its failure, if any, is the sync's
         count, reused = built
         if not count:
             raise JobFailed("empty_content", "the file contains no extractable text")
@@ -210,23 +218,26 @@ class SyncHandler:
                         durationMs=int((time.monotonic() - started) * 1000))
             queue.finish(session, lease)
 
-    def _extract(self, plan: Plan, spool: Spool, deadline: Deadline) -> str:
-        if not plan.blob_key:
-            raise JobFailed("empty_content", "the file has no content; upload it first")
-        budget = min(self.limits.timeout_s, deadline.remaining())
-        if budget <= 0:
-            deadline.check()
+    def _extract(self, plan: Plan, spool: Spool, deadline: Deadline) -> confined.Spooled:
+        """Extract into `spool` (then marked finished, whatever happens)."""
         try:
+            if not plan.blob_key:
+                raise JobFailed("empty_content", "the file has no content; upload it first")
+            budget = min(self.limits.timeout_s, deadline.remaining())
+            if budget <= 0:
+                deadline.check()
             # In a child process under memory and time limits: a hostile file fails
             # this sync (typed), never the server.
             with self._readable_path(plan.blob_key) as path:
-                fmt, _count = confined.run_extract_spooled(
+                spooled = confined.run_extract_spooled(
                     plan.name, plan.content_type, path, spool,
                     memory_bytes=self.limits.memory_bytes, timeout_s=budget)
         except ExtractionError as exc:
             raise JobFailed(exc.code, exc.message) from exc
+        finally:
+            spool.finished()
         deadline.check()
-        return fmt
+        return spooled
 
     def _file(self, plan: Plan) -> File:
         """The file as the record builder sees it (detached: no session stays open)."""
@@ -234,11 +245,12 @@ class SyncHandler:
                     created_at=plan.created_at)
 
     def _build(self, plan: Plan, file_type: str | None, items: Spool, out: Spool,
-               alive: Callable[[], bool], deadline: Deadline,
-               pool: ThreadPoolExecutor) -> tuple[int, int] | None:
-        """Build, embed and spool the records a batch at a time: (count, reused vectors);
-        None if the lease was lost meanwhile. One batch embeds in `pool` while the next
-        is built, so at most two batches are held."""
+               alive: Callable[[], bool], deadline: Deadline, pool: ThreadPoolExecutor,
+               extraction: Future[confined.Spooled]) -> tuple[int, int] | None:
+        """Build, embed and spool the records a batch at a time, following the extraction:
+        (count, reused vectors); None if the lease was lost meanwhile. One batch embeds in
+        `pool` while the next is built, so at most two batches are held. A failed
+        extraction stops it at the next batch (its error is the sync's)."""
         built = build_records(self._file(plan), items.items(), plan.max_tokens,
                               overlap_tokens=plan.overlap, file_type=file_type)
         count = reused = 0
@@ -246,6 +258,8 @@ class SyncHandler:
         while True:
             batch = list(islice(built, EMBED_BATCH))
             deadline.check()
+            if extraction.done() and extraction.exception() is not None:
+                extraction.result()
             if not alive():
                 return None
             if batch:
@@ -259,12 +273,15 @@ class SyncHandler:
             pending = batch, embedding
 
     def _write_tables(self, plan: Plan, file_type: str | None, items: Spool,
-                      deadline: Deadline) -> list[snapshot.TableSnapshot]:
-        """Columnar snapshots for governed SQL, committed with the records. A failure here
-        must not cost the file its search records: no tables, logged."""
+                      extraction: Future[confined.Spooled], deadline: Deadline
+                      ) -> list[snapshot.TableSnapshot]:
+        """Columnar snapshots for governed SQL, committed with the records, written once
+        the extraction child has typed every row. A failure here must not cost the file
+        its search records: no tables, logged."""
+        _fmt, _count, shapes = extraction.result()
         shared = file_meta(self._file(plan), file_type)
         try:
-            tables = snapshot.plan(plan.name, items.items(), shared)
+            tables = snapshot.plan_shapes(plan.name, shapes, shared)
             snapshot.write(self.blobs, tables, items.items(), deadline.check)
         except JobFailed:
             raise

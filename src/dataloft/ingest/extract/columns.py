@@ -29,6 +29,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
@@ -236,6 +237,38 @@ def table_schemas(items: Iterable[Section | Row]) -> dict[str, dict[str, str]]:
         if isinstance(item, Row):
             merge_schema(out.setdefault(str(item.meta.get("table", "")), {}), item.fields)
     return out
+
+
+# A text value ending in a UTC offset: its datetime column stays text in SQL (DuckDB's
+# TIMESTAMP would drop the offset silently).
+UTC_OFFSET = re.compile(r"(Z|[+-][0-9]{2}:?[0-9]{2})$")
+# A table wider than this gets no SQL snapshot; its schema stops growing past it.
+MAX_TABLE_COLUMNS = 2000
+
+
+@dataclass
+class TableShape:
+    """What a table's SQL snapshot needs to know of its rows, gathered in one pass (by the
+    extraction child, as it writes them): the first row's meta (less `row`), the row
+    count, the column types, and the columns with a text value ending in an offset."""
+
+    meta: dict[str, Any]
+    rows: int = 0
+    schema: dict[str, str] = field(default_factory=dict)
+    offsets: set[str] = field(default_factory=set)
+
+
+def add_shape(shapes: dict[str, TableShape], row: Row) -> None:
+    """Count `row` into its table's shape (`Row.meta["table"]`), tables in file order."""
+    key = str(row.meta.get("table", ""))
+    shape = shapes.get(key)
+    if shape is None:
+        shape = shapes[key] = TableShape({k: v for k, v in row.meta.items() if k != "row"})
+    shape.rows += 1
+    if len(shape.schema) <= MAX_TABLE_COLUMNS:
+        merge_schema(shape.schema, row.fields)
+        shape.offsets.update(k for k, v in row.fields.items()
+                             if isinstance(v, str) and UTC_OFFSET.search(v[-6:]))
 
 
 def rows_from_mappings(objects: Sequence[Mapping[Any, Any]], meta: Mapping[str, Any],
