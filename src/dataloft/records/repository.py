@@ -49,27 +49,41 @@ def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
                    new: Sequence[NewRecord], file_id: str | None = None) -> list[tuple[int, str]]:
     """Bulk insert; returns (pk, id) per record, in input order. Charged to the org's
     record quota: QuotaExceeded past it, before anything is written."""
-    quotas.charge(session, org_id, records=len(new))
+    return insert_batches(session, index, org_id, dataset_id, [new], len(new), file_id)
+
+
+def insert_batches(session: Session, index: Index, org_id: str, dataset_id: str,
+                   batches: Iterable[Sequence[NewRecord]], count: int,
+                   file_id: str | None = None) -> list[tuple[int, str]]:
+    """`insert_records` of `count` records arriving in batches (a sync's spool): the quota
+    is charged, the dataset touched and the next pk read once, not per batch."""
+    quotas.charge(session, org_id, records=count)
     now = now_ms()
     out: list[tuple[int, str]] = []
     sqlite = session.get_bind().dialect.name == "sqlite"
-    for i in range(0, len(new), _BATCH):
-        batch = new[i : i + _BATCH]
-        ids = new_ids("rec", len(batch))
-        rows = [(rid, org_id, dataset_id, file_id, r.text, r.meta, r.source, r.position,
-                 r.content_hash, now, now) for rid, r in zip(ids, batch, strict=True)]
-        if sqlite:
-            pks = _insert_sqlite(session, rows)
-        else:
-            session.execute(insert(_RECORDS), [dict(zip(_COLUMNS, row, strict=True))
-                                               for row in rows])
-            by_id = dict(session.execute(select(_RECORDS.c.id, _RECORDS.c.pk)
-                                         .where(_RECORDS.c.id.in_(ids))).all())
-            pks = [by_id[rid] for rid in ids]
-        index.added(session, [IndexRow(pk, dataset_id, r.text, r.vector)
-                              for pk, r in zip(pks, batch, strict=True)])
-        out += list(zip(pks, ids, strict=True))
-    _touch(session, [dataset_id])
+    last = (session.execute(select(func.max(_RECORDS.c.pk))).scalar_one_or_none() or 0
+            if sqlite else 0)
+    seen = 0
+    for new in batches:
+        seen += len(new)
+        if seen > count:
+            raise ValueError(f"more records than the {count} announced")
+        for i in range(0, len(new), _BATCH):
+            batch = new[i : i + _BATCH]
+            ids = new_ids("rec", len(batch))
+            rows = [(rid, org_id, dataset_id, file_id, r.text, r.meta, r.source, r.position,
+                     r.content_hash, now, now) for rid, r in zip(ids, batch, strict=True)]
+            if sqlite:
+                pks = list(range(last + 1, last + 1 + len(rows)))
+                _insert_sqlite(session, pks, rows)
+                last += len(rows)
+            else:
+                pks = _insert_returning_pks(session, ids, rows)
+            index.added(session, [IndexRow(pk, dataset_id, r.text, r.vector)
+                                  for pk, r in zip(pks, batch, strict=True)])
+            out += list(zip(pks, ids, strict=True))
+    if out:
+        _touch(session, [dataset_id])
     return out
 
 
@@ -79,19 +93,24 @@ _SQLITE_INSERT = (f"INSERT INTO records (pk, {', '.join(_COLUMNS)}) "
                   f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})")
 
 
-def _insert_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> list[int]:
+def _insert_sqlite(session: Session, pks: list[int], rows: list[tuple[Any, ...]]) -> None:
     """Rows in `_COLUMNS` order, by the driver's executemany, meta serialised as the engine
     would (SQLAlchemy's per-row parameter processing cost more than the insert itself).
     The pks are given, not read back: SQLite cannot order a batched INSERT ... RETURNING,
     and reading them back by id cost a query per batch. The writer's transaction began
     IMMEDIATE (kit/db.py), so nobody else can take max(pk) + 1 meanwhile; it is the pk
     SQLite itself would pick (the table has no AUTOINCREMENT)."""
-    last = session.execute(select(func.max(_RECORDS.c.pk))).scalar_one_or_none() or 0
-    pks = list(range(last + 1, last + 1 + len(rows)))
     session.connection().exec_driver_sql(
         _SQLITE_INSERT, [(pk, *row[:5], json_text(row[5]), *row[6:])
                          for pk, row in zip(pks, rows, strict=True)])
-    return pks
+
+
+def _insert_returning_pks(session: Session, ids: list[str], rows: list[tuple[Any, ...]]
+                          ) -> list[int]:
+    session.execute(insert(_RECORDS), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+    by_id = dict(session.execute(select(_RECORDS.c.id, _RECORDS.c.pk)
+                                 .where(_RECORDS.c.id.in_(ids))).all())
+    return [by_id[rid] for rid in ids]
 
 
 def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str | None = None,

@@ -200,9 +200,9 @@ class SyncHandler:
             removed = records.delete_where(session, self.index, org_id=plan.org_id,
                                            dataset_id=plan.dataset_id, file_id=plan.file_id)
             try:
-                for batch in product.records.batches() if product.records else ():
-                    records.insert_records(session, self.index, plan.org_id, plan.dataset_id,
-                                           batch, file_id=plan.file_id)
+                records.insert_batches(session, self.index, plan.org_id, plan.dataset_id,
+                                       product.records.batches() if product.records else (),
+                                       product.count, file_id=plan.file_id)
             except QuotaExceeded as exc:  # rolls back: the old records stay
                 raise JobFailed("storage_limit", exc.message) from exc
             catalog.replace(session, plan.org_id, plan.dataset_id, plan.file_id, plan.version,
