@@ -170,6 +170,12 @@ def vectors_by_hash(session: Session, index: Index, dataset_id: str,
     return {h: stored[pk] for pk, h in rows if h is not None and pk in stored}
 
 
+def file_has_records(session: Session, dataset_id: str, file_id: str) -> bool:
+    """Whether the file has records in the dataset (a first sync has none to reuse)."""
+    return session.execute(select(Record.pk).where(
+        Record.dataset_id == dataset_id, Record.file_id == file_id).limit(1)).first() is not None
+
+
 def vectors_for_hashes(session: Session, index: Index, dataset_id: str, file_id: str,
                        hashes: Iterable[str]) -> dict[str, bytes]:
     """`vectors_by_hash`, only for `hashes` (one batch of a sync: bounded memory)."""

@@ -253,6 +253,8 @@ class SyncHandler:
         extraction stops it at the next batch (its error is the sync's)."""
         built = build_records(self._file(plan), items.items(), plan.max_tokens,
                               overlap_tokens=plan.overlap, file_type=file_type)
+        with self.db.read() as session:  # else no vector to reuse: no lookup per batch
+            reuse = records.file_has_records(session, plan.dataset_id, plan.file_id)
         count = reused = 0
         pending: tuple[list[NewRecord], Future[int]] | None = None
         while True:
@@ -263,7 +265,8 @@ class SyncHandler:
             if not alive():
                 return None
             if batch:
-                embedding = pool.submit(self._embed, batch, plan.dataset_id, plan.file_id)
+                embedding = pool.submit(self._embed, batch, plan.dataset_id, plan.file_id,
+                                        reuse)
             if pending is not None:
                 reused += pending[1].result()
                 out.append(pending[0])
@@ -304,23 +307,30 @@ class SyncHandler:
             tmp.flush()
             yield tmp.name
 
-    def _embed(self, batch: list[NewRecord], dataset_id: str, file_id: str) -> int:
+    def _embed(self, batch: list[NewRecord], dataset_id: str, file_id: str,
+               reuse: bool = True) -> int:
         """Give every record of `batch` a vector: unchanged chunks (same content hash) keep
-        the one they had, the rest are embedded. Returns how many were reused."""
-        hashes = {r.content_hash for r in batch if r.content_hash}
-        with self.db.read() as session:
-            known = records.vectors_for_hashes(session, self.index, dataset_id, file_id, hashes)
+        the one they had (looked up when `reuse`), the rest are embedded. Returns how many
+        were reused."""
+        known: dict[str, bytes] = {}
+        if reuse:
+            hashes = {r.content_hash for r in batch if r.content_hash}
+            with self.db.read() as session:
+                known = records.vectors_for_hashes(session, self.index, dataset_id, file_id,
+                                                   hashes)
         todo = []
         for record in batch:
-            reuse = known.get(record.content_hash or "")
-            if reuse is not None and len(reuse) == 4 * self.embedder.dimension:
-                record.vector, record.reused = reuse, True
+            kept = known.get(record.content_hash or "")
+            if kept is not None and len(kept) == 4 * self.embedder.dimension:
+                record.vector, record.reused = kept, True
             else:
                 todo.append(record)
         if todo:
-            for record, vector in zip(todo, self.embedder.embed([r.text for r in todo]),
-                                      strict=True):
-                record.vector = to_blob(vector)
+            # Identical texts (repeated rows, boilerplate chunks) are embedded once.
+            unique = list(dict.fromkeys(r.text for r in todo))
+            blobs = dict(zip(unique, map(to_blob, self.embedder.embed(unique)), strict=True))
+            for record in todo:
+                record.vector = blobs[record.text]
         return len(batch) - len(todo)
 
 

@@ -138,7 +138,12 @@ def _arrays(snap: TableSnapshot, rows: list[Row], first: int
     for i, col in enumerate(snap.columns):
         name, data_type = col["name"], col["type"]
         values = [r.fields.get(name) for r in rows]
-        if data_type in ("integer", "number"):
+        if data_type in ("integer", "number") and None not in values:
+            # A full column (the common case) converts in one call, without a mask.
+            arrays[f"c{i}"] = np.array(values, dtype=np.int64 if data_type == "integer"
+                                       else np.float64)
+            select.append(f"c{i}")
+        elif data_type in ("integer", "number"):
             mask = np.fromiter((v is None for v in values), bool, n)
             arrays[f"c{i}"] = (np.fromiter((0 if v is None else v for v in values), np.int64, n)
                                if data_type == "integer" else
@@ -150,6 +155,9 @@ def _arrays(snap: TableSnapshot, rows: list[Row], first: int
             arrays[f"c{i}"] = np.fromiter((-1 if v is None else int(bool(v)) for v in values),
                                           np.int8, n)
             select.append(f"CASE WHEN c{i} < 0 THEN NULL ELSE c{i} = 1 END")
+        elif all(v is None or type(v) is str for v in values):  # text as it is
+            arrays[f"c{i}"] = np.array(values, dtype=object)
+            select.append(f"CAST(c{i} AS VARCHAR)")
         else:
             arrays[f"c{i}"] = np.array([_text(v) for v in values], dtype=object)
             select.append(f"CAST(c{i} AS VARCHAR)")
