@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,18 @@ class NewRecord:
     content_hash: str | None = None
     vector: bytes | None = None
     reused: bool = False  # the vector was carried over from the previous sync
+    # Set by `prepare` (ahead of the insert): the record's id and its meta as stored.
+    id: str | None = None
+    meta_json: str | None = None
+
+
+def prepare(batch: Sequence[NewRecord]) -> None:
+    """Do ahead what inserting a record needs that does not depend on the transaction:
+    its id and its meta's JSON (the meta dict is dropped: the JSON is what is stored). A
+    sync prepares its records while it builds them, so its commit, which holds the one
+    writer, only inserts."""
+    for rid, record in zip(new_ids("rec", len(batch)), batch, strict=True):
+        record.id, record.meta_json, record.meta = rid, json_text(record.meta), {}
 
 
 def _touch(session: Session, dataset_ids: Iterable[str]) -> None:
@@ -70,8 +83,9 @@ def insert_batches(session: Session, index: Index, org_id: str, dataset_id: str,
             raise ValueError(f"more records than the {count} announced")
         for i in range(0, len(new), _BATCH):
             batch = new[i : i + _BATCH]
-            ids = new_ids("rec", len(batch))
-            rows = [(rid, org_id, dataset_id, file_id, r.text, r.meta, r.source, r.position,
+            ids = _ids(batch)
+            rows = [(rid, org_id, dataset_id, file_id, r.text,
+                     r.meta if r.meta_json is None else r.meta_json, r.source, r.position,
                      r.content_hash, now, now) for rid, r in zip(ids, batch, strict=True)]
             if sqlite:
                 pks = list(range(last + 1, last + 1 + len(rows)))
@@ -85,6 +99,13 @@ def insert_batches(session: Session, index: Index, org_id: str, dataset_id: str,
     if out:
         _touch(session, [dataset_id])
     return out
+
+
+def _ids(batch: Sequence[NewRecord]) -> list[str]:
+    if all(r.id is not None for r in batch):
+        return [str(r.id) for r in batch]
+    fresh = iter(new_ids("rec", sum(r.id is None for r in batch)))
+    return [next(fresh) if r.id is None else r.id for r in batch]
 
 
 _COLUMNS = ("id", "org_id", "dataset_id", "file_id", "text", "meta", "source", "position",
@@ -101,12 +122,14 @@ def _insert_sqlite(session: Session, pks: list[int], rows: list[tuple[Any, ...]]
     IMMEDIATE (kit/db.py), so nobody else can take max(pk) + 1 meanwhile; it is the pk
     SQLite itself would pick (the table has no AUTOINCREMENT)."""
     session.connection().exec_driver_sql(
-        _SQLITE_INSERT, [(pk, *row[:5], json_text(row[5]), *row[6:])
-                         for pk, row in zip(pks, rows, strict=True)])
+        _SQLITE_INSERT, [(pk, *row[:5], row[5] if type(row[5]) is str else json_text(row[5]),
+                          *row[6:]) for pk, row in zip(pks, rows, strict=True)])
 
 
 def _insert_returning_pks(session: Session, ids: list[str], rows: list[tuple[Any, ...]]
                           ) -> list[int]:
+    rows = [(*row[:5], json.loads(row[5]) if type(row[5]) is str else row[5], *row[6:])
+            for row in rows]  # a prepared meta back to the dict the engine serialises
     session.execute(insert(_RECORDS), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
     by_id = dict(session.execute(select(_RECORDS.c.id, _RECORDS.c.pk)
                                  .where(_RECORDS.c.id.in_(ids))).all())

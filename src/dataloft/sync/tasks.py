@@ -269,6 +269,8 @@ class SyncHandler:
                                         reuse)
             if pending is not None:
                 reused += pending[1].result()
+                if self.db.dialect == "sqlite":
+                    records.prepare(pending[0])
                 out.append(pending[0])
                 count += len(pending[0])
             if not batch:
