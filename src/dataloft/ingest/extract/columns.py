@@ -265,10 +265,31 @@ def add_shape(shapes: dict[str, TableShape], row: Row) -> None:
     if shape is None:
         shape = shapes[key] = TableShape({k: v for k, v in row.meta.items() if k != "row"})
     shape.rows += 1
-    if len(shape.schema) <= MAX_TABLE_COLUMNS:
-        merge_schema(shape.schema, row.fields)
-        shape.offsets.update(k for k, v in row.fields.items()
-                             if isinstance(v, str) and UTC_OFFSET.search(v[-6:]))
+    if len(shape.schema) > MAX_TABLE_COLUMNS:
+        return
+    schema = shape.schema
+    for name, value in row.fields.items():
+        old = schema.get(name)
+        if old == STRING or _keeps(old, value):  # the common case: nothing to learn
+            continue
+        kind = value_kind(value, parse_text=False)
+        if kind is None:
+            continue
+        new = schema[name] = kind if old is None or old == kind else resolve({old, kind})
+        # An offset matters only to a column that ends up a datetime (string absorbs).
+        if new in (DATE, DATETIME) and type(value) is str and UTC_OFFSET.search(value[-6:]):
+            shape.offsets.add(name)
+
+
+def _keeps(old: str | None, value: Any) -> bool:
+    """Whether merging `value` into a column of type `old` leaves it as it is, told by
+    the value's type alone (`merge_schema` would read it: a row's worth of regexes)."""
+    kind = type(value)
+    if kind is int:
+        return old in (INTEGER, NUMBER) and -(2**63) < value < 2**63
+    if kind is float:
+        return old == NUMBER and math.isfinite(value)
+    return kind is bool and old == BOOLEAN
 
 
 def rows_from_mappings(objects: Sequence[Mapping[Any, Any]], meta: Mapping[str, Any],
