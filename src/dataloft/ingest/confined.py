@@ -55,18 +55,30 @@ def run_extract(name: str | None, content_type: str | None, path: str, *,
 def run_extract_spooled(name: str | None, content_type: str | None, path: str, spool: Spool,
                         *, memory_bytes: int = DEFAULT_MEMORY_BYTES,
                         timeout_s: float = DEFAULT_TIMEOUT_S,
-                        spool_max_bytes: int = SPOOL_MAX_BYTES) -> Spooled:
+                        spool_max_bytes: int = SPOOL_MAX_BYTES,
+                        limit_s: float | None = None) -> Spooled:
     """`run_extract`, but the child appends the items to `spool` in batches (through an
     inherited descriptor) and answers only (format name, item count, the tables' shapes):
     however many rows a file has, neither the pipe nor this process ever holds more than a
     batch of them. A `Spool(header=True)` gets the format name as its header, before the
-    first batch, so a reader following the spool (`Spool.writing`) knows it at once."""
+    first batch, so a reader following the spool (`Spool.writing`) knows it at once.
+
+    `limit_s`: the child may run past `timeout_s` while it keeps writing batches (each
+    batch restarts the clock), up to `limit_s` in all. A sync follows the spool, and its
+    build of the rows shares the CPU with this child (niced): a long file extracts
+    slower than alone, yet never stalls."""
+    fd = spool.fileno()
     with open(path, "rb") as fh:
-        result: Spooled = run_confined(
-            extract_fd_to_spool,
-            (name, content_type, Inherited(fh.fileno()), Inherited(spool.fileno()),
-             spool_max_bytes, spool.has_header),
-            memory_bytes=memory_bytes, timeout_s=timeout_s)
+        try:
+            result: Spooled = confine.run(
+                extract_fd_to_spool,
+                (name, content_type, Inherited(fh.fileno()), Inherited(fd), spool_max_bytes,
+                 spool.has_header),
+                preload=PRELOAD, memory_bytes=memory_bytes, timeout_s=timeout_s,
+                progress=None if limit_s is None else lambda: os.fstat(fd).st_size,
+                limit_s=limit_s)
+        except Confined as exc:
+            raise as_extraction_error(exc) from None
     return result
 
 

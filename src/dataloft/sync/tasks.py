@@ -231,7 +231,8 @@ class SyncHandler:
             with self._readable_path(plan.blob_key) as path:
                 spooled = confined.run_extract_spooled(
                     plan.name, plan.content_type, path, spool,
-                    memory_bytes=self.limits.memory_bytes, timeout_s=budget)
+                    memory_bytes=self.limits.memory_bytes, timeout_s=budget,
+                    limit_s=deadline.remaining())
         except ExtractionError as exc:
             raise JobFailed(exc.code, exc.message) from exc
         finally:
