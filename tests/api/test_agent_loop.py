@@ -206,6 +206,16 @@ def test_chart_answer_has_a_vega_lite_v6_spec_and_the_legacy_chart(client: TestC
     assert spec["data"]["values"] == [{"month": "2026-01", "revenue": 120},
                                       {"month": "2026-02", "revenue": 150}]
     assert trace["output"]["type"] == "chart" and trace["output"]["spec"] == spec
+    # Bars keep the statement's own ORDER BY, not the largest-first
+    # default of a chart without one.
+    for sql, sort in (("SELECT 'm' || month AS label, revenue FROM monthly "
+                       "ORDER BY revenue DESC", None),
+                      ("SELECT 'm' || month AS label, revenue FROM monthly", "-y")):
+        script(chat, [{"tool_calls": [{"name": "sql", "arguments": json.dumps(
+            {"sql": sql, "present": "chart"})}]}, {"content": "Revenue by month."}])
+        body, _ = ask(client)
+        assert body["spec"]["encoding"]["x"] == {"field": "label", "type": "nominal",
+                                                 "sort": sort}, body
 
 
 def test_a_conversation_deleted_while_answering_ends_the_stream_with_an_error(

@@ -183,6 +183,9 @@ def test_table_and_chart_formats(client: TestClient, sales: str) -> None:
     assert spec["data"]["values"][0] == {"region": "East", "total": 75.0}
     unordered = ok(query(client, sales, sql.removesuffix(" ORDER BY 1"), format="chart"))
     assert unordered["encoding"]["x"] == {"field": "region", "type": "nominal", "sort": "-y"}
+    # Rows say so too, for a client (or the agent) that draws its own chart.
+    assert ok(query(client, sales, sql))["ordered"] is True
+    assert ok(query(client, sales, sql.removesuffix(" ORDER BY 1")))["ordered"] is False
     line = ok(query(client, sales, "SELECT order_date, amount FROM sales "
                     "WHERE order_date IS NOT NULL", format="chart"))
     assert line["mark"] == "line" and line["encoding"]["x"]["type"] == "temporal"

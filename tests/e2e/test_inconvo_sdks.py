@@ -1,4 +1,4 @@
-"""The official Inconvo SDKs, and seed 001's curl form, against a live server.
+"""The official Inconvo SDKs, and seed 001's curl form, against a live server on each backend.
 
 - `inconvo` (PyPI): the seeds' examples through `client.agents.datasets.{user,context}` on
   the org's default agent and on a created one: upload, list, delete, response shapes and
@@ -31,7 +31,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.live import REPO, LiveServer
+from tests.conftest import BackendSettings
+from tests.support.live import REPO, LiveServer, backend_env
 from tests.support.node import run_steps
 
 JS_DIR = Path(__file__).resolve().parent / "js_inconvo"
@@ -49,8 +50,11 @@ PATH_RE = re.compile(r"^(org_[0-9a-z]+)/(agt_[0-9a-z]+)/(.+)$")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = LiveServer(data_dir=tmp_path_factory.mktemp("inconvo") / "data")
+def server(request: pytest.FixtureRequest, backend: str, backend_settings: BackendSettings,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("inconvo")
+    live = LiveServer(data_dir=tmp / "data",
+                      env_extra=backend_env(backend, backend_settings(tmp), request))
     live.start()
     try:
         yield live

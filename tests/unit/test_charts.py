@@ -32,6 +32,8 @@ def test_lines_points_and_histograms_keep_axis_order(types: tuple[str, ...]) -> 
 def test_agent_bar_chart_is_ordered_by_value_and_its_line_chart_by_time() -> None:
     bars = charts.chart(["item", "price"], [["lamp", 12], ["rope", 30]], "Prices")
     assert bars is not None and bars["spec"]["encoding"]["x"]["sort"] == "-y"
+    kept = charts.chart(["item", "price"], [["rope", 30], ["lamp", 12]], "Prices", ordered=True)
+    assert kept is not None and kept["spec"]["encoding"]["x"]["sort"] is None
     line = charts.chart(["month", "revenue"], [["2026-01", 1], ["2026-02", 2]], "Revenue")
     assert line is not None and line["spec"]["encoding"]["x"] == {"field": "month",
                                                                    "type": "temporal"}

@@ -19,10 +19,12 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def chart(columns: list[str], rows: list[list[Any]], title: str) -> dict[str, Any] | None:
+def chart(columns: list[str], rows: list[list[Any]], title: str, ordered: bool = False
+          ) -> dict[str, Any] | None:
     """A bar (or line, for a time-like first column) chart of the first column against the
     numeric columns; None when there is nothing numeric to draw. Bars are ordered by
-    value, largest first (summed over the series), not alphabetically."""
+    value, largest first (summed over the series), not alphabetically, unless the
+    statement had an ORDER BY of its own (`ordered`): then the rows' order is kept."""
     if len(columns) < 2 or not rows:
         return None
     numeric = [i for i in range(1, len(columns))
@@ -39,7 +41,7 @@ def chart(columns: list[str], rows: list[list[Any]], title: str) -> dict[str, An
         "mark": {"type": mark, "tooltip": True},
         "transform": [{"fold": measures, "as": ["series", "value"]}],
         "encoding": {"x": {"field": x, "type": "temporal"} if temporal
-                     else {"field": x, "type": "nominal", "sort": "-y"},
+                     else {"field": x, "type": "nominal", "sort": None if ordered else "-y"},
                      "y": {"field": "value", "type": "quantitative"},
                      "color": {"field": "series", "type": "nominal"},
                      **({} if temporal else {"xOffset": {"field": "series"}})}}

@@ -123,7 +123,8 @@ def _finish(turn: Turn, text: str) -> Answer:
         answer.table = {"head": shown["columns"], "body": charts.cells(shown["rows"])}
         answer.type = "table"
         if shown["present"] == "chart":
-            drawn = charts.chart(shown["columns"], shown["rows"], text[:120])
+            drawn = charts.chart(shown["columns"], shown["rows"], text[:120],
+                                 ordered=shown.get("ordered", False))
             if drawn is not None:
                 answer.chart, answer.type = drawn, "chart"
     _dedupe(answer)

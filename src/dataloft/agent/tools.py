@@ -122,7 +122,8 @@ class Tools:
         result = self.deps.query.query_sources(self.scope.principal, self.scope.sources, body)
         return {"columns": [c["name"] for c in result["columns"]],
                 "types": [c["type"] for c in result["columns"]],
-                "rows": result["rows"], "truncated": result["truncated"]}
+                "rows": result["rows"], "truncated": result["truncated"],
+                "ordered": result["ordered"]}
 
     def schema(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"tables": self.deps.query.schema_sources(self.scope.principal,

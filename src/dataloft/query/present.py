@@ -13,7 +13,7 @@ _MEASURE = {"integer": "quantitative", "number": "quantitative", "date": "tempor
 
 def rows(result: Result) -> dict[str, Any]:
     return {"columns": [{"name": c["name"], "type": c["type"]} for c in result.columns],
-            "rows": result.rows, "truncated": result.truncated}
+            "rows": result.rows, "truncated": result.truncated, "ordered": result.ordered}
 
 
 def table(result: Result) -> dict[str, Any]:

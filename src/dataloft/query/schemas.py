@@ -41,6 +41,8 @@ class Rows(Out):
     columns: list[ResultColumn]
     rows: list[list[Any]]
     truncated: bool = Field(description="More rows matched than `limit`.")
+    ordered: bool = Field(description="The statement has an ORDER BY of its own: the rows "
+                                      "come in that order, and a chart of them should keep it.")
 
 
 class Table(Out):
