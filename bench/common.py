@@ -308,7 +308,13 @@ class Api:
         body: dict[str, Any] = {"search": query, "take": take}
         if mode and mode != "default":
             body["mode"] = mode
-        return self.http.post(f"/api/v1/dataset/{dataset_id}/search", json=body)
+        while True:
+            r = self.http.post(f"/api/v1/dataset/{dataset_id}/search", json=body)
+            # The structures of a big dataset are still being built (a first sync, a
+            # restart without a saved copy): the server says when to come back.
+            if r.status_code != 503 or "index_building" not in r.text:
+                return r
+            time.sleep(min(float(r.headers.get("retry-after") or 1), 0.2))
 
 
 def hit_ids(response: httpx.Response, id_field: str) -> list[str]:

@@ -11,7 +11,16 @@ semantic search right after the commit, then both again after the warmer is idle
 code has none: its numbers are the same search). Printed: medians over cycles of wall and
 process CPU milliseconds, per tree.
 
-    .venv/bin/python bench/first_search.py --sizes 10k --base /work/base-incr/src
+`--restart` adds, after the cycles, two restarts of the index (a new SqliteIndex on the same
+database, as a new process would make; the structures of the old one are dropped): with the
+copy the old one saved (trees that save one: first lexical and semantic search, wall and
+CPU), and without any (warm_recent starts the background rebuild, and searches are sent
+one after another until one is answered: the worst single search, how many were answered
+503 "index_building", and the time until the first answer). A tree that saves nothing (the
+old code) rebuilds in both. A search answered 503 is retried after 0.2 s, as the bench's
+HTTP client does; "first search" times include those retries.
+
+    .venv/bin/python bench/first_search.py --sizes 10k --base /work/base-incr/src --restart
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,7 +60,27 @@ def _timed(fn: Any) -> tuple[float, float]:
     return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
 
 
-def worker(size: int, cycles: int) -> dict[str, Any]:
+def _answered(fn: Any) -> tuple[float, float, int, float]:
+    """(wall ms, CPU ms, 503 answers, worst single call ms) until `fn` is answered."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    busy, worst = 0, 0.0
+    while True:
+        call = time.perf_counter()
+        try:
+            fn()
+        except Exception as exc:  # Busy: only trees with a wait bound raise it
+            if type(exc).__name__ != "Busy":
+                raise
+            busy += 1
+            worst = max(worst, time.perf_counter() - call)
+            time.sleep(0.2)
+            continue
+        worst = max(worst, time.perf_counter() - call)
+        return ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, busy,
+                worst * 1000)
+
+
+def worker(size: int, cycles: int, restart: bool) -> dict[str, Any]:
     import inspect
 
     import numpy as np
@@ -68,8 +98,16 @@ def worker(size: int, cycles: int) -> dict[str, Any]:
     url = f"sqlite:///{tmp}/db.sqlite"
     migrate.upgrade(url)
     db = Database(url)
-    warm = "reader" in inspect.signature(SqliteIndex).parameters
-    index = SqliteIndex(reader=db.read) if warm else SqliteIndex()
+    params = inspect.signature(SqliteIndex).parameters
+    warm, saves = "reader" in params, "store" in params
+    store = Path(tmp) / "index"
+
+    def make() -> Any:
+        if saves:  # as context.py wires it
+            return SqliteIndex(reader=db.read, store=store, wait_s=0.9)
+        return SqliteIndex(reader=db.read) if warm else SqliteIndex()
+
+    index = make()
     org, ds = new_id("org"), new_id("ds")
     with db.write() as s:
         s.add(Org(id=org, name="bench"))
@@ -103,9 +141,12 @@ def worker(size: int, cycles: int) -> dict[str, Any]:
             index.semantic(s, [ds], query, 10)
 
     def idle() -> None:
-        if warm:
-            index.warmer.wait()
-        index.graphs.wait()
+        if hasattr(index, "wait"):
+            index.wait()
+        else:
+            if warm:
+                index.warmer.wait()
+            index.graphs.wait()
 
     idle()
     cold = _timed(search)
@@ -116,15 +157,35 @@ def worker(size: int, cycles: int) -> dict[str, Any]:
         sync = _timed(partial(_resync, db, index, org, ds, files[c], new[start : start + FILE]))
         out.setdefault("sync_ms", []).append(sync[0])
         for name, fn in (("lexical", lexical), ("semantic", semantic)):
-            wall, cpu = _timed(fn)
+            wall, cpu, busy, worst = _answered(fn)
             out.setdefault(f"first_{name}_ms", []).append(wall)
             out.setdefault(f"first_{name}_cpu_ms", []).append(cpu)
+            out.setdefault(f"first_{name}_busy", []).append(busy)
         idle()
         for name, fn in (("lexical", lexical), ("semantic", semantic)):
             out.setdefault(f"idle_{name}_ms", []).append(_timed(fn)[0])
+    result = {"size": size, "warm": warm, "saves": saves, "cold_build_ms": cold[0],
+              **{k: statistics.median(v) for k, v in out.items()}}
+    if restart:
+        for label, keep in (("saved", True), ("unsaved", False)):
+            idle()
+            if not keep:
+                shutil.rmtree(store, ignore_errors=True)
+            index = make()
+            started = time.perf_counter()
+            if not keep and warm:
+                index.warm_recent()  # as a server does at start-up
+            for name, fn in (("lexical", lexical), ("semantic", semantic)):
+                wall, cpu, busy, worst = _answered(fn)
+                result |= {f"restart_{label}_first_{name}_ms": wall,
+                           f"restart_{label}_first_{name}_cpu_ms": cpu,
+                           f"restart_{label}_{name}_busy": busy,
+                           f"restart_{label}_{name}_worst_call_ms": worst}
+            result[f"restart_{label}_answered_after_ms"] = (time.perf_counter() - started) * 1000
+    idle()  # a graph build still running at exit would abort the process (usearch)
     db.dispose()
-    return {"size": size, "warm": warm, "cold_build_ms": cold[0],
-            **{k: statistics.median(v) for k, v in out.items()}}
+    shutil.rmtree(tmp, ignore_errors=True)
+    return result
 
 
 def _resync(db: Any, index: Any, org: str, ds: str, doomed: list[int], new: list[Any]) -> None:
@@ -140,10 +201,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="10k")
     ap.add_argument("--cycles", type=int, default=5)
     ap.add_argument("--base", help="another tree's src/ (the old code), run first")
+    ap.add_argument("--restart", action="store_true", help="add the restart cases")
     ap.add_argument("--worker", type=int)
     args = ap.parse_args()
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.cycles)))
+        print(json.dumps(worker(args.worker, args.cycles, args.restart)), flush=True)
         return
     trees = ([("base", args.base)] if args.base else []) + [("this", str(HERE.parent / "src"))]
     for size in (int(float(s[:-1]) * 1000) if s.endswith("k") else int(s)
@@ -151,8 +213,9 @@ def main() -> None:
         for label, src in trees:
             env = {**os.environ, "PYTHONPATH": src}
             done = subprocess.run([sys.executable, __file__, "--worker", str(size),
-                                   "--cycles", str(args.cycles)], env=env, check=True,
-                                  capture_output=True, text=True)
+                                   "--cycles", str(args.cycles)]
+                                  + (["--restart"] if args.restart else []), env=env, check=True,
+                                  stdout=subprocess.PIPE, text=True)
             print(json.dumps({"tree": label, **json.loads(done.stdout.splitlines()[-1])}),
                   flush=True)
 

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     # Embedded index: datasets with at least this many vectors are searched through an
     # HNSW graph (approximate, recall@10 >= 0.99) instead of an exact scan.
     ann_min_records: int = Field(default=20_000, ge=1)
+    # Embedded index: no search waits longer than this for a dataset's search structures
+    # to be built (a big dataset's first build, a restart without a saved copy): it
+    # answers 503 SERVICE_BUSY with Retry-After meanwhile. Structures are saved under
+    # {data_dir}/index so a restart loads them.
+    # 0.9: the rest of a request (embedding the query, loading the records) fits in the 1 s
+    # that issue 16 allows a search to be held.
+    index_wait_seconds: float = Field(default=0.9, gt=0)
 
     # Webhook deliveries (webhooks/tasks.py): attempt n waits about base * 2**(n-1) s
     # (capped, with jitter); a delivery still failing `retry_window` after its event fails.

@@ -136,7 +136,9 @@ def _open(settings: Settings, *, api: bool
             files=settings.org_max_files)), wait_s=settings.write_wait_seconds)
         blobs = build_blob_store(settings.blob_url, settings.blob_dir)
         index = PostgresIndex() if db.dialect == "postgresql" \
-            else SqliteIndex(ann_min_records=settings.ann_min_records, reader=db.read)
+            else SqliteIndex(ann_min_records=settings.ann_min_records, reader=db.read,
+                             store=settings.data_dir.resolve() / "index",
+                             wait_s=settings.index_wait_seconds)
         embedder = build_embedder(settings)
         if api and isinstance(index, SqliteIndex):
             index.warm_recent()

@@ -604,7 +604,10 @@ class IndexMachine(RuleBasedStateMachine):
         super().__init__()
         b = self.backend
         self.writer_index = b.make_index()
-        self.reader_index = b.make_index()
+        # The reader is the process that restarts: on SQLite it saves its structures to
+        # a store (storage/index/persist.py) and a restart starts from what it saved.
+        self.store = Path(tempfile.mkdtemp(prefix="dataloft-index-store-"))
+        self.reader_index = self._reader()
         self.datasets = [b.new_dataset() for _ in range(3)]
         self.committed: dict[int, Row] = {}
         self.pending: dict[int, Row] | None = None
@@ -706,10 +709,32 @@ class IndexMachine(RuleBasedStateMachine):
                         else to_blob(vector))
         row.text, row.vector = text, vector
 
-    @rule()
-    def restart(self) -> None:
-        """A new process: the reader's caches start empty (rebuilt from the database)."""
-        self.reader_index = self.backend.make_index()
+    def _reader(self) -> Index:
+        if self.backend.name != "sqlite":
+            return self.backend.make_index()
+        return SqliteIndex(reader=self.backend.db.read, store=self.store)
+
+    @rule(save=st.booleans(), damage=st.sampled_from(["", "truncate", "flip", "meta"]),
+          data=st.data())
+    def restart(self, save: bool, damage: str, data: st.DataObject) -> None:
+        """A new process: the reader's caches start empty, from the copies it saved (if
+        `save`: of the current versions; else whatever older ones it saved before), one of
+        them maybe damaged: a damaged copy is never served, an older one only through a
+        delta, so every check after this still holds."""
+        old = self.reader_index
+        if isinstance(old, SqliteIndex):
+            if save:
+                for ds in self.datasets:
+                    old.warm(ds)
+            old.wait()
+            copies = sorted(p for p in self.store.glob("*/*") if (p / "meta.json").exists())
+            if damage and copies:
+                damaged = data.draw(st.sampled_from(copies))
+                files = sorted(damaged.iterdir())
+                target = damaged / "meta.json" if damage == "meta" \
+                    else data.draw(st.sampled_from(files))
+                _damage(target, damage)
+        self.reader_index = self._reader()
 
     @precondition(lambda self: self.session is not None)
     @rule()
@@ -775,6 +800,9 @@ class IndexMachine(RuleBasedStateMachine):
                                                rtol=1e-6)
 
     def teardown(self) -> None:
+        if isinstance(self.reader_index, SqliteIndex):
+            self.reader_index.wait()
+        shutil.rmtree(self.store, ignore_errors=True)
         if self.session is not None:
             self._end(commit=False)
         with self.backend.db.write() as s:
@@ -782,6 +810,18 @@ class IndexMachine(RuleBasedStateMachine):
                 records.delete_where(s, self.writer_index, org_id=self.backend.org_id,
                                      dataset_id=ds)
             s.execute(delete(Dataset).where(Dataset.id.in_(self.datasets)))
+
+
+def _damage(path: Path, how: str) -> None:
+    """Truncate a file, flip one of its bits, or garble the copy's meta.json."""
+    raw = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(bytes(raw[: len(raw) // 2]))
+    elif how == "flip" and raw:
+        raw[len(raw) * 2 // 3] ^= 0x10
+        path.write_bytes(bytes(raw))
+    else:
+        path.write_bytes(bytes(raw[:-3]) + b"!!!")
 
 
 def test_state_machine(backend: Backend) -> None:

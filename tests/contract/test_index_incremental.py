@@ -126,8 +126,8 @@ def test_an_older_graph_serves_after_a_delta(sqlite: Backend) -> None:
 
 
 def test_a_restart_warms_the_recent_datasets(sqlite: Backend) -> None:
-    """Nothing is persisted: a new process builds the structures of the most recently
-    written datasets in the background at start-up, before any search asks."""
+    """Without a store nothing is saved: a new process builds the structures of the most
+    recently written datasets in the background at start-up, before any search asks."""
     ds = sqlite.new_dataset(DIM)
     rng = np.random.default_rng(4)
     with sqlite.db.write() as s:

@@ -59,7 +59,26 @@ class Superseded(Exception):
 class Graph:
     """An HNSW graph over the rows of one vector matrix; keys are row numbers."""
 
-    def __init__(self, vectors: np.ndarray, stale: Callable[[], bool] | None = None) -> None:
+    def __init__(self, vectors: np.ndarray | None, stale: Callable[[], bool] | None = None,
+                 *, saved: str | None = None) -> None:
+        """A graph over `vectors`, or (vectors None) the one saved at `saved`, viewed in
+        place (memory-mapped, read-only): a restart pays no build."""
+        self.saved = saved  # the file this graph is saved in, if any
+        self.searches = 0  # walks so far: lets tests see which path a search took
+        # usearch keys its per-search scratch space by a thread slot (0 here), so two
+        # concurrent searches would share one: one walk at a time (~0.5 ms each).
+        self._lock = threading.Lock()
+        if vectors is None:
+            assert saved is not None
+            viewed = _Hnsw.restore(saved, view=True)
+            if viewed is None:
+                raise ValueError(f"{saved}: not a usearch index")
+            # restore() keeps the graph, not the expansion settings: set them again.
+            viewed.expansion_add = EXPANSION_ADD  # type: ignore[misc]  # a setter the stub lacks
+            viewed.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]
+            self._index = viewed
+            self.size = len(viewed)
+            return
         self._index = _Hnsw(ndim=int(vectors.shape[1]), metric="cos", dtype="i8",
                             connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD,
                             expansion_search=EXPANSION_SEARCH)
@@ -75,14 +94,18 @@ class Graph:
             self._index.add(np.arange(start, end, dtype=np.uint64), vectors[start:end],
                             threads=1)
         self.size = len(vectors)
-        self.searches = 0  # walks so far: lets tests see which path a search took
-        # usearch keys its per-search scratch space by a thread slot (0 here), so two
-        # concurrent searches would share one: one walk at a time (~0.5 ms each).
-        self._lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
         return int(self._index.memory_usage)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._index.ndim)
+
+    def save(self, path: str) -> None:
+        with self._lock:
+            self._index.save(path)
 
     def rows(self, query: np.ndarray, count: int) -> np.ndarray:
         """Row numbers of about the `count` nearest rows (fewer if the walk runs dry)."""

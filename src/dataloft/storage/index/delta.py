@@ -39,13 +39,23 @@ class Catalog:
     fps: np.ndarray  # int64, one fingerprint per pk
 
 
+_MIX = 0x9E3779B97F4A7C15  # odd: multiplying by it permutes 64-bit values
+
+
 def fingerprint(record_id: str, updated_at: int) -> int:
-    return hash((record_id, int(updated_at)))
+    """A signed 64-bit value, the same in every process: persisted structures (persist.py)
+    are compared with a later process's catalog. (hash() of a str is salted per process;
+    of an int it is Python's specified numeric hash, the same everywhere.)"""
+    mixed = ((hash(int.from_bytes(record_id.encode(), "little")) * _MIX) ^ int(updated_at)) \
+        & 0xFFFF_FFFF_FFFF_FFFF
+    return mixed - (1 << 64) if mixed >= 1 << 63 else mixed
 
 
 def catalog(session: Session, dataset_id: str) -> Catalog:
-    rows = session.execute(select(Record.pk, Record.id, Record.updated_at)
-                           .where(Record.dataset_id == dataset_id).order_by(Record.pk)).all()
+    # The driver's rows: at 100k records SQLAlchemy's row processing was a third of the read.
+    rows = session.connection().exec_driver_sql(
+        "SELECT pk, id, updated_at FROM records WHERE dataset_id = ? ORDER BY pk",
+        (dataset_id,)).fetchall()
     return Catalog(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
                    np.fromiter((fingerprint(r[1], r[2]) for r in rows), dtype=np.int64,
                                count=len(rows)))

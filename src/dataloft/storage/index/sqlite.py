@@ -17,27 +17,36 @@ the first search after a sync finds them ready. A matrix keeps its predecessor's
 while the rows the graph lacks or holds dead stay under `ANN_STALE_SHARE` of the matrix:
 those it lacks are scored exactly with the graph's candidates; past the share, a fresh
 graph is built in the background (exact scan until then).
+
+With a store (the app gives `{data_dir}/index`), structures brought up to date are saved
+there in the background (persist.py), and a process whose cache lacks a dataset starts
+from its saved copy: served as is at the current version, a delta's base otherwise. With a
+wait bound, a search never builds a big dataset's structure itself nor waits for one past
+the bound: it answers Busy (503) and the warmer goes on (docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, event, select
+from sqlalchemy import ColumnElement, delete, event, func, select
 from sqlalchemy.orm import Session
 
-from dataloft.kit.vectors import from_blobs
+from dataloft.errors import Busy
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann, delta
+from dataloft.storage.index import ann, build, delta, persist
 from dataloft.storage.index.base import IndexRow
-from dataloft.storage.index.rows import RowTerms, row_key
+from dataloft.storage.index.build import TooBig
+from dataloft.storage.index.delta import Catalog
+from dataloft.storage.index.structures import Approx, Matrix
 from dataloft.storage.index.terms import query_terms, top
 
 _BATCH = 500
@@ -48,9 +57,10 @@ ANN_MIN_RECORDS = 20_000
 # most this share of its rows (as the PostgreSQL adapter's EXACT_MAX): counting them is one
 # indexed read, and scoring them is cheaper than a walk that discards most of what it finds.
 EXACT_SHARE = 0.1
-# A delta touching more than this share of a dataset's records rebuilds instead: reading
-# everything in pk order is then cheaper than fetching most of it by pk.
-REBUILD_SHARE = 0.5
+# With a wait bound, a search builds or updates a structure itself only for datasets of at
+# most this many records, or deltas of at most this many (well under a second): anything
+# bigger is left to the warmer thread, and the search waits for it up to the bound.
+INLINE_RECORDS = 5_000
 # A predecessor's graph serves a matrix while the rows it lacks plus the rows it holds dead
 # are at most this share of the matrix; past it a new graph is built in the background.
 ANN_STALE_SHARE = 0.1
@@ -61,45 +71,12 @@ _LISTENING = "dataloft.index.listening"
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _Ann:
-    graph: ann.Graph
-    # Graph key -> matrix row (-1: that row is gone), or None when the graph is the
-    # matrix's own; `extra`: matrix rows the graph lacks, scored exactly on every search.
-    remap: np.ndarray | None = None
-    extra: np.ndarray | None = None
-
-    @property
-    def stale(self) -> int:
-        if self.remap is None or self.extra is None:
-            return 0
-        return int((self.remap < 0).sum()) + len(self.extra)
-
-
-@dataclass
-class _Matrix:
-    pks: np.ndarray  # ascending
-    vectors: np.ndarray
-    fps: np.ndarray  # the record fingerprint of each row
-    seen: delta.Catalog  # every record of the dataset the matrix was made from
-    # Set by the graph builder when the dataset is large enough; until then exact.
-    approx: _Ann | None = None
-
-    @property
-    def graph(self) -> ann.Graph | None:
-        return None if self.approx is None else self.approx.graph
-
-
-@dataclass(frozen=True)
-class _Terms:
-    index: RowTerms
-    fps: np.ndarray  # the record fingerprint of each document
-
-
 class SqliteIndex:
     def __init__(self, *, ann_min_records: int = ANN_MIN_RECORDS,
                  exact_share: float = EXACT_SHARE, ann_background: bool = True,
-                 reader: Callable[[], AbstractContextManager[Session]] | None = None) -> None:
+                 reader: Callable[[], AbstractContextManager[Session]] | None = None,
+                 store: Path | None = None, wait_s: float | None = None,
+                 inline_records: int = INLINE_RECORDS) -> None:
         self.ann_min_records = ann_min_records
         self.exact_share = exact_share
         # False: the graph is built inside the first search (tests, reproducible paths).
@@ -109,9 +86,20 @@ class SqliteIndex:
         # its datasets' structures up to date on the warmer thread.
         self.reader = reader
         self.warmer = ann.Builder()
+        # Given, the structures are saved there once current (persist.py), and a process
+        # with an empty cache starts from the saved copy instead of from every record.
+        self.store = None if store is None else persist.Store(store)
+        self.saver = ann.Builder()
+        # Given (with a reader), no search waits longer than this for a structure of a
+        # dataset over `inline_records`: it answers 503 SERVICE_BUSY instead, while the
+        # warmer goes on building.
+        self.wait_s = wait_s
+        self.inline_records = inline_records
         self._cache: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified when _cache changes
         self._building: dict[tuple[str, str], threading.Lock] = {}
+        self._catalogs: OrderedDict[tuple[str, int], Catalog] = OrderedDict()
 
     # --- writes (inside the caller's transaction) -------------------------------------
 
@@ -146,30 +134,69 @@ class SqliteIndex:
             self.warm(dataset_id)
 
     def warm_recent(self) -> None:
-        """At start-up: build the structures of the most recently written datasets in the
-        background (as many as the cache keeps), so the first searches after a restart
-        rarely pay for them. (They are not persisted: see docs/decisions.md.)"""
+        """At start-up: bring the structures of the most recently written datasets up to
+        date in the background (as many as the cache keeps), from their saved copies where
+        there are some, and delete the saved copies of datasets that no longer exist."""
         if self.reader is None:
             return
         with self.reader() as session:
             recent = list(session.scalars(select(Dataset.id).order_by(
                 Dataset.updated_at.desc()).limit(_CACHE_ENTRIES // 2)))
+            saved = self.store.datasets() if self.store is not None else []
+            alive: set[str] = set()
+            for i in range(0, len(saved), _BATCH):
+                alive.update(session.scalars(select(Dataset.id).where(
+                    Dataset.id.in_(saved[i : i + _BATCH]))))
+        for dataset_id in set(saved) - alive:
+            assert self.store is not None
+            self.store.drop(dataset_id)
         for dataset_id in recent:
             self.warm(dataset_id)
 
     def warm(self, dataset_id: str) -> None:
         """Bring the dataset's cached structures up to date on the warmer thread (a later
-        call for the same dataset replaces one still waiting)."""
+        call for the same dataset replaces one still waiting), then save them."""
         reader = self.reader
         if reader is None:
             return
 
         def job(_stale: Callable[[], bool]) -> None:
             with reader() as session:
-                self._cached("terms", session, dataset_id)
-                self._cached("vectors", session, dataset_id)
+                if session.get(Dataset, dataset_id) is None:
+                    self._forget_dataset(dataset_id)
+                    return
+                self._cached("terms", session, dataset_id, bounded=False)
+                self._cached("vectors", session, dataset_id, bounded=False)
+            self._save(dataset_id)
 
         self.warmer.submit(dataset_id, job)
+
+    def _forget_dataset(self, dataset_id: str) -> None:
+        with self._lock:
+            for kind in ("terms", "vectors"):
+                self._cache.pop((kind, dataset_id), None)
+        if self.store is not None:
+            self.store.drop(dataset_id)
+
+    def _save(self, dataset_id: str) -> None:
+        """Save the dataset's structures on the saver thread if both are current at one
+        version (a later call replaces one still waiting)."""
+        store = self.store
+        if store is None:
+            return
+
+        def job(_stale: Callable[[], bool]) -> None:
+            with self._lock:
+                terms = self._cache.get(("terms", dataset_id))
+                vectors = self._cache.get(("vectors", dataset_id))
+            if terms is None or vectors is None or terms[0] != vectors[0]:
+                return
+            try:
+                store.save(dataset_id, terms[0], terms[1], vectors[1])
+            except Exception:  # the structures still serve; only a restart pays
+                log.exception("saving the index structures of %s failed", dataset_id)
+
+        self.saver.submit(dataset_id, job)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -199,7 +226,7 @@ class SqliteIndex:
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 
-    def _nearest(self, session: Session, dataset_id: str, matrix: _Matrix, query: np.ndarray,
+    def _nearest(self, session: Session, dataset_id: str, matrix: Matrix, query: np.ndarray,
                  k: int, restrict: ColumnElement[bool] | None,
                  allowed: ann.Allowed | None) -> list[tuple[int, float]]:
         state = matrix.approx
@@ -223,10 +250,11 @@ class SqliteIndex:
             out.update({int(pk): bytes(v) for pk, v in rows})
         return out
 
-    def _cached(self, kind: str, session: Session, dataset_id: str) -> Any:
+    def _cached(self, kind: str, session: Session, dataset_id: str, bounded: bool = True
+                ) -> Any:
         """A structure derived from the dataset's records, brought up to date when its
         index_version (read in the caller's snapshot) moves, so it always matches what the
-        caller sees."""
+        caller sees. `bounded` (a search, not the warmer): within the wait bound, if any."""
         row = session.execute(select(Dataset.index_version, Dataset.embedding_dimension)
                               .where(Dataset.id == dataset_id)).first()
         if row is None:
@@ -235,80 +263,137 @@ class SqliteIndex:
         hit = self._hit(key, version)
         if hit is not None:
             return hit[0]
+        pending = dataset_id in session.info.get(_PENDING, ())
+        deadline = None
+        if bounded and self.wait_s is not None and self.reader is not None and not pending \
+                and _count(session, dataset_id) > self.inline_records:
+            deadline = time.monotonic() + self.wait_s
+        try:
+            return self._update(key, session, version, int(row.embedding_dimension or 0),
+                                pending, deadline)
+        except TooBig:
+            # A build, or a delta too big to make here: the warmer makes it, and this
+            # search waits for it up to the bound.
+            self.warm(dataset_id)
+            assert deadline is not None
+            return self._await(key, version, deadline)
+
+    def _update(self, key: tuple[str, str], session: Session, version: int, dimension: int,
+                pending: bool, deadline: float | None) -> Any:
+        kind, dataset_id = key
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
         # One update per structure at a time: the searches that arrive meanwhile wait for
-        # it instead of each making their own copy.
-        with building:
+        # it instead of each making their own copy (up to the deadline, if any).
+        if not building.acquire(timeout=-1 if deadline is None
+                                else max(0.0, deadline - time.monotonic())):
+            raise _busy(dataset_id)
+        try:
             hit = self._hit(key, version)
             if hit is not None:
                 return hit[0]
-            with self._lock:
-                cached = self._cache.get(key)
-            base = None if cached is None else cached[1]
-            dimension = int(row.embedding_dimension or 0)
-            built = self._terms(session, dataset_id, base) if kind == "terms" \
-                else self._matrix(session, dataset_id, dimension, base)
-            if dataset_id in session.info.get(_PENDING, ()):
-                return built  # holds uncommitted rows: never a base for others
-            with self._lock:
-                self._cache[key] = (version, built)
-                self._cache.move_to_end(key)
-                while len(self._cache) > _CACHE_ENTRIES:
-                    self._cache.popitem(last=False)
-        return built
+            base = self._base(key)
+            if base is not None and base[0] == version:
+                return base[1]
+            limit = None if deadline is None else self.inline_records
+            now = self._catalog(session, dataset_id, version, pending)
+            built: Any
+            if kind == "terms":
+                built = build.terms(session, dataset_id, None if base is None else base[1],
+                                    now, limit)
+            else:
+                built = self._matrix(session, dataset_id, dimension,
+                                     None if base is None else base[1], now, limit)
+            if not pending:  # a structure holding uncommitted rows is never a base
+                self._put(key, version, built)
+                self._save(dataset_id)
+            return built
+        finally:
+            building.release()
 
-    def _terms(self, session: Session, dataset_id: str, base: _Terms | None) -> _Terms:
-        # A delta only where every record is its own BM25 document; a dataset with table
-        # rows split into parts (storage/index/rows.py) is rebuilt, as before.
-        if base is None or not _flat(base.index):
-            return _build_terms(session, dataset_id)
-        now = delta.catalog(session, dataset_id)
-        keep, known = delta.unchanged(base.index.pks, base.fps, now)
-        fresh = now.pks[~known]
-        if len(fresh) > REBUILD_SHARE * len(now.pks) and len(fresh) > _BATCH:
-            return _build_terms(session, dataset_id)
-        if not len(fresh) and keep.all():
-            return base
-        rows = list(delta.texts(session, fresh.tolist()))
-        if any(not key.startswith("#") for _, _, key in rows):
-            return _build_terms(session, dataset_id)
-        pks = np.concatenate([base.index.pks[keep], fresh])
-        # Row documents are numbered like the records here (flat): the update's own pks
-        # for them are those row numbers.
-        by_row = base.index.rows.update(keep, ((len(pks) - len(rows) + i, text)
-                                                for i, (_, text, _) in enumerate(rows)))
-        index = RowTerms(pks, by_row, np.arange(len(pks), dtype=np.int64))
-        return _Terms(index, np.concatenate([base.fps[keep], now.fps[~known]]))
+    def _base(self, key: tuple[str, str]) -> tuple[int, Any] | None:
+        """The structure cached for `key` at any version; else the saved copy of the
+        dataset, if any (both its structures join the cache)."""
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None or self.store is None:
+            return cached
+        saved = self.store.load(key[1])
+        if saved is None:
+            return None
+        for kind, value in (("terms", saved.terms), ("vectors", saved.matrix)):
+            other = (kind, key[1])
+            with self._lock:
+                taken = other in self._cache
+            if not taken and (value is not None or kind == "vectors"):
+                self._put(other, saved.version, value)
+        with self._lock:
+            return self._cache.get(key)
+
+    def _catalog(self, session: Session, dataset_id: str, version: int,
+                 pending: bool) -> Callable[[], Catalog]:
+        """The dataset's catalog, read once however many structures need it at a version
+        (never shared out of a session with uncommitted writes)."""
+        def now() -> Catalog:
+            with self._lock:
+                got = None if pending else self._catalogs.get((dataset_id, version))
+            if got is None:
+                got = delta.catalog(session, dataset_id)
+                if not pending:
+                    with self._lock:
+                        self._catalogs[(dataset_id, version)] = got
+                        while len(self._catalogs) > 2:
+                            self._catalogs.popitem(last=False)
+            return got
+
+        return now
+
+    def _await(self, key: tuple[str, str], version: int, deadline: float) -> Any:
+        with self._changed:
+            while True:
+                cached = self._cache.get(key)
+                if cached is not None and cached[0] == version:
+                    return cached[1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _busy(key[1])
+                self._changed.wait(left)
+
+    def _put(self, key: tuple[str, str], version: int, value: Any) -> None:
+        with self._changed:
+            self._cache[key] = (version, value)
+            self._cache.move_to_end(key)
+            while len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+            self._changed.notify_all()
 
     def _matrix(self, session: Session, dataset_id: str, dimension: int,
-                base: _Matrix | None) -> _Matrix | None:
+                base: Matrix | None, now: Callable[[], Catalog],
+                limit: int | None) -> Matrix | None:
         if not dimension:
             return None
-        if base is not None and base.vectors.shape[1] == dimension:
-            matrix = _update_matrix(session, dataset_id, dimension, base)
-        else:
-            matrix = None
-        if matrix is None:
-            matrix = _build_matrix(session, dataset_id, dimension)
+        matrix = build.matrix(session, dataset_id, dimension, base, now, limit)
         if len(matrix.pks) >= max(1, self.ann_min_records) and (
                 matrix.approx is None or matrix.approx.stale > ANN_STALE_SHARE * len(matrix.pks)):
             self._graph(dataset_id, matrix)
         return matrix
 
-    def _graph(self, dataset_id: str, matrix: _Matrix) -> None:
-        def build(stale: Callable[[], bool] | None = None) -> None:
-            matrix.approx = _Ann(ann.build_logged(dataset_id, matrix.vectors, stale))
+    def _graph(self, dataset_id: str, matrix: Matrix) -> None:
+        def make(stale: Callable[[], bool] | None = None) -> None:
+            matrix.approx = Approx(ann.build_logged(dataset_id, matrix.vectors, stale))
+            self._save(dataset_id)  # a copy with the graph replaces the one without
 
         if self.ann_background:
-            self.graphs.submit(dataset_id, build)
+            self.graphs.submit(dataset_id, make)
         else:
-            build()
+            make()
 
     def wait(self) -> None:
-        """Until the warmer and the graph builder are idle (tests, benchmarks)."""
+        """Until the warmer, the graph builder and the saver are idle (tests, benchmarks)."""
         self.warmer.wait()
         self.graphs.wait()
+        self.warmer.wait()
+        self.saver.wait()
 
     def _hit(self, key: tuple[str, str], version: int) -> tuple[Any] | None:
         with self._lock:
@@ -317,6 +402,16 @@ class SqliteIndex:
                 return None
             self._cache.move_to_end(key)
             return (cached[1],)
+
+
+def _busy(dataset_id: str) -> Busy:
+    return Busy(f"the search structures of dataset {dataset_id} are being built; retry "
+                "in a few seconds", headers={"Retry-After": "2"}, reason="index_building")
+
+
+def _count(session: Session, dataset_id: str) -> int:
+    return int(session.scalar(select(func.count()).select_from(Record)
+                              .where(Record.dataset_id == dataset_id)) or 0)
 
 
 def _allowed(session: Session, restrict: ColumnElement[bool] | None
@@ -335,7 +430,7 @@ def _allowed(session: Session, restrict: ColumnElement[bool] | None
 
 
 def _allowed_rows(session: Session, dataset_id: str, restrict: ColumnElement[bool],
-                  matrix: _Matrix, limit: int) -> np.ndarray | None:
+                  matrix: Matrix, limit: int) -> np.ndarray | None:
     """The matrix rows of the records `restrict` allows, if there are at most `limit`."""
     pks = np.fromiter(session.scalars(
         select(Record.pk).where(Record.dataset_id == dataset_id, restrict).limit(limit + 1)),
@@ -354,67 +449,3 @@ def _forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def _build_terms(session: Session, dataset_id: str) -> _Terms:
-    fps: list[int] = []
-
-    def records() -> Any:
-        for pk, record_id, updated_at, text, row in session.execute(
-                select(Record.pk, Record.id, Record.updated_at, Record.text, row_key())
-                .where(Record.dataset_id == dataset_id).order_by(Record.pk)):
-            fps.append(delta.fingerprint(record_id, updated_at))
-            yield pk, text, row
-
-    index = RowTerms.build(records())
-    return _Terms(index, np.array(fps, dtype=np.int64))
-
-
-def _flat(index: RowTerms) -> bool:
-    """Every record is a row of its own (no table row split into parts)."""
-    return len(index.rows.pks) == len(index.pks) and bool(
-        np.array_equal(index.row_of, np.arange(len(index.pks))))
-
-
-def _build_matrix(session: Session, dataset_id: str, dimension: int) -> _Matrix:
-    seen = delta.catalog(session, dataset_id)
-    rows = session.execute(select(RecordVector.pk, RecordVector.vector)
-                           .where(RecordVector.dataset_id == dataset_id)
-                           .order_by(RecordVector.pk)).all()
-    blobs = [bytes(v) for _, v in rows if len(v) == 4 * dimension]
-    pks = np.array([pk for pk, v in rows if len(v) == 4 * dimension], dtype=np.int64)
-    # An owned, aligned copy: scanning the joined-bytes buffer in place measured slower.
-    return _Matrix(pks, np.array(from_blobs(blobs, dimension), order="C"),
-                   delta.fps_of(pks, seen), seen)
-
-
-def _update_matrix(session: Session, dataset_id: str, dimension: int,
-                   base: _Matrix) -> _Matrix | None:
-    """`base` brought up to `session`'s records, or None when a rebuild is cheaper."""
-    now = delta.catalog(session, dataset_id)
-    keep, _ = delta.unchanged(base.pks, base.fps, now)
-    _, known = delta.unchanged(base.seen.pks, base.seen.fps, now)
-    fresh = now.pks[~known]
-    if len(fresh) > REBUILD_SHARE * len(now.pks) and len(fresh) > _BATCH:
-        return None
-    if not len(fresh) and keep.all():
-        return base  # its `seen` may list records gone since: harmless, they match nothing
-    new_pks, new_rows = delta.vectors(session, fresh.tolist(), dimension)
-    pks = np.concatenate([base.pks[keep], new_pks])
-    vectors = np.concatenate([base.vectors[keep], new_rows])
-    kept = int(keep.sum())
-    order = np.argsort(pks, kind="stable")
-    if not np.array_equal(order, np.arange(len(pks))):
-        pks, vectors = pks[order], vectors[order]
-    position = np.empty(len(order), dtype=np.int64)
-    position[order] = np.arange(len(order))
-    matrix = _Matrix(pks, vectors, delta.fps_of(pks, now), now)
-    state = base.approx  # read once: the graph builder may replace it meanwhile
-    if state is not None:
-        # Old matrix row -> new row (-1: gone), then graph key -> new row through it.
-        moved = np.full(len(base.pks), -1, dtype=np.int64)
-        moved[keep] = position[:kept]
-        remap = moved if state.remap is None else np.where(
-            state.remap >= 0, moved[np.maximum(state.remap, 0)], -1)
-        covered = np.zeros(len(pks), dtype=bool)
-        covered[remap[remap >= 0]] = True
-        matrix.approx = _Ann(state.graph, remap, np.flatnonzero(~covered))
-    return matrix

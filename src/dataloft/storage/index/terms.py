@@ -91,20 +91,26 @@ class _TermIds(dict[str, int]):
 
 @dataclass(frozen=True)
 class TermIndex:
+    """Postings sorted by term; each query term is weighed at query time from the stored
+    term frequencies (only that term's postings), so a delta never re-weighs the whole
+    index: what moves with every commit (N, the average length, df) is in `idf` and
+    `norm`, O(terms + documents) to recompute."""
+
     pks: np.ndarray  # int64, one per document
     vocab: dict[str, int]
     starts: np.ndarray  # int64, postings of term t are [starts[t], starts[t + 1])
     docs: np.ndarray  # int32 document numbers
-    weights: np.ndarray  # float32, idf x saturated term frequency
-    # What the weights are made of, kept so that `update` can re-weigh without re-reading.
     tf: np.ndarray  # int32 per posting
     length: np.ndarray  # float32 per document: its number of index terms
+    idf: np.ndarray  # float32 per term
+    norm: np.ndarray  # float32 per document: K1 x (1 - B + B x length / average length)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> TermIndex:
         vocab: dict[str, int] = {}
         pks, term, doc, tf, length = _analyse(rows, vocab)
-        return _weigh(pks, vocab, term, doc, tf, length)
+        starts = np.concatenate([[0], np.cumsum(np.bincount(term, minlength=len(vocab)))])
+        return make(pks, vocab, starts.astype(np.int64), doc, tf, length)
 
     def update(self, keep: np.ndarray, rows: Iterable[tuple[int, str]]) -> TermIndex:
         """This index without the documents where `keep` is false, plus `rows`: equal, score
@@ -114,20 +120,27 @@ class TermIndex:
         pks, term, doc, tf, length = _analyse(rows, vocab)
         # int32 throughout: at 100k documents there are ~10M postings, and every int64
         # copy of them is 80 MB more at the peak of an update.
-        renumber = (np.cumsum(keep, dtype=np.int64) - 1).astype(np.int32)
-        kept_docs = int(keep.sum())
-        old_term = np.repeat(np.arange(len(self.vocab), dtype=np.int32), np.diff(self.starts))
-        alive = keep[self.docs]
-        old_term, old_tf = old_term[alive], self.tf[alive]
-        old_doc = renumber[self.docs[alive]]
-        # Insert each new posting after the kept postings of its term: both parts are sorted
+        counts = np.diff(self.starts)
+        old_docs, old_tf = self.docs, self.tf
+        if not keep.all():
+            alive = keep[self.docs]
+            dead = np.flatnonzero(~alive)  # few: the postings of the documents dropped
+            counts = counts - np.bincount(
+                np.searchsorted(self.starts, dead, side="right") - 1, minlength=len(counts))
+            renumber = (np.cumsum(keep, dtype=np.int32) - 1).astype(np.int32)
+            old_docs, old_tf = renumber[self.docs[alive]], self.tf[alive]
+        # Each new posting goes after the kept postings of its term: both parts are sorted
         # by term, and within a term the old documents come first, as their numbers do.
-        at = np.searchsorted(old_term, term, side="right")
-        return _weigh(np.concatenate([self.pks[keep], pks]), vocab,
-                      np.insert(old_term, at, term),
-                      np.insert(old_doc, at, doc + np.int32(kept_docs)),
-                      np.insert(old_tf, at, tf),
-                      np.concatenate([self.length[keep], length]))
+        ends = np.concatenate([np.cumsum(counts), np.full(len(vocab) - len(counts),
+                                                          len(old_docs))])
+        at = ends[term]
+        df = np.concatenate([counts, np.zeros(len(vocab) - len(counts), dtype=counts.dtype)]) \
+            + np.bincount(term, minlength=len(vocab))
+        return make(np.concatenate([self.pks[keep], pks]), vocab,
+                    np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
+                    np.insert(old_docs, at, doc + np.int32(int(keep.sum()))),
+                    np.insert(old_tf, at, tf),
+                    np.concatenate([self.length[keep], length]))
 
     def scores(self, query: str) -> np.ndarray | None:
         """BM25 of every document (0 where no term matches); None if no term is known."""
@@ -137,7 +150,11 @@ class TermIndex:
         out = np.zeros(len(self.pks), dtype=np.float32)
         for t in ids:
             lo, hi = self.starts[t], self.starts[t + 1]
-            out[self.docs[lo:hi]] += self.weights[lo:hi]  # a term lists each doc once
+            docs = self.docs[lo:hi]
+            tf = self.tf[lo:hi].astype(np.float32)
+            weight = tf / (tf + self.norm[docs])
+            weight *= self.idf[t] * np.float32(K1 + 1)
+            out[docs] += weight  # a term lists each doc once
         return out
 
 
@@ -167,21 +184,19 @@ def _analyse(rows: Iterable[tuple[int, str]], vocab: dict[str, int]
             (keys % max(n, 1)).astype(np.int32), tf.astype(np.int32), length)
 
 
-def _weigh(pks: np.ndarray, vocab: dict[str, int], term: np.ndarray, doc: np.ndarray,
-           tf: np.ndarray, length: np.ndarray) -> TermIndex:
+def make(pks: np.ndarray, vocab: dict[str, int], starts: np.ndarray, docs: np.ndarray,
+         tf: np.ndarray, length: np.ndarray) -> TermIndex:
     """The index over postings sorted by term. N, the average length and df are those of
     exactly these documents, so an updated index scores as a fresh build does; the average
     is summed in float64 (exact for integer lengths), so it does not depend on their order."""
     n = len(pks)
-    df = np.bincount(term, minlength=len(vocab))
-    starts = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+    df = np.diff(starts)
     idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
     total = float(length.sum(dtype=np.float64))
     avg = total / n if n and total else 1.0
-    norm = K1 * (1 - B + B * length[doc] / avg)
-    tf64 = tf.astype(np.int64)
-    weights = (idf[term] * tf64 * (K1 + 1) / (tf64 + norm)).astype(np.float32)
-    return TermIndex(pks, vocab, starts, doc.astype(np.int32), weights, tf, length)
+    norm = (K1 * (1 - B + B * length.astype(np.float64) / avg)).astype(np.float32)
+    return TermIndex(pks, vocab, starts, docs.astype(np.int32, copy=False),
+                     tf.astype(np.int32, copy=False), length, idf, norm)
 
 
 def top(scores: np.ndarray, pks: np.ndarray, k: int,

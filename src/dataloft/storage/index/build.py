@@ -1,0 +1,143 @@
+"""Making a dataset's term index and vector matrix from its records, or bringing an older
+one up to date by a delta (delta.py); sqlite.py caches what these return.
+
+`limit`, when given, is the most records the caller may read and analyse: past it (a full
+build, or a delta that large) `TooBig` is raised instead, and the caller hands the work to
+the background (a search must not block for a build: docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dataloft.kit.vectors import from_blobs
+from dataloft.models import Record, RecordVector
+from dataloft.storage.index import delta
+from dataloft.storage.index.delta import Catalog
+from dataloft.storage.index.rows import RowTerms, row_key
+from dataloft.storage.index.structures import Approx, Matrix, Terms
+
+_BATCH = 500
+# A delta touching more than this share of a dataset's records rebuilds instead: reading
+# everything in pk order is then cheaper than fetching most of it by pk.
+REBUILD_SHARE = 0.5
+
+
+class TooBig(Exception):
+    """More work than the caller's limit allows."""
+
+
+def _check(limit: int | None, needed: int) -> None:
+    if limit is not None and needed > limit:
+        raise TooBig
+
+
+def terms(session: Session, dataset_id: str, base: Terms | None,
+          now: Callable[[], Catalog], limit: int | None) -> Terms:
+    # A delta only where every record is its own BM25 document; a dataset with table
+    # rows split into parts (storage/index/rows.py) is rebuilt, as before.
+    if base is None or not flat(base.index):
+        if limit is not None:  # a build reads every record: more than any limit allows
+            raise TooBig
+        return build_terms(session, dataset_id)
+    catalog = now()
+    keep, known = delta.unchanged(base.index.pks, base.fps, catalog)
+    fresh = catalog.pks[~known]
+    if len(fresh) > REBUILD_SHARE * len(catalog.pks) and len(fresh) > _BATCH:
+        _check(limit, len(catalog.pks))
+        return build_terms(session, dataset_id)
+    if not len(fresh) and keep.all():
+        return base
+    _check(limit, len(fresh))
+    rows = list(delta.texts(session, fresh.tolist()))
+    if any(not key.startswith("#") for _, _, key in rows):
+        _check(limit, len(catalog.pks))
+        return build_terms(session, dataset_id)
+    pks = np.concatenate([base.index.pks[keep], fresh])
+    # Row documents are numbered like the records here (flat): the update's own pks
+    # for them are those row numbers.
+    by_row = base.index.rows.update(keep, ((len(pks) - len(rows) + i, text)
+                                           for i, (_, text, _) in enumerate(rows)))
+    index = RowTerms(pks, by_row, np.arange(len(pks), dtype=np.int64))
+    return Terms(index, np.concatenate([base.fps[keep], catalog.fps[~known]]))
+
+
+def build_terms(session: Session, dataset_id: str) -> Terms:
+    fps: list[int] = []
+
+    def records() -> Any:
+        for pk, record_id, updated_at, text, row in session.execute(
+                select(Record.pk, Record.id, Record.updated_at, Record.text, row_key())
+                .where(Record.dataset_id == dataset_id).order_by(Record.pk)):
+            fps.append(delta.fingerprint(record_id, updated_at))
+            yield pk, text, row
+
+    index = RowTerms.build(records())
+    return Terms(index, np.array(fps, dtype=np.int64))
+
+
+def flat(index: RowTerms) -> bool:
+    """Every record is a row of its own (no table row split into parts)."""
+    return len(index.rows.pks) == len(index.pks) and bool(
+        np.array_equal(index.row_of, np.arange(len(index.pks))))
+
+
+def matrix(session: Session, dataset_id: str, dimension: int, base: Matrix | None,
+           now: Callable[[], Catalog], limit: int | None) -> Matrix:
+    if base is not None and base.vectors.shape[1] == dimension:
+        updated = _update_matrix(session, dataset_id, dimension, base, now(), limit)
+        if updated is not None:
+            return updated
+    catalog = now()
+    _check(limit, len(catalog.pks))
+    return build_matrix(session, dataset_id, dimension, catalog)
+
+
+def build_matrix(session: Session, dataset_id: str, dimension: int, seen: Catalog) -> Matrix:
+    rows = session.execute(select(RecordVector.pk, RecordVector.vector)
+                           .where(RecordVector.dataset_id == dataset_id)
+                           .order_by(RecordVector.pk)).all()
+    blobs = [bytes(v) for _, v in rows if len(v) == 4 * dimension]
+    pks = np.array([pk for pk, v in rows if len(v) == 4 * dimension], dtype=np.int64)
+    # An owned, aligned copy: scanning the joined-bytes buffer in place measured slower.
+    return Matrix(pks, np.array(from_blobs(blobs, dimension), order="C"),
+                  delta.fps_of(pks, seen), seen)
+
+
+def _update_matrix(session: Session, dataset_id: str, dimension: int, base: Matrix,
+                   now: Catalog, limit: int | None) -> Matrix | None:
+    """`base` brought up to `session`'s records, or None when a rebuild is cheaper."""
+    keep, _ = delta.unchanged(base.pks, base.fps, now)
+    _, known = delta.unchanged(base.seen.pks, base.seen.fps, now)
+    fresh = now.pks[~known]
+    if len(fresh) > REBUILD_SHARE * len(now.pks) and len(fresh) > _BATCH:
+        return None
+    if not len(fresh) and keep.all():
+        return base  # its `seen` may list records gone since: harmless, they match nothing
+    _check(limit, len(fresh))
+    new_pks, new_rows = delta.vectors(session, fresh.tolist(), dimension)
+    pks = np.concatenate([base.pks[keep], new_pks])
+    vectors = np.concatenate([base.vectors[keep], new_rows])
+    kept = int(keep.sum())
+    order = np.argsort(pks, kind="stable")
+    if not np.array_equal(order, np.arange(len(pks))):
+        pks, vectors = pks[order], vectors[order]
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    matrix = Matrix(pks, vectors, delta.fps_of(pks, now), now)
+    state = base.approx  # read once: the graph builder may replace it meanwhile
+    if state is not None:
+        # Old matrix row -> new row (-1: gone), then graph key -> new row through it.
+        moved = np.full(len(base.pks), -1, dtype=np.int64)
+        moved[keep] = position[:kept]
+        remap = moved if state.remap is None else np.where(
+            state.remap >= 0, moved[np.maximum(state.remap, 0)], -1)
+        covered = np.zeros(len(pks), dtype=bool)
+        covered[remap[remap >= 0]] = True
+        matrix.approx = Approx(state.graph, remap, np.flatnonzero(~covered))
+    return matrix
