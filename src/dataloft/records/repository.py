@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Select, Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dataloft.kit.db import json_text
@@ -206,15 +206,21 @@ def file_has_records(session: Session, dataset_id: str, file_id: str) -> bool:
         Record.dataset_id == dataset_id, Record.file_id == file_id).limit(1)).first() is not None
 
 
+def hash_lookup(dataset_id: str, file_id: str, hashes: list[str]) -> Select[int, str | None]:
+    """A file's records with one of `hashes`: ix_records_dataset_file_hash answers it, so a
+    batch's lookup reads its own hashes, not every record of the file."""
+    return select(Record.pk, Record.content_hash).where(
+        Record.dataset_id == dataset_id, Record.file_id == file_id,
+        Record.content_hash.in_(hashes))
+
+
 def vectors_for_hashes(session: Session, index: Index, dataset_id: str, file_id: str,
                        hashes: Iterable[str]) -> dict[str, bytes]:
     """`vectors_by_hash`, only for `hashes` (one batch of a sync: bounded memory)."""
     wanted = list(hashes)
     out: dict[str, bytes] = {}
     for i in range(0, len(wanted), _BATCH):
-        rows = session.execute(select(Record.pk, Record.content_hash).where(
-            Record.dataset_id == dataset_id, Record.file_id == file_id,
-            Record.content_hash.in_(wanted[i : i + _BATCH]))).all()
+        rows = session.execute(hash_lookup(dataset_id, file_id, wanted[i : i + _BATCH])).all()
         stored = index.vectors(session, [pk for pk, _ in rows])
         out.update({h: stored[pk] for pk, h in rows if h is not None and pk in stored})
     return out
