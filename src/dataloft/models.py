@@ -246,7 +246,7 @@ class Record(Timestamps, Base):
 
     __table_args__ = (
         Index("ix_records_dataset_id_id", "dataset_id", "id"),
-        Index("ix_records_dataset_file", "dataset_id", "file_id"),
+        Index("ix_records_dataset_file_hash", "dataset_id", "file_id", "content_hash"),
     )
 
 

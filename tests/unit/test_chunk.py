@@ -251,3 +251,33 @@ def test_an_over_long_row_becomes_records_of_that_row_within_the_budget(
     else:
         assert parts[0].meta["big"] == fields["big"]
     assert [r.position for r in records] == list(range(len(records)))
+
+
+_CELLS = st.one_of(st.none(), st.text(max_size=30), st.integers(), st.booleans(),
+                   st.floats(allow_nan=True), st.lists(st.integers(), max_size=3),
+                   st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@given(st.dictionaries(st.text(max_size=8), _CELLS, max_size=8),
+       st.integers(min_value=16, max_value=300))
+def test_a_row_renders_and_builds_as_the_general_rule_says(fields: dict[str, Any],
+                                                           max_tokens: int) -> None:
+    """`render_row` and the one-record path of `build_records` (taken by most rows) agree
+    with the rule written plainly: non-empty cells as `key: value` lines; a row that fits
+    is one record whose meta is the file's, the row's meta, then its fields."""
+    from dataloft.sync.build import _value_text
+
+    text = "\n".join(f"{k}: {_value_text(v)}" for k, v in fields.items()
+                     if v is not None and v != "")
+    assert render_row(fields) == text
+    records = list(build_records(_file(), [Row(fields, {"table": "t", "row": 2})], max_tokens))
+    if not text.strip():
+        assert records == []
+    elif estimate_tokens(text) <= max_tokens:
+        (record,) = records
+        assert record.text == text and record.position == 0
+        assert record.meta == {"fileName": "doc.pdf", "fileType": "application/pdf",
+                               "fileCreatedAt": 1_700_000_000_000, "table": "t", "row": 2,
+                               **fields}
+    else:
+        assert len(records) >= 1 and all(r.meta["row"] == 2 for r in records)

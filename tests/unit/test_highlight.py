@@ -66,3 +66,15 @@ def test_the_cache_is_bounded() -> None:
     assert info.currsize == CACHE_RECORDS
     analysed("Record number 0. It has two sentences.")
     assert analysed.cache_info().misses == CACHE_RECORDS + 51, "the oldest entry was evicted"
+
+
+# Characters where the two splits could part ways: every end mark, whitespace of several
+# kinds (Unicode's too), word characters, accents and other punctuation.
+_TRICKY = st.text(alphabet=st.sampled_from(list(".!?\n \t\r\x0b\x0c\u00a0\u2028\u3000aZé_9,;-…")),
+                  max_size=60)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_TRICKY | st.text(max_size=40))
+def test_sentences_split_as_the_regex(text: str) -> None:
+    assert highlight.sentences(text) == _SENTENCE.split(text)

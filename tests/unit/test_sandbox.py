@@ -52,6 +52,17 @@ def sleep_forever(pid_file: str) -> None:
     time.sleep(3600)
 
 
+def trickle(path: str, seconds: float) -> int:
+    """Writes a byte every 0.1 s for `seconds`: slow, but never stalled."""
+    end, count = time.monotonic() + seconds, 0
+    with open(path, "ab", buffering=0) as fh:
+        while time.monotonic() < end:
+            fh.write(b"x")
+            count += 1
+            time.sleep(0.1)
+    return count
+
+
 def spin() -> None:
     while True:
         pass
@@ -155,9 +166,11 @@ def test_spooled_extraction_streams_every_item_in_batches(tmp_path: Path) -> Non
     content = b"n,word\n" + b"".join(b"%d,w%d\n" % (i, i) for i in range(2500))
     path = file(tmp_path, "rows.csv", content)
     with Spool() as spool:
-        fmt, count = sandbox.run_extract_spooled("rows.csv", None, path, spool)
+        fmt, count, shapes = sandbox.run_extract_spooled("rows.csv", None, path, spool)
         batches = list(spool.batches())
         assert (fmt, count) == ("csv", 2500)
+        assert shapes["rows"].rows == 2500
+        assert shapes["rows"].schema == {"n": "integer", "word": "string"}
         assert [len(b) for b in batches] == [1000, 1000, 500]
         assert [i for b in batches for i in b] == extract("rows.csv", None, content)[1]
         assert list(spool.items()) == [i for b in batches for i in b]  # readable again
@@ -385,3 +398,26 @@ def test_an_image_only_pdf_is_read_by_ocr_or_refused_typed(tmp_path: Path) -> No
         raise
     text = " ".join(getattr(item, "text", "") for item in items)
     assert "lighthouse" in text.lower(), items
+
+
+def test_a_child_that_keeps_writing_may_outlast_its_timeout_up_to_its_limit(
+        tmp_path: Path) -> None:
+    """A sync reads the extraction's spool as it is written, and its build shares the CPU
+    with the (niced) child: each batch restarts the child's clock, up to the sync's limit.
+    A child that stalls is still stopped `timeout_s` after its last progress."""
+    out = tmp_path / "out"
+    out.touch()
+    size = lambda: out.stat().st_size  # noqa: E731
+    run = lambda seconds, limit: confine.run(  # noqa: E731
+        trickle, (str(out), seconds), preload=sandbox.PRELOAD, memory_bytes=256 * MB,
+        timeout_s=2.0, progress=size, limit_s=limit)
+    assert run(4.0, 30.0) > 10  # twice its timeout, progressing all along: completes
+    started = time.monotonic()
+    with pytest.raises(confine.Confined) as err:
+        run(60.0, 5.0)  # progressing, but past its limit
+    assert err.value.code == "timeout" and time.monotonic() - started < 9
+    started = time.monotonic()
+    with pytest.raises(confine.Confined) as err:
+        confine.run(sleep_forever, (str(tmp_path / "pid"),), preload=sandbox.PRELOAD,
+                    memory_bytes=256 * MB, timeout_s=2.0, progress=size, limit_s=30.0)
+    assert err.value.code == "timeout" and time.monotonic() - started < 6  # no progress

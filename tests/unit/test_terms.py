@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataloft.storage.index.rows import RowTerms
-from dataloft.storage.index.terms import K1, B, TermIndex, query_terms, terms, top
+from dataloft.storage.index.terms import K1, B, TermIndex, query_terms, terms, top, words
 
 WORDS = ["cell", "cells", "protein", "the", "of", "mouse", "mice", "gene", "Café", "cafe",
          "running", "runs", "x1", "growth"]
@@ -133,3 +134,9 @@ def test_a_rows_parts_score_as_the_row(rows: list[tuple[int, list[str]]], query:
         assert not any(expected)
         return
     assert np.allclose(scores, [expected[n] for n in row_of], rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | st.text())
+def test_words_are_the_regex_words(text: str) -> None:
+    assert words(text) == re.findall(r"\w+", text)

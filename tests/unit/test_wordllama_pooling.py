@@ -113,3 +113,20 @@ def test_pool_sums_match_per_text_sums_for_any_slicing(lengths: list[int], budge
         want = table[ids[start : start + n]].sum(axis=0)
         np.testing.assert_allclose(sums[i], want, atol=1e-4)
         start += n
+
+
+@settings(max_examples=100, deadline=None)
+@given(lengths=st.lists(st.integers(0, 80), max_size=40), seed=st.integers(0, 2**32 - 1))
+def test_short_texts_pooled_by_position_sum_exactly_as_a_row_sum(lengths: list[int],
+                                                                  seed: int) -> None:
+    """Texts up to 64 tokens are summed position by position across the batch, longer ones
+    each on their own: either way every text's sum is bit for bit its row sum."""
+    rng = np.random.default_rng(seed)
+    table = rng.standard_normal((300, 16)).astype(np.float32)
+    ids = rng.integers(0, 300, size=sum(lengths))
+    sums = pool_sums(table, ids, np.array(lengths, dtype=np.int64))
+    start = 0
+    for i, n in enumerate(lengths):
+        want = table[ids[start : start + n]].sum(axis=0) if n else np.zeros(16, np.float32)
+        np.testing.assert_array_equal(sums[i], want)
+        start += n

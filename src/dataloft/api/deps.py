@@ -17,7 +17,9 @@ from dataloft.keys import tokens
 from dataloft.kit.principal import Principal, check_context
 
 
-def get_ctx(request: Request) -> Context:
+async def get_ctx(request: Request) -> Context:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop per request
+    # for an attribute read.
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 

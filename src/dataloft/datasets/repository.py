@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit import policy
@@ -95,6 +95,33 @@ def dataset_by_id(session: Session, dataset_id: str) -> Dataset | None:
 def visible_dataset(session: Session, principal: Principal, dataset_id: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.id == dataset_id,
                                                 policy.datasets(principal)))
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """What a search needs of its dataset, read through a Core select (no ORM load)."""
+
+    id: str
+    org_id: str
+    owner_scope: str
+    visibility: str
+    settings: dict[str, Any]
+    embedding_model: str | None
+    embedding_dimension: int | None
+
+
+# Built once: per search, building a statement and its cache key cost more than the read.
+_SEARCHED = select(Dataset.id, Dataset.org_id, Dataset.owner_scope, Dataset.visibility,
+                   Dataset.settings, Dataset.embedding_model, Dataset.embedding_dimension
+                   ).where(Dataset.id == bindparam("dataset_id"))
+
+
+def searched_dataset(session: Session, principal: Principal, dataset_id: str
+                     ) -> Searched | None:
+    """The dataset if the principal may see it: the policy's rule for a single object."""
+    row = session.connection().execute(_SEARCHED, {"dataset_id": dataset_id}).first()
+    found = Searched(*row) if row is not None else None
+    return found if found is not None and policy.dataset_allowed(principal, found) else None
 
 
 def datasets_listing(principal: Principal) -> Select[Any]:

@@ -60,6 +60,14 @@ def get(session: Session, principal: Principal, dataset_id: str) -> Dataset:
     return dataset
 
 
+def searched(session: Session, principal: Principal, dataset_id: str) -> repository.Searched:
+    """`get` for a search: the same policy, only the columns a search reads."""
+    dataset = repository.searched_dataset(session, principal, dataset_id)
+    if dataset is None:
+        raise not_found("dataset", dataset_id)
+    return dataset
+
+
 def get_owned(session: Session, principal: Principal, dataset_id: str) -> Dataset:
     """A dataset the principal may change: visible, and its own if acting for an end-user."""
     dataset = get(session, principal, dataset_id)

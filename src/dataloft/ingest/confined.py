@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dataloft.ingest.extract import ExtractionError, Row, Section, extract, extract_stream
+from dataloft.ingest.extract.columns import TableShape, add_shape
 from dataloft.kit import confine
 from dataloft.kit.confine import Confined, Inherited
 from dataloft.kit.spool import Spool, SpoolFull, SpoolWriter
@@ -26,6 +27,8 @@ DEFAULT_TIMEOUT_S = 120.0
 # upload cap, far below a bomb's inflated size.
 SPOOL_MAX_BYTES = 4 << 30
 SPOOL_BATCH_ITEMS = 1000
+# (format name, items, the shape of each table by `Row.meta["table"]`)
+Spooled = tuple[str, int, dict[str, TableShape]]
 # Imported once by the forkserver, so every child starts with the extractors loaded.
 PRELOAD = ("dataloft.ingest.extract", __name__)
 
@@ -52,16 +55,30 @@ def run_extract(name: str | None, content_type: str | None, path: str, *,
 def run_extract_spooled(name: str | None, content_type: str | None, path: str, spool: Spool,
                         *, memory_bytes: int = DEFAULT_MEMORY_BYTES,
                         timeout_s: float = DEFAULT_TIMEOUT_S,
-                        spool_max_bytes: int = SPOOL_MAX_BYTES) -> tuple[str, int]:
+                        spool_max_bytes: int = SPOOL_MAX_BYTES,
+                        limit_s: float | None = None) -> Spooled:
     """`run_extract`, but the child appends the items to `spool` in batches (through an
-    inherited descriptor) and answers only (format name, item count): however many rows a
-    file has, neither the pipe nor this process ever holds more than a batch of them."""
+    inherited descriptor) and answers only (format name, item count, the tables' shapes):
+    however many rows a file has, neither the pipe nor this process ever holds more than a
+    batch of them. A `Spool(header=True)` gets the format name as its header, before the
+    first batch, so a reader following the spool (`Spool.writing`) knows it at once.
+
+    `limit_s`: the child may run past `timeout_s` while it keeps writing batches (each
+    batch restarts the clock), up to `limit_s` in all. A sync follows the spool, and its
+    build of the rows shares the CPU with this child (niced): a long file extracts
+    slower than alone, yet never stalls."""
+    fd = spool.fileno()
     with open(path, "rb") as fh:
-        result: tuple[str, int] = run_confined(
-            extract_fd_to_spool,
-            (name, content_type, Inherited(fh.fileno()), Inherited(spool.fileno()),
-             spool_max_bytes),
-            memory_bytes=memory_bytes, timeout_s=timeout_s)
+        try:
+            result: Spooled = confine.run(
+                extract_fd_to_spool,
+                (name, content_type, Inherited(fh.fileno()), Inherited(fd), spool_max_bytes,
+                 spool.has_header),
+                preload=PRELOAD, memory_bytes=memory_bytes, timeout_s=timeout_s,
+                progress=None if limit_s is None else lambda: os.fstat(fd).st_size,
+                limit_s=limit_s)
+        except Confined as exc:
+            raise as_extraction_error(exc) from None
     return result
 
 
@@ -96,18 +113,22 @@ def extract_fd(name: str | None, content_type: str | None, fd: int
 
 
 def extract_fd_to_spool(name: str | None, content_type: str | None, fd: int, out_fd: int,
-                        max_bytes: int) -> tuple[str, int]:
+                        max_bytes: int, header: bool = False) -> Spooled:
     with os.fdopen(fd, "rb") as fh:
         data = fh.read()
     fmt, items = extract_stream(name, content_type, data)
-    out = SpoolWriter(out_fd, max_bytes, SPOOL_BATCH_ITEMS)
+    out = (SpoolWriter(out_fd, max_bytes, SPOOL_BATCH_ITEMS, header=fmt) if header
+           else SpoolWriter(out_fd, max_bytes, SPOOL_BATCH_ITEMS))
+    shapes: dict[str, TableShape] = {}
     try:
         for item in items:
+            if isinstance(item, Row):
+                add_shape(shapes, item)
             out.add(item, _weight(item))
         out.close()
     except SpoolFull as exc:
         raise ExtractionError("resource_limit", f"the file expands to {exc}") from None
-    return fmt, out.count
+    return fmt, out.count, shapes
 
 
 def _weight(item: Section | Row) -> int:

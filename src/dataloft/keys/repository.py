@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit import policy
@@ -31,9 +31,14 @@ class Grant:
     revoked_at: int | None
 
 
+# Built once: on every request, building the statement and running it through the ORM
+# session's execute path cost more than the indexed read itself (docs/decisions.md).
+_GRANT = select(ApiKey.id, ApiKey.org_id, ApiKey.permissions, ApiKey.datasets,
+                ApiKey.revoked_at).where(ApiKey.hash == bindparam("hash"))
+
+
 def grant_by_hash(session: Session, hash: str) -> Grant | None:
-    row = session.execute(select(ApiKey.id, ApiKey.org_id, ApiKey.permissions, ApiKey.datasets,
-                                 ApiKey.revoked_at).where(ApiKey.hash == hash)).first()
+    row = session.connection().execute(_GRANT, {"hash": hash}).first()
     return Grant(*row) if row is not None else None
 
 

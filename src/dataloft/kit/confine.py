@@ -127,8 +127,14 @@ class ConfinedProcess(ForkServerProcess):
 
 
 def run(fn: Callable[..., Any], args: tuple[Any, ...], *, preload: Sequence[str],
-        memory_bytes: int, timeout_s: float) -> Any:
-    """`fn(*args)` in a confined child; `fn` must be importable (module-level)."""
+        memory_bytes: int, timeout_s: float,
+        progress: Callable[[], object] | None = None, limit_s: float | None = None) -> Any:
+    """`fn(*args)` in a confined child; `fn` must be importable (module-level).
+
+    With `progress` (a value that changes while the child makes headway, such as the size
+    of a file it writes), the wall clock allows `timeout_s` without progress, up to
+    `limit_s` in all: a child whose output is consumed as it comes (and whose CPU that
+    consumer shares) is not cut off for being slow while it advances."""
     reader, writer = multiprocessing.Pipe(duplex=False)
     proc = process(_child, (fn, args, writer, memory_bytes, timeout_s), preload=preload,
                    name="dataloft-confined")
@@ -137,7 +143,8 @@ def run(fn: Callable[..., Any], args: tuple[Any, ...], *, preload: Sequence[str]
     finally:
         writer.close()
     try:
-        payload, killed_for = _await(proc, reader, memory_bytes, timeout_s)
+        payload, killed_for = _await(proc, reader, memory_bytes, timeout_s, progress,
+                                     limit_s)
     finally:
         reader.close()
         exitcode = reap(proc)
@@ -197,12 +204,19 @@ def _detach(dup: Any) -> int:
     return fd
 
 
-def _await(proc: BaseProcess, reader: Connection, memory_bytes: int, timeout_s: float
+def _await(proc: BaseProcess, reader: Connection, memory_bytes: int, timeout_s: float,
+           progress: Callable[[], object] | None = None, limit_s: float | None = None
            ) -> tuple[bytes | None, str | None]:
     """Read the child's answer while it runs (a big answer never blocks it); kill on limits."""
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
+    hard = started + (timeout_s if limit_s is None else max(limit_s, timeout_s))
+    seen = progress() if progress is not None else None
     while True:
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
+        if progress is not None and (value := progress()) != seen:
+            seen, deadline = value, min(now + timeout_s, hard)
+        remaining = deadline - now
         if remaining <= 0:
             kill(proc)
             return None, "timeout"

@@ -20,7 +20,7 @@ Writes are limited like reads (issue #11):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import aliased
@@ -61,7 +61,20 @@ def datasets(principal: Principal) -> ColumnElement[bool]:
                 _scope_sql(principal, Dataset.owner_scope, Dataset.visibility))
 
 
-def dataset_allowed(principal: Principal, dataset: Dataset) -> bool:
+class DatasetLike(Protocol):
+    """The columns the dataset rule reads: an ORM row, or a Core row of them."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def owner_scope(self) -> str: ...
+    @property
+    def visibility(self) -> str: ...
+
+
+def dataset_allowed(principal: Principal, dataset: DatasetLike) -> bool:
     return (dataset.org_id == principal.org_id
             and (principal.datasets is None or dataset.id in principal.datasets)
             and scope_allows(principal, dataset.owner_scope, dataset.visibility))

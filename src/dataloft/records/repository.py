@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Select, Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dataloft.kit.db import json_text
@@ -31,6 +32,25 @@ class NewRecord:
     content_hash: str | None = None
     vector: bytes | None = None
     reused: bool = False  # the vector was carried over from the previous sync
+    # Set by `prepare` (ahead of the insert): the record's id and its meta as stored.
+    id: str | None = None
+    meta_json: str | None = None
+
+    def __reduce__(self) -> tuple[type[NewRecord], tuple[Any, ...]]:
+        # A sync spools every record and reads it back in its commit: a constructor call
+        # unpickles faster than the default object-and-state protocol.
+        return NewRecord, (self.text, self.meta, self.source, self.position,
+                           self.content_hash, self.vector, self.reused, self.id,
+                           self.meta_json)
+
+
+def prepare(batch: Sequence[NewRecord]) -> None:
+    """Do ahead what inserting a record needs that does not depend on the transaction:
+    its id and its meta's JSON (the meta dict is dropped: the JSON is what is stored). A
+    sync prepares its records while it builds them, so its commit, which holds the one
+    writer, only inserts."""
+    for rid, record in zip(new_ids("rec", len(batch)), batch, strict=True):
+        record.id, record.meta_json, record.meta = rid, json_text(record.meta), {}
 
 
 def _touch(session: Session, dataset_ids: Iterable[str]) -> None:
@@ -49,44 +69,78 @@ def insert_records(session: Session, index: Index, org_id: str, dataset_id: str,
                    new: Sequence[NewRecord], file_id: str | None = None) -> list[tuple[int, str]]:
     """Bulk insert; returns (pk, id) per record, in input order. Charged to the org's
     record quota: QuotaExceeded past it, before anything is written."""
-    quotas.charge(session, org_id, records=len(new))
+    return insert_batches(session, index, org_id, dataset_id, [new], len(new), file_id)
+
+
+def insert_batches(session: Session, index: Index, org_id: str, dataset_id: str,
+                   batches: Iterable[Sequence[NewRecord]], count: int,
+                   file_id: str | None = None) -> list[tuple[int, str]]:
+    """`insert_records` of `count` records arriving in batches (a sync's spool): the quota
+    is charged, the dataset touched and the next pk read once, not per batch."""
+    quotas.charge(session, org_id, records=count)
     now = now_ms()
     out: list[tuple[int, str]] = []
-    for i in range(0, len(new), _BATCH):
-        batch = new[i : i + _BATCH]
-        ids = new_ids("rec", len(batch))
-        # A plain executemany, then the pks read back by id: SQLite cannot order a batched
-        # INSERT ... RETURNING, so SQLAlchemy sent it one row at a time (a statement per
-        # record, ~1/3 of a big sync's commit).
-        _insert_rows(session, [(rid, org_id, dataset_id, file_id, r.text, r.meta, r.source,
-                                r.position, r.content_hash, now, now)
-                               for rid, r in zip(ids, batch, strict=True)])
-        by_id = dict(session.execute(select(_RECORDS.c.id, _RECORDS.c.pk)
-                                     .where(_RECORDS.c.id.in_(ids))).all())
-        pks = [by_id[rid] for rid in ids]
-        index.added(session, [IndexRow(pk, dataset_id, r.text, r.vector)
-                              for pk, r in zip(pks, batch, strict=True)])
-        out += list(zip(pks, ids, strict=True))
-    _touch(session, [dataset_id])
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    last = (session.execute(select(func.max(_RECORDS.c.pk))).scalar_one_or_none() or 0
+            if sqlite else 0)
+    seen = 0
+    for new in batches:
+        seen += len(new)
+        if seen > count:
+            raise ValueError(f"more records than the {count} announced")
+        for i in range(0, len(new), _BATCH):
+            batch = new[i : i + _BATCH]
+            ids = _ids(batch)
+            rows = [(rid, org_id, dataset_id, file_id, r.text,
+                     r.meta if r.meta_json is None else r.meta_json, r.source, r.position,
+                     r.content_hash, now, now) for rid, r in zip(ids, batch, strict=True)]
+            if sqlite:
+                pks = list(range(last + 1, last + 1 + len(rows)))
+                _insert_sqlite(session, pks, rows)
+                last += len(rows)
+            else:
+                pks = _insert_returning_pks(session, ids, rows)
+            index.added(session, [IndexRow(pk, dataset_id, r.text, r.vector)
+                                  for pk, r in zip(pks, batch, strict=True)])
+            out += list(zip(pks, ids, strict=True))
+    if out:
+        _touch(session, [dataset_id])
     return out
+
+
+def _ids(batch: Sequence[NewRecord]) -> list[str]:
+    if all(r.id is not None for r in batch):
+        return [str(r.id) for r in batch]
+    fresh = iter(new_ids("rec", sum(r.id is None for r in batch)))
+    return [next(fresh) if r.id is None else r.id for r in batch]
 
 
 _COLUMNS = ("id", "org_id", "dataset_id", "file_id", "text", "meta", "source", "position",
             "content_hash", "created_at", "updated_at")
-_SQLITE_INSERT = (f"INSERT INTO records ({', '.join(_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+_SQLITE_INSERT = (f"INSERT INTO records (pk, {', '.join(_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})")
 
 
-def _insert_rows(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Rows in `_COLUMNS` order. On SQLite straight to the driver's executemany, meta
-    serialised as the engine would: SQLAlchemy's per-row parameter processing cost more
-    than the insert itself."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql(
-            _SQLITE_INSERT, [(*row[:5], json_text(row[5]), *row[6:]) for row in rows])
-    else:
-        session.execute(insert(_RECORDS), [dict(zip(_COLUMNS, row, strict=True))
-                                           for row in rows])
+def _insert_sqlite(session: Session, pks: list[int], rows: list[tuple[Any, ...]]) -> None:
+    """Rows in `_COLUMNS` order, by the driver's executemany, meta serialised as the engine
+    would (SQLAlchemy's per-row parameter processing cost more than the insert itself).
+    The pks are given, not read back: SQLite cannot order a batched INSERT ... RETURNING,
+    and reading them back by id cost a query per batch. The writer's transaction began
+    IMMEDIATE (kit/db.py), so nobody else can take max(pk) + 1 meanwhile; it is the pk
+    SQLite itself would pick (the table has no AUTOINCREMENT)."""
+    session.connection().exec_driver_sql(
+        _SQLITE_INSERT, [(pk, *row[:5], row[5] if type(row[5]) is str else json_text(row[5]),
+                          *row[6:]) for pk, row in zip(pks, rows, strict=True)])
+
+
+def _insert_returning_pks(session: Session, ids: list[str], rows: list[tuple[Any, ...]]
+                          ) -> list[int]:
+    rows = [(*row[:5], json.loads(row[5]) if type(row[5]) is str else row[5], *row[6:])
+            for row in rows]  # a prepared meta back to the dict the engine serialises
+    session.execute(insert(_RECORDS), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+    by_id = dict(session.execute(select(_RECORDS.c.id, _RECORDS.c.pk)
+                                 .where(_RECORDS.c.id.in_(ids))).all())
+    return [by_id[rid] for rid in ids]
 
 
 def delete_where(session: Session, index: Index, *, org_id: str, dataset_id: str | None = None,
@@ -146,15 +200,27 @@ def vectors_by_hash(session: Session, index: Index, dataset_id: str,
     return {h: stored[pk] for pk, h in rows if h is not None and pk in stored}
 
 
+def file_has_records(session: Session, dataset_id: str, file_id: str) -> bool:
+    """Whether the file has records in the dataset (a first sync has none to reuse)."""
+    return session.execute(select(Record.pk).where(
+        Record.dataset_id == dataset_id, Record.file_id == file_id).limit(1)).first() is not None
+
+
+def hash_lookup(dataset_id: str, file_id: str, hashes: list[str]) -> Select[int, str | None]:
+    """A file's records with one of `hashes`: ix_records_dataset_file_hash answers it, so a
+    batch's lookup reads its own hashes, not every record of the file."""
+    return select(Record.pk, Record.content_hash).where(
+        Record.dataset_id == dataset_id, Record.file_id == file_id,
+        Record.content_hash.in_(hashes))
+
+
 def vectors_for_hashes(session: Session, index: Index, dataset_id: str, file_id: str,
                        hashes: Iterable[str]) -> dict[str, bytes]:
     """`vectors_by_hash`, only for `hashes` (one batch of a sync: bounded memory)."""
     wanted = list(hashes)
     out: dict[str, bytes] = {}
     for i in range(0, len(wanted), _BATCH):
-        rows = session.execute(select(Record.pk, Record.content_hash).where(
-            Record.dataset_id == dataset_id, Record.file_id == file_id,
-            Record.content_hash.in_(wanted[i : i + _BATCH]))).all()
+        rows = session.execute(hash_lookup(dataset_id, file_id, wanted[i : i + _BATCH])).all()
         stored = index.vectors(session, [pk for pk, _ in rows])
         out.update({h: stored[pk] for pk, h in rows if h is not None and pk in stored})
     return out

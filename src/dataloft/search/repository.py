@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from dataloft.models import Record
@@ -26,11 +26,13 @@ class Found:
     meta: dict[str, Any]
 
 
-_COLUMNS = (Record.pk, Record.id, Record.dataset_id, Record.file_id, Record.source,
-            Record.text, Record.meta)
+# Built once and run on the session's connection: per request, the ORM execute path and
+# building the statement cost more than the read itself (docs/decisions.md).
+_BY_PK = select(Record.pk, Record.id, Record.dataset_id, Record.file_id, Record.source,
+                Record.text, Record.meta).where(Record.pk.in_(bindparam("pks", expanding=True)))
 
 
 def records_by_pk(session: Session, pks: Sequence[int]) -> dict[int, Found]:
     """The records of these primary keys that still exist."""
-    rows = session.execute(select(*_COLUMNS).where(Record.pk.in_(list(pks))))
+    rows = session.connection().execute(_BY_PK, {"pks": list(pks)})
     return {row[0]: Found(*row) for row in rows}

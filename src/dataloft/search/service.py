@@ -8,8 +8,9 @@ best hit is, which matters when one side is confident and the other is not.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
@@ -18,7 +19,7 @@ from dataloft.datasets import service as datasets
 from dataloft.ingest.embed.base import Embedder
 from dataloft.kit import filters, policy
 from dataloft.kit.principal import Principal
-from dataloft.models import Dataset, Record
+from dataloft.models import Record
 from dataloft.search import repository
 from dataloft.search.highlight import highlights
 from dataloft.search.repository import Found
@@ -47,31 +48,48 @@ def record_columns() -> dict[str, Any]:
     return {"source": Record.source, "fileId": Record.file_id, "createdAt": Record.created_at}
 
 
-def _normalised(hits: list[tuple[int, float]]) -> dict[int, float]:
-    if not hits:
-        return {}
-    scores = [s for _, s in hits]
-    lo, hi = min(scores), max(scores)
+def _side(hits: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """One side's pks and its min-max normalised scores (all 1.0 when they are equal)."""
+    pks = np.fromiter((pk for pk, _ in hits), dtype=np.int64, count=len(hits))
+    scores = np.fromiter((s for _, s in hits), dtype=np.float64, count=len(hits))
+    if not len(hits):
+        return pks, scores
+    lo, hi = scores.min(), scores.max()
     span = hi - lo
-    return {pk: (s - lo) / span if span > 0 else 1.0 for pk, s in hits}
+    return pks, (scores - lo) / span if span > 0 else np.ones(len(hits))
 
 
 def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]],
          lexical_weight: float) -> list[tuple[int, float]]:
-    lex, sem = _normalised(lexical), _normalised(semantic)
-    if lexical_weight >= 1:
-        sem = {}
-    elif lexical_weight <= 0:
-        lex = {}
+    lex_pks, lex = _side(lexical if lexical_weight > 0 else [])
+    sem_pks, sem = _side(semantic if lexical_weight < 1 else [])
+    pks = np.union1d(lex_pks, sem_pks)
+    lex_at, sem_at = np.searchsorted(pks, lex_pks), np.searchsorted(pks, sem_pks)
+    lexical_part, semantic_part = np.zeros(len(pks)), np.zeros(len(pks))
+    lexical_part[lex_at], semantic_part[sem_at] = lex, sem
+    sides = np.zeros(len(pks), dtype=np.int64)
+    sides[lex_at] += 1
+    sides[sem_at] += 1
+    scores = lexical_weight * lexical_part + (1 - lexical_weight) * semantic_part
     # Min-max maps each side's weakest candidate to 0, like "not found by that side": at
-    # equal scores, a candidate of more sides ranks first. (Plain tuples sort without a
-    # key function: a few hundred candidates per request.)
-    ranked = sorted((-(lexical_weight * lex.get(pk, 0.0) + (1 - lexical_weight) * sem.get(pk, 0.0)),
-                     -((pk in lex) + (pk in sem)), pk) for pk in lex.keys() | sem.keys())
-    return [(pk, -neg) for neg, _, pk in ranked]
+    # equal scores, a candidate of more sides ranks first, then the lower pk. (Vectorised:
+    # a few hundred candidates per request, each a dict entry and a tuple before.)
+    order = np.lexsort((pks, -sides, -scores))
+    return list(zip(pks[order].tolist(), scores[order].tolist(), strict=True))
 
 
-def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence[Dataset],
+class Searchable(Protocol):
+    """A dataset as ranking reads it: the ORM row, or datasets.repository.Searched."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def embedding_model(self) -> str | None: ...
+    @property
+    def embedding_dimension(self) -> int | None: ...
+
+
+def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence[Searchable],
          query: str, mode: Mode, take: int, restrict: ColumnElement[bool] | None,
          lexical_weight: float) -> list[tuple[int, float]]:
     ids = [d.id for d in datasets_]
@@ -105,7 +123,7 @@ def restriction(principal: Principal, raw_filter: object, dialect: str
 
 def search(session: Session, index: Index, embedder: Embedder, principal: Principal,
            dataset_id: str, body: SearchBody, dialect: str) -> list[tuple[Found, float]]:
-    dataset = datasets.get(session, principal, dataset_id)
+    dataset = datasets.searched(session, principal, dataset_id)
     restrict = restriction(principal, body.filter, dialect)
     take = body.take or int(dataset.settings.get("searchMaxRecords") or 10)
     weight = float(dataset.settings.get("hybridLexicalWeight", DEFAULT_LEXICAL_WEIGHT))

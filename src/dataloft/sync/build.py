@@ -48,8 +48,17 @@ def _value_text(value: Any) -> str:
 
 def render_row(fields: dict[str, Any]) -> str:
     """`column: value` lines, so column names are searchable alongside the values."""
-    return "\n".join([f"{k}: {_value_text(v)}" for k, v in fields.items()
-                      if v is not None and v != ""])
+    parts = []
+    for k, v in fields.items():
+        kind = type(v)
+        if kind is str:  # most cells: text or integers, formatted as they are
+            if v:
+                parts.append(f"{k}: {v}")
+        elif kind is int:
+            parts.append(f"{k}: {v}")
+        elif v is not None:
+            parts.append(f"{k}: {_value_text(v)}")
+    return "\n".join(parts)
 
 
 def _row_records(row: Row, max_tokens: int, overlap: int
@@ -128,6 +137,16 @@ def build_records(file: File, items: Iterable[Section | Row],
     overlap = default_overlap(max_tokens) if overlap_tokens is None else overlap_tokens
     position = 0
     for item in items:
+        if type(item) is Row:
+            # Most rows: one record, its meta built in one merge (a sync's rows take this
+            # path a million times; `_row_records` handles the empty and the oversized).
+            text = render_row(item.fields)
+            if text and len(text) <= max_tokens * CHARS_PER_TOKEN:
+                yield NewRecord(text=text, meta={**base, **item.meta, **item.fields},
+                                source=source, position=position,
+                                content_hash=hashlib.sha256(text.encode()).hexdigest())
+                position += 1
+                continue
         if isinstance(item, Row):
             for text, meta in _row_records(item, max_tokens, overlap):
                 yield _record(text, {**base, **meta}, source, position)

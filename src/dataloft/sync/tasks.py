@@ -160,20 +160,28 @@ class SyncHandler:
 
         Nothing here holds a whole file: the extracted items and the built records live
         in disk spools (closed by `stack`), read back a batch at a time."""
-        items = stack.enter_context(Spool("dataloft-items-"))
-        fmt = self._extract(plan, items, deadline)
+        items = stack.enter_context(Spool("dataloft-items-", header=True))
+        # Extraction streams into the items spool while the records are built and embedded
+        # from it and, once the child has typed every row, the tables are written from it:
+        # the child, the tokenizer and DuckDB run outside the GIL, so both cores work.
+        pool = stack.enter_context(ThreadPoolExecutor(3, thread_name_prefix="dataloft-sync"))
+        items.writing()
+        extraction = pool.submit(self._extract, plan, items, deadline)
+        fmt = items.header()
+        if fmt is None:  # the child ended before it knew the format: its error says why
+            extraction.result()
+            raise JobFailed("corrupted_file", "the file could not be read")
         file_type = content_type_for(fmt, plan.content_type)
-        # The tables are written in a thread of their own while the records are built and
-        # embedded: DuckDB and the tokenizer run outside the GIL, so both cores work.
-        pool = stack.enter_context(ThreadPoolExecutor(2, thread_name_prefix="dataloft-sync"))
-        tables = pool.submit(self._write_tables, plan, file_type, items, deadline)
+        tables = pool.submit(self._write_tables, plan, file_type, items, extraction, deadline)
         out = stack.enter_context(Spool("dataloft-records-"))
         try:
-            built = self._build(plan, file_type, items, out, alive, deadline, pool)
+            built = self._build(plan, file_type, items, out, alive, deadline, pool, extraction)
         finally:
+            wait([extraction])
             wait([tables])
         if built is None:
             return None
+        extraction.result()  # its failure, if any, is the sync's
         count, reused = built
         if not count:
             raise JobFailed("empty_content", "the file contains no extractable text")
@@ -192,9 +200,9 @@ class SyncHandler:
             removed = records.delete_where(session, self.index, org_id=plan.org_id,
                                            dataset_id=plan.dataset_id, file_id=plan.file_id)
             try:
-                for batch in product.records.batches() if product.records else ():
-                    records.insert_records(session, self.index, plan.org_id, plan.dataset_id,
-                                           batch, file_id=plan.file_id)
+                records.insert_batches(session, self.index, plan.org_id, plan.dataset_id,
+                                       product.records.batches() if product.records else (),
+                                       product.count, file_id=plan.file_id)
             except QuotaExceeded as exc:  # rolls back: the old records stay
                 raise JobFailed("storage_limit", exc.message) from exc
             catalog.replace(session, plan.org_id, plan.dataset_id, plan.file_id, plan.version,
@@ -210,23 +218,27 @@ class SyncHandler:
                         durationMs=int((time.monotonic() - started) * 1000))
             queue.finish(session, lease)
 
-    def _extract(self, plan: Plan, spool: Spool, deadline: Deadline) -> str:
-        if not plan.blob_key:
-            raise JobFailed("empty_content", "the file has no content; upload it first")
-        budget = min(self.limits.timeout_s, deadline.remaining())
-        if budget <= 0:
-            deadline.check()
+    def _extract(self, plan: Plan, spool: Spool, deadline: Deadline) -> confined.Spooled:
+        """Extract into `spool` (then marked finished, whatever happens)."""
         try:
+            if not plan.blob_key:
+                raise JobFailed("empty_content", "the file has no content; upload it first")
+            budget = min(self.limits.timeout_s, deadline.remaining())
+            if budget <= 0:
+                deadline.check()
             # In a child process under memory and time limits: a hostile file fails
             # this sync (typed), never the server.
             with self._readable_path(plan.blob_key) as path:
-                fmt, _count = confined.run_extract_spooled(
+                spooled = confined.run_extract_spooled(
                     plan.name, plan.content_type, path, spool,
-                    memory_bytes=self.limits.memory_bytes, timeout_s=budget)
+                    memory_bytes=self.limits.memory_bytes, timeout_s=budget,
+                    limit_s=deadline.remaining())
         except ExtractionError as exc:
             raise JobFailed(exc.code, exc.message) from exc
+        finally:
+            spool.finished()
         deadline.check()
-        return fmt
+        return spooled
 
     def _file(self, plan: Plan) -> File:
         """The file as the record builder sees it (detached: no session stays open)."""
@@ -234,24 +246,32 @@ class SyncHandler:
                     created_at=plan.created_at)
 
     def _build(self, plan: Plan, file_type: str | None, items: Spool, out: Spool,
-               alive: Callable[[], bool], deadline: Deadline,
-               pool: ThreadPoolExecutor) -> tuple[int, int] | None:
-        """Build, embed and spool the records a batch at a time: (count, reused vectors);
-        None if the lease was lost meanwhile. One batch embeds in `pool` while the next
-        is built, so at most two batches are held."""
+               alive: Callable[[], bool], deadline: Deadline, pool: ThreadPoolExecutor,
+               extraction: Future[confined.Spooled]) -> tuple[int, int] | None:
+        """Build, embed and spool the records a batch at a time, following the extraction:
+        (count, reused vectors); None if the lease was lost meanwhile. One batch embeds in
+        `pool` while the next is built, so at most two batches are held. A failed
+        extraction stops it at the next batch (its error is the sync's)."""
         built = build_records(self._file(plan), items.items(), plan.max_tokens,
                               overlap_tokens=plan.overlap, file_type=file_type)
+        with self.db.read() as session:  # else no vector to reuse: no lookup per batch
+            reuse = records.file_has_records(session, plan.dataset_id, plan.file_id)
         count = reused = 0
         pending: tuple[list[NewRecord], Future[int]] | None = None
         while True:
             batch = list(islice(built, EMBED_BATCH))
             deadline.check()
+            if extraction.done() and extraction.exception() is not None:
+                extraction.result()
             if not alive():
                 return None
             if batch:
-                embedding = pool.submit(self._embed, batch, plan.dataset_id, plan.file_id)
+                embedding = pool.submit(self._embed, batch, plan.dataset_id, plan.file_id,
+                                        reuse)
             if pending is not None:
                 reused += pending[1].result()
+                if self.db.dialect == "sqlite":
+                    records.prepare(pending[0])
                 out.append(pending[0])
                 count += len(pending[0])
             if not batch:
@@ -259,12 +279,15 @@ class SyncHandler:
             pending = batch, embedding
 
     def _write_tables(self, plan: Plan, file_type: str | None, items: Spool,
-                      deadline: Deadline) -> list[snapshot.TableSnapshot]:
-        """Columnar snapshots for governed SQL, committed with the records. A failure here
-        must not cost the file its search records: no tables, logged."""
+                      extraction: Future[confined.Spooled], deadline: Deadline
+                      ) -> list[snapshot.TableSnapshot]:
+        """Columnar snapshots for governed SQL, committed with the records, written once
+        the extraction child has typed every row. A failure here must not cost the file
+        its search records: no tables, logged."""
+        _fmt, _count, shapes = extraction.result()
         shared = file_meta(self._file(plan), file_type)
         try:
-            tables = snapshot.plan(plan.name, items.items(), shared)
+            tables = snapshot.plan_shapes(plan.name, shapes, shared)
             snapshot.write(self.blobs, tables, items.items(), deadline.check)
         except JobFailed:
             raise
@@ -287,23 +310,30 @@ class SyncHandler:
             tmp.flush()
             yield tmp.name
 
-    def _embed(self, batch: list[NewRecord], dataset_id: str, file_id: str) -> int:
+    def _embed(self, batch: list[NewRecord], dataset_id: str, file_id: str,
+               reuse: bool = True) -> int:
         """Give every record of `batch` a vector: unchanged chunks (same content hash) keep
-        the one they had, the rest are embedded. Returns how many were reused."""
-        hashes = {r.content_hash for r in batch if r.content_hash}
-        with self.db.read() as session:
-            known = records.vectors_for_hashes(session, self.index, dataset_id, file_id, hashes)
+        the one they had (looked up when `reuse`), the rest are embedded. Returns how many
+        were reused."""
+        known: dict[str, bytes] = {}
+        if reuse:
+            hashes = {r.content_hash for r in batch if r.content_hash}
+            with self.db.read() as session:
+                known = records.vectors_for_hashes(session, self.index, dataset_id, file_id,
+                                                   hashes)
         todo = []
         for record in batch:
-            reuse = known.get(record.content_hash or "")
-            if reuse is not None and len(reuse) == 4 * self.embedder.dimension:
-                record.vector, record.reused = reuse, True
+            kept = known.get(record.content_hash or "")
+            if kept is not None and len(kept) == 4 * self.embedder.dimension:
+                record.vector, record.reused = kept, True
             else:
                 todo.append(record)
         if todo:
-            for record, vector in zip(todo, self.embedder.embed([r.text for r in todo]),
-                                      strict=True):
-                record.vector = to_blob(vector)
+            # Identical texts (repeated rows, boilerplate chunks) are embedded once.
+            unique = list(dict.fromkeys(r.text for r in todo))
+            blobs = dict(zip(unique, map(to_blob, self.embedder.embed(unique)), strict=True))
+            for record in todo:
+                record.vector = blobs[record.text]
         return len(batch) - len(todo)
 
 

@@ -25,7 +25,12 @@ from typing import Any
 import numpy as np
 
 from dataloft.ingest.extract import Row, Section
-from dataloft.ingest.extract.columns import merge_schema
+from dataloft.ingest.extract.columns import (
+    MAX_TABLE_COLUMNS,
+    UTC_OFFSET,
+    TableShape,
+    add_shape,
+)
 from dataloft.kit.filters import duck_quote
 from dataloft.storage.blobs.base import BlobStore
 
@@ -35,9 +40,9 @@ SNAPSHOT_MAX_BYTES = 1 << 40
 WRITER_THREADS = 2
 WRITER_MEMORY = "256MB"
 WRITE_BATCH = 2000
-MAX_COLUMNS = 2000
+MAX_COLUMNS = MAX_TABLE_COLUMNS
 log = logging.getLogger("dataloft.tables")
-_OFFSET = re.compile(r"(Z|[+-][0-9]{2}:?[0-9]{2})$")
+_OFFSET = UTC_OFFSET
 
 
 @dataclass
@@ -87,38 +92,34 @@ def sql_type(data_type: str, values: Iterable[Any]) -> str:
 
 def plan(file_name: str | None, items: Iterable[Section | Row],
          shared: dict[str, Any]) -> list[TableSnapshot]:
-    """Group the rows into tables (file order) and type their columns; writes nothing and
-    keeps no row (one pass, so `items` may stream from a spool). A table wider than
+    """`plan_shapes` of the rows of `items` (one pass; keeps no row)."""
+    shapes: dict[str, TableShape] = {}
+    for item in items:
+        if isinstance(item, Row):
+            add_shape(shapes, item)
+    return plan_shapes(file_name, shapes, shared)
+
+
+def plan_shapes(file_name: str | None, shapes: dict[str, TableShape],
+                shared: dict[str, Any]) -> list[TableSnapshot]:
+    """A snapshot per table (file order) with its typed columns; writes nothing. The
+    shapes come from the extraction child (`ingest/confined.py`), which sees every row
+    anyway, so the sync does not read its rows once more to type them. A table wider than
     MAX_COLUMNS gets no snapshot: SQL over it would be unusable, and DuckDB's planning
     cost grows faster than linearly in the width (100k columns: hours)."""
-    tables: dict[str, TableSnapshot] = {}
-    schemas: dict[str, dict[str, str]] = {}
-    offsets: dict[str, set[str]] = {}  # per table: columns with a text value ending in an offset
-    for item in items:
-        if not isinstance(item, Row):
-            continue
-        key = str(item.meta.get("table", ""))
-        snap = tables.get(key)
-        if snap is None:
-            meta = {**shared, **{k: v for k, v in item.meta.items() if k != "row"}}
-            snap = tables[key] = TableSnapshot(len(tables), key, base_name(file_name, meta),
-                                               [], meta, ROW_COLUMN, 0)
-            schemas[key], offsets[key] = {}, set()
-        snap.row_count += 1
-        if len(schemas[key]) <= MAX_COLUMNS:
-            merge_schema(schemas[key], item.fields)
-            offsets[key].update(k for k, v in item.fields.items()
-                                if isinstance(v, str) and _OFFSET.search(v[-6:]))
     out = []
-    for key, snap in tables.items():
-        schema = schemas[key]
+    for position, (key, shape) in enumerate(shapes.items()):
+        schema = shape.schema
         if len(schema) > MAX_COLUMNS:
             log.warning("table %r of %s has over %d columns: no SQL snapshot", key, file_name,
                         MAX_COLUMNS)
             continue
+        meta = {**shared, **shape.meta}
+        snap = TableSnapshot(position, key, base_name(file_name, meta), [], meta, ROW_COLUMN,
+                             shape.rows)
         for name, data_type in schema.items():
             snap.columns.append({"name": name, "type": data_type, "sqlType": sql_type(
-                data_type, ["+00:00"] if name in offsets[key] else [])})
+                data_type, ["+00:00"] if name in shape.offsets else [])})
         while snap.row_column in schema:
             snap.row_column = "_" + snap.row_column
         out.append(snap)
@@ -137,7 +138,12 @@ def _arrays(snap: TableSnapshot, rows: list[Row], first: int
     for i, col in enumerate(snap.columns):
         name, data_type = col["name"], col["type"]
         values = [r.fields.get(name) for r in rows]
-        if data_type in ("integer", "number"):
+        if data_type in ("integer", "number") and None not in values:
+            # A full column (the common case) converts in one call, without a mask.
+            arrays[f"c{i}"] = np.array(values, dtype=np.int64 if data_type == "integer"
+                                       else np.float64)
+            select.append(f"c{i}")
+        elif data_type in ("integer", "number"):
             mask = np.fromiter((v is None for v in values), bool, n)
             arrays[f"c{i}"] = (np.fromiter((0 if v is None else v for v in values), np.int64, n)
                                if data_type == "integer" else
@@ -149,6 +155,9 @@ def _arrays(snap: TableSnapshot, rows: list[Row], first: int
             arrays[f"c{i}"] = np.fromiter((-1 if v is None else int(bool(v)) for v in values),
                                           np.int8, n)
             select.append(f"CASE WHEN c{i} < 0 THEN NULL ELSE c{i} = 1 END")
+        elif all(v is None or type(v) is str for v in values):  # text as it is
+            arrays[f"c{i}"] = np.array(values, dtype=object)
+            select.append(f"CAST(c{i} AS VARCHAR)")
         else:
             arrays[f"c{i}"] = np.array([_text(v) for v in values], dtype=object)
             select.append(f"CAST(c{i} AS VARCHAR)")

@@ -5,8 +5,8 @@ directory and disable downloads: nothing is ever fetched at run time.
 
 A text's vector is the mean of its tokens' rows of the embedding table, normalised.
 WordLlama's own `embed` pads every batch to its longest text and multiplies a
-`batch x longest x dim` array by a mask; we pool over the real tokens only (a gather of each
-text's token rows and a row sum), which gives the same vectors (to float32 rounding) for a
+`batch x longest x dim` array by a mask; we pool over the real tokens only (`pool_sums`),
+which gives the same vectors (to float32 rounding) for a
 fraction of the work. With no padding, the order of the texts no
 longer changes the cost, so there is nothing to gain from sorting them by length.
 """
@@ -66,22 +66,42 @@ def _chunks(texts: Sequence[str], budget: int) -> list[tuple[int, int]]:
     return ranges
 
 
+# Texts of at most this many tokens are pooled position by position (below).
+_SHORT = 64
+
+
 def pool_sums(table: np.ndarray, ids: np.ndarray, lengths: np.ndarray,
               budget: int = _TOKENS) -> np.ndarray:
     """Per text, the float32 sum of `table` rows over its tokens.
 
     `ids` holds every text's token ids end to end, `lengths` the number of each text's.
-    One small gather and a row sum per text: cache-hot and as fast as anything NumPy offers
-    here (`np.add.reduceat` and `cumsum` along axis 0 are ~30x slower, `np.add.at` too), and
-    it adds the rows in the order the padded pooling did. A text longer than `budget` tokens
-    is gathered in slices.
+    Short texts (table rows, chunks of a few sentences) are summed position by position:
+    with the texts ordered longest first, those that have a j-th token are a prefix, so
+    one gather and one in-place add per position serve them all (a batch of 512 rendered
+    rows: ~40 numpy calls instead of ~1,500). Each text's rows are still added in token
+    order into a float32 zero, as a row sum does, so the sums are the same bit for bit.
+    Longer texts take one small gather and a row sum each (cache-hot; `np.add.reduceat`
+    and `cumsum` along axis 0 are ~30x slower, `np.add.at` too); a text longer than
+    `budget` tokens is gathered in slices.
     """
     sums = np.zeros((len(lengths), table.shape[1]), dtype=np.float32)
-    start = 0
-    for i, n in enumerate(lengths.tolist()):
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    short = np.flatnonzero(lengths <= min(_SHORT, budget))
+    if len(short):
+        order = short[np.argsort(-lengths[short], kind="stable")]
+        heads, sizes = starts[order], lengths[order]
+        acc = np.zeros((len(order), table.shape[1]), dtype=np.float32)
+        # have[j]: how many of them have a token at position j (a prefix of `order`).
+        have = np.searchsorted(-sizes, -np.arange(int(sizes[0]) if len(sizes) else 0),
+                               side="left")
+        for j, k in enumerate(have.tolist()):
+            acc[:k] += table[ids[heads[:k] + j]]
+        sums[order] = acc
+    for i in np.flatnonzero(lengths > min(_SHORT, budget)).tolist():
+        start, n = int(starts[i]), int(lengths[i])
         for lo in range(start, start + n, budget):
             sums[i] += table[ids[lo : min(lo + budget, start + n)]].sum(axis=0)
-        start += n
     return sums
 
 

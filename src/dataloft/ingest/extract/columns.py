@@ -29,6 +29,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
@@ -236,6 +237,59 @@ def table_schemas(items: Iterable[Section | Row]) -> dict[str, dict[str, str]]:
         if isinstance(item, Row):
             merge_schema(out.setdefault(str(item.meta.get("table", "")), {}), item.fields)
     return out
+
+
+# A text value ending in a UTC offset: its datetime column stays text in SQL (DuckDB's
+# TIMESTAMP would drop the offset silently).
+UTC_OFFSET = re.compile(r"(Z|[+-][0-9]{2}:?[0-9]{2})$")
+# A table wider than this gets no SQL snapshot; its schema stops growing past it.
+MAX_TABLE_COLUMNS = 2000
+
+
+@dataclass
+class TableShape:
+    """What a table's SQL snapshot needs to know of its rows, gathered in one pass (by the
+    extraction child, as it writes them): the first row's meta (less `row`), the row
+    count, the column types, and the columns with a text value ending in an offset."""
+
+    meta: dict[str, Any]
+    rows: int = 0
+    schema: dict[str, str] = field(default_factory=dict)
+    offsets: set[str] = field(default_factory=set)
+
+
+def add_shape(shapes: dict[str, TableShape], row: Row) -> None:
+    """Count `row` into its table's shape (`Row.meta["table"]`), tables in file order."""
+    key = str(row.meta.get("table", ""))
+    shape = shapes.get(key)
+    if shape is None:
+        shape = shapes[key] = TableShape({k: v for k, v in row.meta.items() if k != "row"})
+    shape.rows += 1
+    if len(shape.schema) > MAX_TABLE_COLUMNS:
+        return
+    schema = shape.schema
+    for name, value in row.fields.items():
+        old = schema.get(name)
+        if old == STRING or _keeps(old, value):  # the common case: nothing to learn
+            continue
+        kind = value_kind(value, parse_text=False)
+        if kind is None:
+            continue
+        new = schema[name] = kind if old is None or old == kind else resolve({old, kind})
+        # An offset matters only to a column that ends up a datetime (string absorbs).
+        if new in (DATE, DATETIME) and type(value) is str and UTC_OFFSET.search(value[-6:]):
+            shape.offsets.add(name)
+
+
+def _keeps(old: str | None, value: Any) -> bool:
+    """Whether merging `value` into a column of type `old` leaves it as it is, told by
+    the value's type alone (`merge_schema` would read it: a row's worth of regexes)."""
+    kind = type(value)
+    if kind is int:
+        return old in (INTEGER, NUMBER) and -(2**63) < value < 2**63
+    if kind is float:
+        return old == NUMBER and math.isfinite(value)
+    return kind is bool and old == BOOLEAN
 
 
 def rows_from_mappings(objects: Sequence[Mapping[Any, Any]], meta: Mapping[str, Any],

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, event, func, select
+from sqlalchemy import ColumnElement, bindparam, delete, event, func, select
 from sqlalchemy.orm import Session
 
 from dataloft.errors import Busy
@@ -255,8 +255,7 @@ class SqliteIndex:
         """A structure derived from the dataset's records, brought up to date when its
         index_version (read in the caller's snapshot) moves, so it always matches what the
         caller sees. `bounded` (a search, not the warmer): within the wait bound, if any."""
-        row = session.execute(select(Dataset.index_version, Dataset.embedding_dimension)
-                              .where(Dataset.id == dataset_id)).first()
+        row = _version(session, dataset_id)
         if row is None:
             return None
         version, key = int(row.index_version), (kind, dataset_id)
@@ -412,6 +411,17 @@ def _busy(dataset_id: str) -> Busy:
 def _count(session: Session, dataset_id: str) -> int:
     return int(session.scalar(select(func.count()).select_from(Record)
                               .where(Record.dataset_id == dataset_id)) or 0)
+
+
+# Read on every search (once per side): built once and run on the session's connection,
+# as the ORM execute path costs several times the indexed read (docs/decisions.md).
+_VERSION = select(Dataset.index_version, Dataset.embedding_dimension).where(
+    Dataset.id == bindparam("dataset_id"))
+
+
+def _version(session: Session, dataset_id: str) -> Any:
+    """The dataset's (index_version, embedding_dimension) in the caller's snapshot."""
+    return session.connection().execute(_VERSION, {"dataset_id": dataset_id}).first()
 
 
 def _allowed(session: Session, restrict: ColumnElement[bool] | None

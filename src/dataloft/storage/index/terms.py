@@ -61,10 +61,24 @@ def _fold(text: str) -> str:
     return _MARKS.sub("", unicodedata.normalize("NFKD", text))
 
 
+# `\w` on ASCII text is [A-Za-z0-9_]: every other byte becomes a space, and str.split
+# finds the words in about half the time of the regex (highlights analyse whole records
+# per request; index builds every record).
+_NON_WORD = bytes(c if chr(c).isalnum() or chr(c) == "_" else 32 for c in range(128)) \
+    + bytes([32]) * 128
+
+
+def words(folded: str) -> list[str]:
+    r"""The `\w+` runs of `folded`, in order."""
+    if folded.isascii():
+        return folded.encode("ascii").translate(_NON_WORD).decode("ascii").split()
+    return _WORD.findall(folded)
+
+
 def stems(text: str) -> Iterator[str]:
     """The stem of every word of `text`, in order; '' for stop words. (map keeps the per-word
     loop in C: highlights run this over every returned record.)"""
-    return map(_stems.__getitem__, _WORD.findall(_fold(text)))
+    return map(_stems.__getitem__, words(_fold(text)))
 
 
 def terms(text: str) -> list[str]:
@@ -164,17 +178,17 @@ def _analyse(rows: Iterable[tuple[int, str]], vocab: dict[str, int]
     term then document; new terms are added to `vocab`."""
     ids_of = _TermIds(vocab).__getitem__
     pks: list[int] = []
-    words: list[int] = []
+    per_doc: list[int] = []  # words of each document
     # Every word's term id in one flat C array (-1 = stop word): no Python object per word.
     flat = array("q")
     for pk, text in rows:
         before = len(flat)
-        flat.extend(map(ids_of, _WORD.findall(_fold(text))))
+        flat.extend(map(ids_of, words(_fold(text))))
         pks.append(pk)
-        words.append(len(flat) - before)
+        per_doc.append(len(flat) - before)
     n = len(pks)
     ids = np.frombuffer(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
-    doc_of = np.repeat(np.arange(n, dtype=np.int64), words)
+    doc_of = np.repeat(np.arange(n, dtype=np.int64), per_doc)
     kept = ids >= 0
     ids, doc_of = ids[kept], doc_of[kept]
     length = np.bincount(doc_of, minlength=n).astype(np.float32)

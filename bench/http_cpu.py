@@ -1,0 +1,147 @@
+"""Server CPU and latency per search request over real HTTP, two builds paired in one run.
+
+Starts one server per build (`--build NAME=SRC_DIR`, each run with that tree's src on
+PYTHONPATH; the first is the baseline), loads the same SciFact corpus into each (5,183
+abstracts; `--rows N` synthesises more as bench/latency.py does), then per mode asks the
+300 test queries round-robin: for each query every server in turn, the first rotating. Per
+server it reports the median client latency, the server's CPU per request (utime + stime of
+the whole process over its own queries, read from /proc around each request, so the event
+loop, the thread pool and uvicorn's HTTP parsing count, and the other server's work does
+not) and the median over queries of the paired latency ratio to the baseline. CPU time is
+what a busy shared box disturbs least; quote it and the ratios, not one wall time.
+
+    PYTHONPATH=src .venv/bin/python bench/http_cpu.py --build base=/work/base/src \
+        --build new=$PWD/src
+    # a profile of one build's timed queries: --spy new=/tmp/new.txt (py-spy, raw format)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    DEFAULT_DATA,
+    Api,
+    Server,
+    _cpu_seconds,
+    corpus_jsonl,
+    ingest,
+    load_corpus,
+    load_queries,
+    parse_env,
+    probe_text,
+)
+
+MODES = ("lexical", "semantic", "hybrid")
+
+
+def _corpus(data: Path, rows: int) -> list[dict[str, str]]:
+    docs = load_corpus(data)
+    if rows <= len(docs):
+        return docs[:rows] if rows else docs
+    from latency import synthesize  # the same distractors as bench/latency.py
+
+    return docs + synthesize(docs, rows - len(docs))
+
+
+def _start(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]]
+           ) -> tuple[Server, Api, str]:
+    server = Server(env_extra={"PYTHONPATH": src, **env}).start()
+    api = Api(server.url, server.key)
+    ing = ingest(api, [("corpus.jsonl", corpus_jsonl(docs))], probe_text(docs[-1]),
+                 docs[-1]["_id"], MODES)
+    print(f"{name}: {ing.records} records, searchable in {ing.searchable_s:.1f} s", flush=True)
+    return server, api, ing.dataset_id
+
+
+def _timed(server: Server, api: Api, dataset_id: str, query: str, take: int, mode: str
+           ) -> tuple[float, float]:
+    pid = server.pid or 0
+    cpu = _cpu_seconds(pid, reaped=False)
+    t = time.perf_counter()
+    r = api.search(dataset_id, query, take, mode)
+    ms = (time.perf_counter() - t) * 1000
+    r.raise_for_status()
+    return ms, (_cpu_seconds(pid, reaped=False) - cpu) * 1000
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    builds = [b.split("=", 1) for b in args.build]
+    docs = _corpus(args.data, args.rows)
+    queries = list(load_queries(args.data).values())[: args.queries]
+    env = parse_env(args.server_env)
+    started = [(name, *_start(name, src, env, docs)) for name, src in builds]
+    spies: list[subprocess.Popen[bytes]] = []
+    try:
+        if args.settle:
+            time.sleep(args.settle)
+        results: dict[str, Any] = {}
+        for mode in args.modes.split(","):
+            for q in queries[: args.warmup]:
+                for _, server, api, ds in started:
+                    _timed(server, api, ds, q, args.take, mode)
+            for spec in args.spy:
+                who, out = spec.split("=", 1)
+                pid = next(s.pid for n, s, _, _ in started if n == who)
+                spies.append(subprocess.Popen(
+                    [args.py_spy, "record", "--nonblocking", "-r", "200", "-f", "raw",
+                     "-o", f"{out}.{mode}", "--pid", str(pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            lat: dict[str, list[float]] = {n: [] for n, *_ in started}
+            cpu: dict[str, float] = dict.fromkeys(lat, 0.0)
+            for _ in range(args.passes):
+                for qi, q in enumerate(queries):
+                    k = qi % len(started)
+                    for name, server, api, ds in started[k:] + started[:k]:
+                        ms, c = _timed(server, api, ds, q, args.take, mode)
+                        lat[name].append(ms)
+                        cpu[name] += c
+            for spy in spies:
+                spy.send_signal(2)
+                spy.wait(30)
+            spies.clear()
+            base = builds[0][0]
+            for name in lat:
+                n = len(lat[name])
+                ratio = statistics.median(a / b for a, b in zip(lat[name], lat[base], strict=True))
+                results[f"{name} {mode}"] = {"p50": statistics.median(lat[name]),
+                                             "cpu": cpu[name] / n, "ratio": ratio}
+                print(f"{mode:8} {name:6} p50 {statistics.median(lat[name]):6.2f} ms  "
+                      f"server CPU {cpu[name] / n:5.2f} ms/request  "
+                      f"paired ratio to {base} {ratio:.3f}  (n={n})", flush=True)
+        return results
+    finally:
+        for spy in spies:
+            spy.kill()
+        for _, server, api, _ in started:
+            api.close()
+            server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", action="append", required=True, help="NAME=SRC_DIR")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--rows", type=int, default=0, help="0: the real corpus")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--passes", type=int, default=1)
+    ap.add_argument("--take", type=int, default=10)
+    ap.add_argument("--settle", type=float, default=0.0)
+    ap.add_argument("--server-env", action="append", default=[])
+    ap.add_argument("--spy", action="append", default=[], help="NAME=OUT: py-spy that build")
+    ap.add_argument("--py-spy", default=str(Path(__file__).resolve().parents[1]
+                                             / ".venv" / "bin" / "py-spy"))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    run(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()
