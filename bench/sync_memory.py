@@ -2,7 +2,8 @@
 
 For each size (rows): a fresh server (`dataloft serve`, embedded SQLite, default settings
 apart from the upload cap), one CSV of that many rows uploaded, attached and synced; the
-clock runs from the sync request to the file's `sync.completed` (or `sync.failed`) event.
+clock runs from the sync request to the file's `sync.completed` (or `sync.failed`) event, and
+on until a lexical and a semantic search of the dataset are answered (searchable).
 Reported: the server process's idle RSS before the sync, its peak RSS during it (VmHWM,
 the kernel's high-water mark, so no spike is missed between samples) and the growth, plus
 the peak of the extraction child (sampled) and the sync time.
@@ -56,6 +57,11 @@ def run(rows: int, timeout: float, env: dict[str, str]) -> dict[str, Any]:
             except (RuntimeError, TimeoutError) as exc:
                 outcome = f"failed: {exc}"
             seconds = time.monotonic() - started
+            # Searchable: both modes answer (a 503 index_building is retried by Api.search).
+            for mode in ("lexical", "semantic"):
+                answered = api.search(ds, "row label", 10, mode)
+                assert answered.status_code == 200, answered.text
+            searchable = time.monotonic() - started
             cpu = _cpu_s(server.pid) - cpu
         status = _proc_status(server.pid)
         api.close()
@@ -63,7 +69,9 @@ def run(rows: int, timeout: float, env: dict[str, str]) -> dict[str, Any]:
                 "peak_rss": status.get("VmHWM", 0),
                 "growth": status.get("VmHWM", 0) - idle,
                 "sampled_peak": sampler.hwm(), "seconds": round(seconds, 1),
+                "searchable_s": round(searchable, 1),
                 "cpu_s": round(cpu, 1), "rows_per_s": round(rows / seconds),
+                "searchable_rows_per_s": round(rows / searchable),
                 "outcome": outcome}
     finally:
         server.stop()
@@ -102,6 +110,8 @@ def main() -> None:
         print(f"{rows:>9} rows {mib(result['bytes']):>10}  idle {mib(result['idle_rss']):>10}"
               f"  peak {mib(result['peak_rss']):>10}  growth {mib(result['growth']):>10}"
               f"  {result['seconds']:>7} s  {result['rows_per_s']:>6} rows/s"
+              f"  searchable {result['searchable_s']:>7} s"
+              f" ({result['searchable_rows_per_s']:>6} rows/s)"
               f"  server CPU {result['cpu_s']:>6} s"
               f"  {result['outcome']}", flush=True)
     if args.json:
