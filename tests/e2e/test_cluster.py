@@ -192,7 +192,8 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
             workers[0].kill()
             # Another stalls mid-sync past its lease (a long GC pause, a frozen VM), so its
             # job runs again elsewhere; then it wakes up and must not commit a second time.
-            frozen_job.extend(freeze_mid_sync(workers[1], FILES // 2))
+            # Early enough that many syncs remain to be caught mid-run: syncs got fast.
+            frozen_job.extend(freeze_mid_sync(workers[1], FILES // 3))
             # It stays frozen until another worker has taken its job over: under load, the
             # fair order may serve other datasets' queued syncs first for many seconds after
             # its lease ran out (it would then wake up still owning the job).
