@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.support.live import free_port
 
@@ -156,3 +157,17 @@ def empty_database(server_url: str, prefix: str = "t") -> str:
     finally:
         admin.dispose()
     return base.set(database=name).render_as_string(hide_password=False)
+
+
+def migrated_database(request: Any, tmp_path_factory: Any, prefix: str) -> Any:
+    """A fresh, migrated database on the backend `request.param` names ("sqlite" or
+    "postgres"), as a dataloft Database: for module fixtures over both backends."""
+    from dataloft.kit import migrate
+    from dataloft.kit.db import Database
+
+    if request.param == "postgres":
+        url = empty_database(request.getfixturevalue("pg_url"), prefix)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp(prefix) / (prefix + '.db')}"
+    migrate.upgrade(url)
+    return Database(url)

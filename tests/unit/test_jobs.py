@@ -26,29 +26,18 @@ from sqlalchemy.orm import Session
 from dataloft.jobs import queue
 from dataloft.jobs.queue import Lease, LeaseLost
 from dataloft.jobs.worker import JobFailed, WorkerConfig, WorkerPool
-from dataloft.kit import migrate
 from dataloft.kit.db import Database
 from dataloft.kit.ids import now_ms
 from dataloft.models import Job
-from tests.support.pg import empty_database
+from tests.support.pg import migrated_database
 
 LONG = 60_000  # a lease that never runs out on its own during a test
-
-
-def _postgres_url(request: pytest.FixtureRequest) -> str:
-    """A fresh database in the session's PostgreSQL server."""
-    return empty_database(request.getfixturevalue("pg_url"), "jobs")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def db(request: pytest.FixtureRequest,
        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    if request.param == "postgres":
-        url = _postgres_url(request)
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('jobs') / 'jobs.db'}"
-    migrate.upgrade(url)
-    database = Database(url)
+    database = migrated_database(request, tmp_path_factory, "jobs")
     yield database
     database.dispose()
 

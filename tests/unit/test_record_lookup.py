@@ -10,21 +10,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dataloft.kit import migrate
 from dataloft.kit.db import Database
 from dataloft.records.repository import hash_lookup
-from tests.support.pg import empty_database
+from tests.support.pg import migrated_database
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def db(request: pytest.FixtureRequest,
        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    if request.param == "postgres":
-        url = empty_database(request.getfixturevalue("pg_url"), "lookup")
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('lookup') / 'lookup.db'}"
-    migrate.upgrade(url)
-    database = Database(url)
+    database = migrated_database(request, tmp_path_factory, "lookup")
     yield database
     database.dispose()
 
