@@ -101,6 +101,19 @@ def _copies(store: Path, ds: str) -> list[Path]:
     return sorted(p for p in (store / ds).glob("*") if (p / "meta.json").exists())
 
 
+def _saved(b: Backend, store: Path, seed: int, rows: int
+           ) -> tuple[str, dict[int, Row], np.random.Generator]:
+    """A new dataset of `rows` records whose structures are saved under `store`: its id,
+    the model of its records, and the generator for more."""
+    ds = b.new_dataset(DIM)
+    first = _index(b, store)
+    rng = np.random.default_rng(seed)
+    with b.db.write() as s:
+        model = add(s, first, b, ds, _rows(ds, rng, rows))
+    first.wait()
+    return ds, model, rng
+
+
 def test_a_restart_starts_from_the_saved_copy(sqlite: Backend, tmp_path: Path) -> None:
     ds = sqlite.new_dataset(DIM)
     first = _index(sqlite, tmp_path)
@@ -120,12 +133,7 @@ def test_a_restart_starts_from_the_saved_copy(sqlite: Backend, tmp_path: Path) -
 
 
 def test_an_older_copy_is_only_a_base_for_a_delta(sqlite: Backend, tmp_path: Path) -> None:
-    ds = sqlite.new_dataset(DIM)
-    first = _index(sqlite, tmp_path)
-    rng = np.random.default_rng(2)
-    with sqlite.db.write() as s:
-        model = add(s, first, sqlite, ds, _rows(ds, rng, 60))
-    first.wait()
+    ds, model, rng = _saved(sqlite, tmp_path, 2, 60)
     saved = _copies(tmp_path, ds)
     # Later writes that the copy does not have (a process that died before saving).
     other = SqliteIndex()
@@ -150,12 +158,7 @@ def test_an_older_copy_is_only_a_base_for_a_delta(sqlite: Backend, tmp_path: Pat
 @pytest.mark.parametrize("name", ["m_vectors.npy", "r_docs.npy", "vocab.txt"])
 def test_a_damaged_copy_is_never_served(sqlite: Backend, tmp_path: Path, damage: str,
                                         name: str) -> None:
-    ds = sqlite.new_dataset(DIM)
-    first = _index(sqlite, tmp_path)
-    rng = np.random.default_rng(3)
-    with sqlite.db.write() as s:
-        model = add(s, first, sqlite, ds, _rows(ds, rng, 50))
-    first.wait()
+    ds, model, _ = _saved(sqlite, tmp_path, 3, 50)
     [copy] = _copies(tmp_path, ds)
     target = copy / name
     if damage == "missing":
