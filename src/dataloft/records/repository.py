@@ -190,16 +190,6 @@ def reindex(session: Session, index: Index, record: Record, vector: bytes | None
     _touch(session, [record.dataset_id])
 
 
-def vectors_by_hash(session: Session, index: Index, dataset_id: str,
-                    file_id: str) -> dict[str, bytes]:
-    """Embeddings of a file's current records, by content hash, for reuse on re-sync."""
-    rows = session.execute(select(Record.pk, Record.content_hash).where(
-        Record.dataset_id == dataset_id, Record.file_id == file_id,
-        Record.content_hash.is_not(None))).all()
-    stored = index.vectors(session, [pk for pk, _ in rows])
-    return {h: stored[pk] for pk, h in rows if h is not None and pk in stored}
-
-
 def file_has_records(session: Session, dataset_id: str, file_id: str) -> bool:
     """Whether the file has records in the dataset (a first sync has none to reuse)."""
     return session.execute(select(Record.pk).where(
@@ -216,7 +206,8 @@ def hash_lookup(dataset_id: str, file_id: str, hashes: list[str]) -> Select[int,
 
 def vectors_for_hashes(session: Session, index: Index, dataset_id: str, file_id: str,
                        hashes: Iterable[str]) -> dict[str, bytes]:
-    """`vectors_by_hash`, only for `hashes` (one batch of a sync: bounded memory)."""
+    """Embeddings of a file's current records with one of `hashes`, by hash, for reuse on
+    re-sync: one batch of a sync at a time (bounded memory)."""
     wanted = list(hashes)
     out: dict[str, bytes] = {}
     for i in range(0, len(wanted), _BATCH):
