@@ -142,9 +142,7 @@ def build_records(file: File, items: Iterable[Section | Row],
             # path a million times; `_row_records` handles the empty and the oversized).
             text = render_row(item.fields)
             if text and len(text) <= max_tokens * CHARS_PER_TOKEN:
-                yield NewRecord(text=text, meta={**base, **item.meta, **item.fields},
-                                source=source, position=position,
-                                content_hash=hashlib.sha256(text.encode()).hexdigest())
+                yield _record(text, {**base, **item.meta, **item.fields}, source, position)
                 position += 1
                 continue
         if isinstance(item, Row):
