@@ -8,7 +8,8 @@ server it reports the median client latency, the server's CPU per request (mean 
 the scheduler's count for all of the process's threads, read from /proc/PID/task/*/schedstat
 around each request, so the event loop, the thread pool and uvicorn's HTTP parsing count,
 and the other server's work does not) and the median over queries of the paired latency
-ratio to the baseline. CPU time is what a busy shared box disturbs least; quote it and the ratios, not one wall time.
+ratio to the baseline. CPU time is what a busy shared box disturbs least; quote it and the
+ratios, not one wall time.
 
     PYTHONPATH=src .venv/bin/python bench/http_cpu.py --build base=/work/base/src \
         --build new=$PWD/src
