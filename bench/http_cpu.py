@@ -4,11 +4,12 @@ Starts one server per build (`--build NAME=SRC_DIR`, each run with that tree's s
 PYTHONPATH; the first is the baseline), loads the same SciFact corpus into each (5,183
 abstracts; `--rows N` synthesises more as bench/latency.py does), then per mode asks the
 300 test queries round-robin: for each query every server in turn, the first rotating. Per
-server it reports the median client latency, the server's CPU per request (utime + stime of
-the whole process over its own queries, read from /proc around each request, so the event
-loop, the thread pool and uvicorn's HTTP parsing count, and the other server's work does
-not) and the median over queries of the paired latency ratio to the baseline. CPU time is
-what a busy shared box disturbs least; quote it and the ratios, not one wall time.
+server it reports the median client latency, the server's CPU per request (mean and median;
+the scheduler's count for all of the process's threads, read from /proc/PID/task/*/schedstat
+around each request, so the event loop, the thread pool and uvicorn's HTTP parsing count,
+and the other server's work does not) and the median over queries of the paired latency
+ratio to the baseline. CPU time is what a busy shared box disturbs least; quote it and the
+ratios, not one wall time.
 
     PYTHONPATH=src .venv/bin/python bench/http_cpu.py --build base=/work/base/src \
         --build new=$PWD/src
@@ -29,8 +30,8 @@ from common import (
     DEFAULT_DATA,
     Api,
     Server,
-    _cpu_seconds,
     corpus_jsonl,
+    cpu_ns,
     ingest,
     load_corpus,
     load_queries,
@@ -63,12 +64,13 @@ def _start(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]]
 def _timed(server: Server, api: Api, dataset_id: str, query: str, take: int, mode: str
            ) -> tuple[float, float]:
     pid = server.pid or 0
-    cpu = _cpu_seconds(pid, reaped=False)
+    cpu = cpu_ns(pid)
     t = time.perf_counter()
     r = api.search(dataset_id, query, take, mode)
     ms = (time.perf_counter() - t) * 1000
+    cpu = cpu_ns(pid) - cpu
     r.raise_for_status()
-    return ms, (_cpu_seconds(pid, reaped=False) - cpu) * 1000
+    return ms, cpu / 1e6
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,14 +96,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "-o", f"{out}.{mode}", "--pid", str(pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             lat: dict[str, list[float]] = {n: [] for n, *_ in started}
-            cpu: dict[str, float] = dict.fromkeys(lat, 0.0)
+            cpu: dict[str, list[float]] = {n: [] for n in lat}
             for _ in range(args.passes):
                 for qi, q in enumerate(queries):
                     k = qi % len(started)
                     for name, server, api, ds in started[k:] + started[:k]:
                         ms, c = _timed(server, api, ds, q, args.take, mode)
                         lat[name].append(ms)
-                        cpu[name] += c
+                        cpu[name].append(c)
             for spy in spies:
                 spy.send_signal(2)
                 spy.wait(30)
@@ -110,10 +112,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name in lat:
                 n = len(lat[name])
                 ratio = statistics.median(a / b for a, b in zip(lat[name], lat[base], strict=True))
+                med = statistics.median(cpu[name])
                 results[f"{name} {mode}"] = {"p50": statistics.median(lat[name]),
-                                             "cpu": cpu[name] / n, "ratio": ratio}
+                                             "cpu": statistics.fmean(cpu[name]),
+                                             "cpu_p50": med, "ratio": ratio}
                 print(f"{mode:8} {name:6} p50 {statistics.median(lat[name]):6.2f} ms  "
-                      f"server CPU {cpu[name] / n:5.2f} ms/request  "
+                      f"server CPU {statistics.fmean(cpu[name]):5.2f} ms/request "
+                      f"(median {med:5.2f})  "
                       f"paired ratio to {base} {ratio:.3f}  (n={n})", flush=True)
         return results
     finally:

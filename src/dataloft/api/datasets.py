@@ -7,7 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep, WaitQuery
+from dataloft.api.deps import (
+    CredentialsDep,
+    CtxDep,
+    PrincipalDep,
+    SessionDep,
+    WaitQuery,
+    key_in_handler,
+    principal_in,
+)
 from dataloft.api.files import SYSTEM_FIELDS as FILE_FIELDS
 from dataloft.api.files import Confirmed
 from dataloft.api.listing import LISTING, respond, with_meta_filter
@@ -127,11 +135,15 @@ async def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, principal: Princ
 
 
 @router.post("/dataset/{dataset_id}/search", response_model=SearchAnswer)
+@key_in_handler
 def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
-                   principal: PrincipalDep) -> dict[str, Any]:
+                   credentials: CredentialsDep) -> dict[str, Any]:
     # A POST that only reads: one read snapshot (REPEATABLE READ on PostgreSQL), so the
-    # ranked ids and the records loaded for them never straddle a sync's commit.
+    # ranked ids and the records loaded for them never straddle a sync's commit. The key
+    # is resolved in that snapshot too: one thread-pool hop and one transaction per search
+    # instead of two of each (docs/decisions.md), and a revoked key still fails at once.
     with ctx.db.read() as session:
+        principal = principal_in(session, ctx, credentials)
         hits = search.search(session, ctx.index, ctx.embedder, principal, dataset_id, body,
                              ctx.dialect)
         return {"id": dataset_id,

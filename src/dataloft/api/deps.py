@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -29,32 +30,82 @@ BEARER = HTTPBearer(auto_error=False, description="An API key, or an end-user to
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 
 
-def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)],
-                  _bearer: Bearer = None) -> Principal:
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request presents: a credential, maybe acting for a user. Read from the
+    headers alone; resolving it to a principal needs the database."""
+
+    credential: str
+    run_as: str | None
+    raw_context: str | None
+
+
+def credentials_of(request: Request) -> Credentials:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential:
         raise NotAuthenticated("missing API key: send 'Authorization: Bearer <key>'")
-    return principal_of(ctx, credential, request.headers.get("x-runas-user-id"),
-                        request.headers.get("x-user-context"))
+    return Credentials(credential, request.headers.get("x-runas-user-id"),
+                       request.headers.get("x-user-context"))
+
+
+async def get_credentials(request: Request, _bearer: Bearer = None) -> Credentials:
+    # async and no database: a handler that resolves the principal in its own read
+    # transaction (principal_in) saves a thread-pool hop and a transaction per request.
+    return credentials_of(request)
+
+
+_KEY_IN_HANDLER: set[Callable[..., Any]] = set()
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def key_in_handler(endpoint: _Endpoint) -> _Endpoint:
+    """Marks a route that resolves its key in its handler (principal_in after
+    get_credentials). FastAPI validates its body before that, so the validation error
+    handler asks check_key first: a bad key answers 401 before a bad body's 400, as on a
+    route with PrincipalDep, and an unauthenticated caller learns nothing of the body."""
+    _KEY_IN_HANDLER.add(endpoint)
+    return endpoint
+
+
+def key_checked_in_handler(request: Request) -> bool:
+    return getattr(request.scope.get("route"), "endpoint", None) in _KEY_IN_HANDLER
+
+
+def check_key(request: Request) -> None:
+    """Raise what the principal dependency would raise for this request's credentials."""
+    found = credentials_of(request)
+    principal_of(request.app.state.ctx, found.credential, found.run_as, found.raw_context)
+
+
+def get_principal(request: Request, ctx: Annotated[Context, Depends(get_ctx)],
+                  _bearer: Bearer = None) -> Principal:
+    found = credentials_of(request)
+    return principal_of(ctx, found.credential, found.run_as, found.raw_context)
 
 
 def principal_of(ctx: Context, credential: str, run_as: str | None,
                  raw_context: str | None) -> Principal:
     """The principal of a credential (API key or end-user token), maybe acting for a user."""
     with ctx.db.read() as session:
-        if credential.startswith(tokens.PREFIX):
-            principal = keys.from_token(session, tokens.verify(ctx.verify_keys, credential))
-            if run_as is not None and run_as != principal.user_identifier:
-                raise NotAuthorized("an end-user token cannot act for another user")
-            return principal
-        principal = keys.authenticate(session, credential)
-    if run_as is None:
-        if raw_context is not None:
+        return principal_in(session, ctx, Credentials(credential, run_as, raw_context))
+
+
+def principal_in(session: Session, ctx: Context, found: Credentials) -> Principal:
+    """principal_of within the caller's read transaction: the key is read in the same
+    snapshot as the rest of the request, so a revoked key fails at once, as it does there."""
+    if found.credential.startswith(tokens.PREFIX):
+        principal = keys.from_token(session, tokens.verify(ctx.verify_keys, found.credential))
+        if found.run_as is not None and found.run_as != principal.user_identifier:
+            raise NotAuthorized("an end-user token cannot act for another user")
+        return principal
+    principal = keys.authenticate(session, found.credential)
+    if found.run_as is None:
+        if found.raw_context is not None:
             raise BadRequest("X-User-Context needs X-RunAs-User-Id")
         return principal
-    return keys.acting_for(principal, run_as, _context_header(raw_context))
+    return keys.acting_for(principal, found.run_as, _context_header(found.raw_context))
 
 
 def _context_header(raw: str | None) -> dict[str, str]:
@@ -79,6 +130,7 @@ def get_session(request: Request, ctx: Annotated[Context, Depends(get_ctx)]) -> 
 
 CtxDep = Annotated[Context, Depends(get_ctx)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
 # scope="function": commit (or roll back) before the response is sent. The default scope
 # runs the code after `yield` once the response is out, so a client could use an id whose
 # row is not committed yet, and a failing commit could follow a 200.

@@ -7,12 +7,14 @@ import logging
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from dataloft.api import deps
 from dataloft.errors import Busy, DataloftError
 from dataloft.openai import errors as openai_errors
 
@@ -63,6 +65,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(req: Request, exc: RequestValidationError) -> JSONResponse:
+        if deps.key_checked_in_handler(req):
+            try:
+                await run_in_threadpool(deps.check_key, req)
+            except DataloftError as bad_key:
+                return await _ours(req, bad_key)
         return _respond(req, 400, _describe(exc), "BAD_REQUEST", param=_param(exc))
 
     @app.exception_handler(HTTPException)

@@ -1,0 +1,66 @@
+"""The fixed server CPU of a request, two or more builds paired: /healthz, a dataset fetch
+and a search of an empty dataset (no ranking, no records: what every search pays).
+
+One server per build (`--build NAME=SRC_DIR`, the first the baseline); per request kind,
+each build in turn answers every request (round-robin), and the server's CPU per request is
+the scheduler's count for all of its threads (bench/common.py cpu_ns, in ns) read around
+it. Prints the median per build and its ratio to the baseline.
+
+    PYTHONPATH=src .venv/bin/python bench/fixed_cost.py --build base=/work/base/src \
+        --build new=$PWD/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+from collections.abc import Callable
+
+import httpx
+from common import Server, cpu_ns
+
+Ask = Callable[[httpx.Client, str], httpx.Response]
+KINDS: dict[str, Ask] = {
+    "healthz": lambda c, ds: c.get("/healthz"),
+    "dataset fetch": lambda c, ds: c.get(f"/api/v1/dataset/{ds}/fetch"),
+    "search, empty dataset": lambda c, ds: c.post(f"/api/v1/dataset/{ds}/search",
+                                                  json={"search": "hello world",
+                                                        "mode": "lexical"}),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", action="append", required=True, help="NAME=SRC_DIR")
+    ap.add_argument("--requests", type=int, default=600)
+    ap.add_argument("--warmup", type=int, default=50)
+    args = ap.parse_args()
+    logging.disable(logging.INFO)
+    builds = [b.split("=", 1) for b in args.build]
+    servers = [Server(env_extra={"PYTHONPATH": src}).start() for _, src in builds]
+    try:
+        clients = [httpx.Client(base_url=s.url, headers={"Authorization": f"Bearer {s.key}"})
+                   for s in servers]
+        datasets = [c.post("/api/v1/dataset/create", json={"name": "fixed"}).json()["id"]
+                    for c in clients]
+        for kind, ask in KINDS.items():
+            cpu: dict[str, list[float]] = {name: [] for name, _ in builds}
+            for i in range(args.warmup + args.requests):
+                for (name, _), server, client, ds in zip(builds, servers, clients, datasets,
+                                                         strict=True):
+                    before = cpu_ns(server.pid or 0)
+                    ask(client, ds).raise_for_status()
+                    if i >= args.warmup:
+                        cpu[name].append((cpu_ns(server.pid or 0) - before) / 1e6)
+            base = statistics.median(cpu[builds[0][0]])
+            print(f"{kind:22} " + "  ".join(
+                f"{name} {statistics.median(v):.3f} ms ({statistics.median(v) / base:.2f})"
+                for name, v in cpu.items()), flush=True)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
