@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from common import (
     DEFAULT_DATA,
     ID_FIELD,
@@ -119,7 +120,12 @@ def evaluate(api: Api, dataset_id: str, queries: dict[str, str],
         error = None
         for qid in qids:
             t = time.perf_counter()
-            r = api.search(dataset_id, queries[qid], take, mode)
+            try:
+                r = api.search(dataset_id, queries[qid], take, mode)
+            except httpx.HTTPError as exc:
+                # One stalled request must not throw away an hour of MiniLM ingest.
+                error = f"{type(exc).__name__} after {time.perf_counter() - t:.0f} s"
+                break
             lat.append((time.perf_counter() - t) * 1000)
             if r.status_code >= 400:
                 error = f"HTTP {r.status_code}: {r.text[:200]}"
