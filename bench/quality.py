@@ -164,6 +164,9 @@ def main() -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the started server (repeatable)")
+    ap.add_argument("--sync-timeout", type=float, default=3600,
+                    help="seconds to wait for the sync (a MiniLM ingest on a busy box "
+                         "takes over an hour)")
     ap.add_argument("--postgres", action="store_true",
                     help="run the server on a throwaway PostgreSQL + pgvector "
                          "(tests/support/pg.py), a fresh database per run")
@@ -219,7 +222,8 @@ def main() -> int:
                     cpu0 = rss.cpu()
                     ing = ingest(api, [("scifact.jsonl", payload)],
                                  probe_text(last), last["_id"], modes, id_field=id_field,
-                                 settings=args.dataset_settings)
+                                 settings=args.dataset_settings,
+                                 sync_timeout=args.sync_timeout)
                     rss.set_phase("search")
                     ingest_cpu = rss.cpu() - cpu0
                     if run == 0:
