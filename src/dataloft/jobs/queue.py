@@ -113,9 +113,13 @@ def claim(session: Session, owner: str, lease_ms: int,
 
     A job whose lease expired on its last allowed attempt is failed instead, and
     `on_abandon` lets its kind record why (e.g. a sync.failed event)."""
+    # The clock is read once the transaction holds its connection: on SQLite that waits
+    # for the one writer, which a big sync's commit can hold for longer than a lease, and
+    # a lease counted from before the wait was born expired (taken again at once).
+    conn = session.connection()
     now = now_ms()
     # No ready job, no claimable one (the claim query only narrows `ready` further).
-    if session.connection().execute(_ANY_READY, {"now": now}).first() is None:
+    if conn.execute(_ANY_READY, {"now": now}).first() is None:
         return None
     passed: set[str] = set()  # jobs that could not be taken (a lost compare-and-set)
     held: set[str] = set()  # serial keys another claimer holds, or a sibling runs under
@@ -209,6 +213,7 @@ def _take(session: Session, job: Job, owner: str, lease_ms: int, now: int) -> Le
 
 def heartbeat(session: Session, lease: Lease, lease_ms: int) -> bool:
     """Extend the lease; False when it is no longer ours (re-claimed, failed, finished)."""
+    session.connection()  # the writer first, then the clock (see `claim`)
     return bool(_changed(session, update(Job).where(
         Job.id == lease.job_id, Job.lease_token == lease.token, Job.state == "running")
         .values(lease_expires_at=now_ms() + lease_ms)))
