@@ -131,7 +131,7 @@ class SyncHandler:
             if product is None or not alive():
                 return
             deadline.check()
-            self.commit(lease, plan, product, started)
+            self.commit(lease, plan, product, started, deadline)
 
     def prepare(self, lease: Lease) -> Plan | None:
         """Read the attachment and file; None when either is gone (nothing to undo)."""
@@ -187,7 +187,13 @@ class SyncHandler:
             raise JobFailed("empty_content", "the file contains no extractable text")
         return Product(out, count, reused, tables.result())
 
-    def commit(self, lease: Lease, plan: Plan, product: Product, started: float) -> None:
+    def commit(self, lease: Lease, plan: Plan, product: Product, started: float,
+               deadline: Deadline | None = None) -> None:
+        """Swap the file's records and tables, then announce `sync.completed` and end the
+        job: in the same transaction, or, where the index keeps in-process structures (the
+        embedded default), in a second one once they are current, so the first search
+        after the announcement does not wait for their build (docs/decisions.md)."""
+        settle = self.index.settles
         with self.db.write() as session:
             # The file's row lock orders this commit and a deletion of the file (which takes
             # it first too): else, on PostgreSQL, a deletion could pass between this check
@@ -211,12 +217,24 @@ class SyncHandler:
             if dataset is not None:
                 datasets.adopt_embedder(dataset, self.embedder.name, self.embedder.dimension)
             link.synced_version, link.synced_at = plan.version, now_ms()
-            events.emit(session, plan.org_id, "sync.completed", dataset_id=plan.dataset_id,
-                        file_id=plan.file_id, jobId=lease.job_id, recordCount=product.count,
-                        replacedRecords=removed, fileVersion=plan.version,
-                        reusedEmbeddings=product.reused,
-                        durationMs=int((time.monotonic() - started) * 1000))
-            queue.finish(session, lease)
+            if not settle:
+                self._announce(session, lease, plan, product, removed, started)
+                return
+        # The job still runs, so the file's status says in_progress until the announcement;
+        # a crash in between retries the sync, which replaces these records with the same.
+        self.index.settle(plan.dataset_id, max(0.0, deadline.remaining()) if deadline
+                          else self.limits.sync_timeout_s)
+        with self.db.write() as session:
+            self._announce(session, lease, plan, product, removed, started)
+
+    def _announce(self, session: Session, lease: Lease, plan: Plan, product: Product,
+                  removed: int, started: float) -> None:
+        events.emit(session, plan.org_id, "sync.completed", dataset_id=plan.dataset_id,
+                    file_id=plan.file_id, jobId=lease.job_id, recordCount=product.count,
+                    replacedRecords=removed, fileVersion=plan.version,
+                    reusedEmbeddings=product.reused,
+                    durationMs=int((time.monotonic() - started) * 1000))
+        queue.finish(session, lease)
 
     def _extract(self, plan: Plan, spool: Spool, deadline: Deadline) -> confined.Spooled:
         """Extract into `spool` (then marked finished, whatever happens)."""

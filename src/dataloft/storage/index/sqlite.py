@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,38 @@ class SqliteIndex:
             self._save(dataset_id)
 
         self.warmer.submit(dataset_id, job)
+
+    @property
+    def settles(self) -> bool:
+        return self.reader is not None
+
+    def settle(self, dataset_id: str, timeout_s: float) -> None:
+        """Until both structures of the dataset are current (its committed records), at
+        most `timeout_s`: a sync calls this before it announces completion, so the first
+        search after `sync.completed` finds them built (docs/decisions.md). The warmer
+        makes them (the commit queued it): the structures are the process's, shared by
+        the API, and one build serves both."""
+        if self.reader is None:
+            return
+        end = time.monotonic() + timeout_s
+        self.warm(dataset_id)
+        while True:
+            with self.reader() as session:
+                row = _version(session, dataset_id)
+            if row is None:
+                return
+            current = partial(self._current, dataset_id, int(row.index_version))
+            left = end - time.monotonic()
+            with self._changed:
+                # Re-read now and then: a later write moves the version to wait for.
+                if self._changed.wait_for(current, timeout=max(0.0, min(left, 1.0))):
+                    return
+            if left <= 1.0:
+                return
+
+    def _current(self, dataset_id: str, version: int) -> bool:
+        return all(self._cache.get((kind, dataset_id), (None,))[0] == version
+                   for kind in ("terms", "vectors"))
 
     def _forget_dataset(self, dataset_id: str) -> None:
         with self._lock:
