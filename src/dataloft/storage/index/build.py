@@ -8,6 +8,7 @@ the background (a search must not block for a build: docs/decisions.md).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -16,13 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
-from dataloft.models import Record, RecordVector
+from dataloft.models import Record
 from dataloft.storage.index import delta
 from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.rows import RowTerms, row_key
 from dataloft.storage.index.structures import Approx, Matrix, Terms
 
 _BATCH = 500
+_FETCH = 4_096  # rows per read of a full build
 # A delta touching more than this share of a dataset's records rebuilds instead: reading
 # everything in pk order is then cheaper than fetching most of it by pk.
 REBUILD_SHARE = 0.5
@@ -68,17 +70,18 @@ def terms(session: Session, dataset_id: str, base: Terms | None,
 
 
 def build_terms(session: Session, dataset_id: str) -> Terms:
-    fps: list[int] = []
+    fps = array("q")
 
     def records() -> Any:
-        for pk, record_id, updated_at, text, row in session.execute(
+        # On the connection, not the ORM session, which would buffer every row first.
+        for pk, record_id, updated_at, text, row in session.connection().execute(
                 select(Record.pk, Record.id, Record.updated_at, Record.text, row_key())
                 .where(Record.dataset_id == dataset_id).order_by(Record.pk)):
             fps.append(delta.fingerprint(record_id, updated_at))
             yield pk, text, row
 
     index = RowTerms.build(records())
-    return Terms(index, np.array(fps, dtype=np.int64))
+    return Terms(index, np.frombuffer(fps, dtype=np.int64).copy())
 
 
 def flat(index: RowTerms) -> bool:
@@ -99,14 +102,28 @@ def matrix(session: Session, dataset_id: str, dimension: int, base: Matrix | Non
 
 
 def build_matrix(session: Session, dataset_id: str, dimension: int, seen: Catalog) -> Matrix:
-    rows = session.execute(select(RecordVector.pk, RecordVector.vector)
-                           .where(RecordVector.dataset_id == dataset_id)
-                           .order_by(RecordVector.pk)).all()
-    blobs = [bytes(v) for _, v in rows if len(v) == 4 * dimension]
-    pks = np.array([pk for pk, v in rows if len(v) == 4 * dimension], dtype=np.int64)
-    # An owned, aligned copy: scanning the joined-bytes buffer in place measured slower.
-    return Matrix(pks, np.array(from_blobs(blobs, dimension), order="C"),
-                  delta.fps_of(pks, seen), seen)
+    """Every vector of the dataset, read a batch at a time into one array sized from the
+    catalog (a dataset's vectors belong to its records): at 1M x 256 the rows as Python
+    objects, their joined bytes and the array were three copies of 1 GiB at once."""
+    pks = np.empty(len(seen.pks), dtype=np.int64)
+    vectors = np.empty((len(seen.pks), dimension), dtype=np.float32)
+    filled = 0
+    width = 4 * dimension
+    cursor = session.connection().exec_driver_sql(
+        "SELECT pk, vector FROM record_vectors WHERE dataset_id = ? ORDER BY pk",
+        (dataset_id,))
+    while rows := cursor.fetchmany(_FETCH):
+        kept = [(pk, blob) for pk, blob in rows if len(blob) == width]
+        end = filled + len(kept)
+        if end > len(pks):  # written since the catalog was read: cannot be, but stay right
+            pks = np.resize(pks, end)
+            vectors = np.resize(vectors, (end, dimension))
+        pks[filled:end] = [pk for pk, _ in kept]
+        vectors[filled:end] = from_blobs([blob for _, blob in kept], dimension)
+        filled = end
+    if filled < len(pks):  # records without a vector of this dimension
+        pks, vectors = pks[:filled].copy(), vectors[:filled].copy()
+    return Matrix(pks, vectors, delta.fps_of(pks, seen), seen)
 
 
 def _update_matrix(session: Session, dataset_id: str, dimension: int, base: Matrix,
