@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
 from dataloft.models import Record
-from dataloft.storage.index import delta
+from dataloft.storage.index import delta, mapped
 from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.rows import RowTerms, row_key
 from dataloft.storage.index.structures import Approx, Matrix, Terms
@@ -91,43 +92,46 @@ def flat(index: RowTerms) -> bool:
 
 
 def matrix(session: Session, dataset_id: str, dimension: int, base: Matrix | None,
-           now: Callable[[], Catalog], limit: int | None) -> Matrix:
+           now: Callable[[], Catalog], limit: int | None, scratch: Path | None = None,
+           map_min_bytes: int = mapped.MAP_MIN_BYTES) -> Matrix:
     if base is not None and base.vectors.shape[1] == dimension:
-        updated = _update_matrix(session, dataset_id, dimension, base, now(), limit)
+        updated = _update_matrix(session, dataset_id, dimension, base, now(), limit, scratch,
+                                 map_min_bytes)
         if updated is not None:
             return updated
     catalog = now()
     _check(limit, len(catalog.pks))
-    return build_matrix(session, dataset_id, dimension, catalog)
+    return build_matrix(session, dataset_id, dimension, catalog, scratch, map_min_bytes)
 
 
-def build_matrix(session: Session, dataset_id: str, dimension: int, seen: Catalog) -> Matrix:
-    """Every vector of the dataset, read a batch at a time into one array sized from the
-    catalog (a dataset's vectors belong to its records): at 1M x 256 the rows as Python
-    objects, their joined bytes and the array were three copies of 1 GiB at once."""
+def build_matrix(session: Session, dataset_id: str, dimension: int, seen: Catalog,
+                 scratch: Path | None = None, map_min_bytes: int = mapped.MAP_MIN_BYTES
+                 ) -> Matrix:
+    """Every vector of the dataset, read a batch at a time into one matrix sized from the
+    catalog (a dataset's vectors belong to its records), mapped from a file under `scratch`
+    when big (mapped.py): at 1M x 256 the rows as Python objects, their joined bytes and
+    the array were three copies of 1 GiB at once."""
     pks = np.empty(len(seen.pks), dtype=np.int64)
-    vectors = np.empty((len(seen.pks), dimension), dtype=np.float32)
-    filled = 0
+    out = mapped.Writer(len(seen.pks), dimension, scratch, map_min_bytes)
     width = 4 * dimension
     cursor = session.connection().exec_driver_sql(
         "SELECT pk, vector FROM record_vectors WHERE dataset_id = ? ORDER BY pk",
         (dataset_id,))
     while rows := cursor.fetchmany(_FETCH):
         kept = [(pk, blob) for pk, blob in rows if len(blob) == width]
-        end = filled + len(kept)
-        if end > len(pks):  # written since the catalog was read: cannot be, but stay right
-            pks = np.resize(pks, end)
-            vectors = np.resize(vectors, (end, dimension))
-        pks[filled:end] = [pk for pk, _ in kept]
-        vectors[filled:end] = from_blobs([blob for _, blob in kept], dimension)
-        filled = end
-    if filled < len(pks):  # records without a vector of this dimension
-        pks, vectors = pks[:filled].copy(), vectors[:filled].copy()
+        start = out.rows
+        if start + len(kept) > len(pks):  # written since the catalog was read: stay right
+            pks = np.resize(pks, start + len(kept))
+        pks[start : start + len(kept)] = [pk for pk, _ in kept]
+        out.add(from_blobs([blob for _, blob in kept], dimension))
+    vectors = out.finish()
+    pks = pks if len(vectors) == len(pks) else pks[: len(vectors)].copy()
     return Matrix(pks, vectors, delta.fps_of(pks, seen), seen)
 
 
 def _update_matrix(session: Session, dataset_id: str, dimension: int, base: Matrix,
-                   now: Catalog, limit: int | None) -> Matrix | None:
+                   now: Catalog, limit: int | None, scratch: Path | None,
+                   map_min_bytes: int) -> Matrix | None:
     """`base` brought up to `session`'s records, or None when a rebuild is cheaper."""
     keep, _ = delta.unchanged(base.pks, base.fps, now)
     _, known = delta.unchanged(base.seen.pks, base.seen.fps, now)
@@ -139,7 +143,11 @@ def _update_matrix(session: Session, dataset_id: str, dimension: int, base: Matr
     _check(limit, len(fresh))
     new_pks, new_rows = delta.vectors(session, fresh.tolist(), dimension)
     pks = np.concatenate([base.pks[keep], new_pks])
-    vectors = np.concatenate([base.vectors[keep], new_rows])
+    out = mapped.Writer(len(pks), dimension, scratch, map_min_bytes)
+    for start, rows in mapped.chunks(base.vectors):
+        out.add(rows[keep[start : start + len(rows)]])
+    out.add(new_rows)
+    vectors = out.finish()
     kept = int(keep.sum())
     order = np.argsort(pks, kind="stable")
     if not np.array_equal(order, np.arange(len(pks))):

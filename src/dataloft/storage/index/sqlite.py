@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.errors import Busy
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann, build, delta, persist
+from dataloft.storage.index import ann, build, delta, mapped, persist
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.build import TooBig
 from dataloft.storage.index.delta import Catalog
@@ -77,7 +77,8 @@ class SqliteIndex:
                  exact_share: float = EXACT_SHARE, ann_background: bool = True,
                  reader: Callable[[], AbstractContextManager[Session]] | None = None,
                  store: Path | None = None, wait_s: float | None = None,
-                 inline_records: int = INLINE_RECORDS) -> None:
+                 inline_records: int = INLINE_RECORDS,
+                 map_min_bytes: int = mapped.MAP_MIN_BYTES) -> None:
         self.ann_min_records = ann_min_records
         self.exact_share = exact_share
         # False: the graph is built inside the first search (tests, reproducible paths).
@@ -96,6 +97,8 @@ class SqliteIndex:
         # warmer goes on building.
         self.wait_s = wait_s
         self.inline_records = inline_records
+        # With a store, matrices of at least this size are mapped from a file (mapped.py).
+        self.map_min_bytes = map_min_bytes
         self._cache: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified when _cache changes
@@ -273,7 +276,7 @@ class SqliteIndex:
                                state.remap, state.extra)
             if hits is not None:
                 return hits
-        return top(matrix.vectors @ query, matrix.pks, k, allowed)
+        return top(mapped.scores(matrix.vectors, query), matrix.pks, k, allowed)
 
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -404,7 +407,9 @@ class SqliteIndex:
                 limit: int | None) -> Matrix | None:
         if not dimension:
             return None
-        matrix = build.matrix(session, dataset_id, dimension, base, now, limit)
+        scratch = None if self.store is None else self.store.root / ".scratch"
+        matrix = build.matrix(session, dataset_id, dimension, base, now, limit, scratch,
+                              self.map_min_bytes)
         if len(matrix.pks) >= max(1, self.ann_min_records) and (
                 matrix.approx is None or matrix.approx.stale > ANN_STALE_SHARE * len(matrix.pks)):
             self._graph(dataset_id, matrix)
