@@ -83,6 +83,8 @@ def make(path: Path, rows: int) -> str:
 
 
 def measure(path: Path, ds: str, graph: bool) -> dict[str, Any]:
+    import inspect
+
     from dataloft.kit.db import Database
     from dataloft.storage.index import ann, build, delta, persist
 
@@ -104,7 +106,12 @@ def measure(path: Path, ds: str, graph: bool) -> dict[str, Any]:
     with db.read() as session:
         step("catalog", lambda: delta.catalog(session, ds))
         step("terms", lambda: build.build_terms(session, ds))
-        step("matrix", lambda: build.build_matrix(session, ds, DIM, kept["catalog"]))
+        # Trees that can map a big matrix from a file under the store (mapped.py) do.
+        mapping = "scratch" in inspect.signature(build.build_matrix).parameters
+        scratch = {"scratch": store.root / ".scratch"} if mapping else {}
+        out["mapped"] = mapping
+        step("matrix", lambda: build.build_matrix(session, ds, DIM, kept["catalog"],
+                                                  **scratch))
     if graph:
         from dataloft.storage.index.structures import Approx
 
