@@ -16,6 +16,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from dataloft.jobs import queue
 from dataloft.sync.tasks import SyncHandler
 from tests.conftest import KEY, make_settings
 from tests.support.api import create_dataset, create_file
+from tests.support.gated_proxy import GatedProxy
 from tests.support.live import LiveServer
 from tests.support.pg import empty_database
 from tests.support.s3 import MotoS3, moto_s3
@@ -73,12 +75,20 @@ def s3() -> Iterator[MotoS3]:
         yield server
 
 
+@pytest.fixture
+def gates(s3: MotoS3) -> Iterator[list[GatedProxy]]:
+    with ExitStack() as stack:
+        yield [stack.enter_context(GatedProxy(s3.endpoint)) for _ in range(3)]
+
+
 def launch(processes: list[LiveServer], tmp: Path, env: dict[str, str], *, apis: int,
-           workers: int) -> tuple[list[LiveServer], list[LiveServer]]:
-    """Start every process at once: they race for migrations and the first-start rows."""
-    made = [LiveServer(data_dir=tmp / f"p{i}", command="serve" if i < apis else "worker",
-                       env_extra={**env, "DATALOFT_WORKERS": "0"} if i < apis else env)
-            for i in range(apis + workers)]
+           workers: list[dict[str, str]]) -> tuple[list[LiveServer], list[LiveServer]]:
+    """Start every process at once: they race for migrations and the first-start rows.
+    `workers` holds each worker's own settings over `env`."""
+    made = [LiveServer(data_dir=tmp / f"p{i}", command="serve",
+                       env_extra={**env, "DATALOFT_WORKERS": "0"}) for i in range(apis)]
+    made += [LiveServer(data_dir=tmp / f"p{apis + i}", command="worker",
+                        env_extra={**env, **own}) for i, own in enumerate(workers)]
     processes.extend(made)
     for p in made:
         p.data_dir.mkdir(parents=True)
@@ -93,7 +103,8 @@ def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
 
 
 def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
-        tmp_path: Path, pg_url: str, s3: MotoS3, processes: list[LiveServer]) -> None:
+        tmp_path: Path, pg_url: str, s3: MotoS3, processes: list[LiveServer],
+        gates: list[GatedProxy]) -> None:
     url = fresh_database(pg_url)
     db = create_engine(url, poolclass=NullPool)
     env = {**s3.env, "DATALOFT_DATABASE_URL": url, "DATALOFT_BLOB_URL": s3.url,
@@ -101,7 +112,11 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
            "DATALOFT_SYNC_COOLDOWN_SECONDS": "0", "DATALOFT_WORKERS": "2",
            # Replicas with data directories of their own share the signing keys' master key.
            "DATALOFT_SECRET_KEY": "cluster-test-master-key"}
-    apis, workers = launch(processes, tmp_path, env, apis=2, workers=3)
+    # Each worker reaches S3 through a gate of its own, which the chaos step closes to stop
+    # that worker's next sync at its blob read (freeze_mid_sync).
+    apis, workers = launch(processes, tmp_path, env, apis=2, workers=[
+        {"DATALOFT_BLOB_URL": f"s3://{s3.bucket}?endpoint={gate.url}&region={s3.region}"}
+        for gate in gates])
     # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never
     # goes out on a connection the server is closing.
     clients = [api.client(limits=httpx.Limits(keepalive_expiry=2.0)) for api in apis]
@@ -144,43 +159,51 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
                        [0][0])
 
         def in_transaction(pid: int) -> bool:
-            # Our connections carry the process id in application_name (kit/db.py).
+            # Our connections carry the process id in application_name (kit/db.py). A worker
+            # with no connection open at all cannot be told apart from a misnamed one: it
+            # counts as busy, so the caller tries again.
             (connections, busy), = rows(
                 db, "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') "
                     "FROM pg_stat_activity WHERE application_name LIKE :a",
                 a=f"dataloft:{pid}:%")
-            assert connections, "the worker's connections are not named after it"
-            return bool(busy)
+            return bool(busy) or not connections
 
-        def freeze_mid_sync(worker: LiveServer, after_completed: int) -> list[str]:
-            """SIGSTOP `worker` at a moment it holds a started sync, once `after_completed`
-            syncs are done; return those jobs. It is frozen first and its jobs read after,
-            so they are surely mid-run: not committed, and not inside their commit (rows
-            it holds locked are skipped)."""
+        def freeze_mid_sync(worker: LiveServer, gate: GatedProxy,
+                            after_completed: int) -> list[str]:
+            """SIGSTOP `worker` while it holds a started sync, once `after_completed` syncs
+            are done; return those jobs. The worker's S3 calls pass through `gate`: held, the
+            next sync it starts stops at its blob read, after sync.started was committed and
+            outside any transaction, so the freeze does not depend on catching a fast sync
+            by chance. It is frozen first and its jobs read after, so they are surely
+            mid-run: not committed, and not inside their commit (rows it holds locked are
+            skipped)."""
             assert worker.proc is not None
             pgid = worker.proc.pid
             deadline = time.monotonic() + 90
+            while completed() < after_completed and time.monotonic() < deadline:
+                time.sleep(0.05)
             while time.monotonic() < deadline:
-                if completed() >= after_completed:
+                gate.hold = True
+                if gate.next_held(timeout=5) is not None:
                     os.killpg(pgid, signal.SIGSTOP)
                     time.sleep(0.3)  # what it sent before it stopped reaches the server
-                    # Frozen inside a transaction (its other job's commit, a claim), it would
-                    # hold row locks: the deletes and the other workers would queue behind
-                    # them for as long as it stays frozen. Only a worker outside any
-                    # transaction is a clean stall; try again later otherwise.
-                    if in_transaction(pgid):
-                        os.killpg(pgid, signal.SIGCONT)
-                        time.sleep(0.3)  # it runs as long as it was stopped: no slow motion
-                        continue
-                    running = rows(db, "SELECT j.id FROM jobs j JOIN events e ON "
-                                       "e.data->>'jobId' = j.id AND e.type = 'sync.started' "
-                                       "AND (e.data->>'attempt')::int = j.attempts "
-                                       "WHERE j.state = 'running' AND j.lease_owner LIKE :o "
-                                       "FOR UPDATE OF j SKIP LOCKED", o=f"%:{pgid}:%")
+                    # Frozen inside a transaction (a blob deletion's, a claim), it would hold
+                    # row locks: the deletes and the other workers would queue behind them
+                    # for as long as it stays frozen. Only a worker outside any transaction
+                    # is a clean stall; try again otherwise.
+                    running = [] if in_transaction(pgid) else rows(
+                        db, "SELECT j.id FROM jobs j JOIN events e ON "
+                            "e.data->>'jobId' = j.id AND e.type = 'sync.started' "
+                            "AND (e.data->>'attempt')::int = j.attempts "
+                            "WHERE j.state = 'running' AND j.lease_owner LIKE :o "
+                            "FOR UPDATE OF j SKIP LOCKED", o=f"%:{pgid}:%")
                     if running:
+                        gate.release_all()  # its reads are answered; it is not there to see
                         return [r[0] for r in running]
                     os.killpg(pgid, signal.SIGCONT)
-                time.sleep(0.01)
+                gate.release_all()
+                time.sleep(0.2)
+            gate.release_all()
             return []
 
         killed_job: list[str] = []
@@ -188,12 +211,11 @@ def test_two_apis_three_workers_one_killed_every_file_synced_exactly_once(
 
         def chaos() -> None:
             # One worker dies mid-sync: its job is retried by another after its lease.
-            killed_job.extend(freeze_mid_sync(workers[0], FILES // 5))
+            killed_job.extend(freeze_mid_sync(workers[0], gates[0], FILES // 5))
             workers[0].kill()
             # Another stalls mid-sync past its lease (a long GC pause, a frozen VM), so its
             # job runs again elsewhere; then it wakes up and must not commit a second time.
-            # Early enough that many syncs remain to be caught mid-run: syncs got fast.
-            frozen_job.extend(freeze_mid_sync(workers[1], FILES // 3))
+            frozen_job.extend(freeze_mid_sync(workers[1], gates[1], FILES // 3))
             # It stays frozen until another worker has taken its job over: under load, the
             # fair order may serve other datasets' queued syncs first for many seconds after
             # its lease ran out (it would then wake up still owning the job).

@@ -34,6 +34,7 @@ class GatedProxy:
         self.hold = False
         self._held: queue.Queue[Held] = queue.Queue()
         self._waiting: list[Held] = []
+        self._lock = threading.Lock()  # a request is either held and released, or not held
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -58,9 +59,15 @@ class GatedProxy:
         held.go.set()
 
     def release_all(self) -> None:
-        self.hold = False
-        for held in list(self._waiting):
-            held.go.set()
+        """Stop holding and forward every request held so far; next_held then waits for a
+        request held after this call, not one of these."""
+        with self._lock:
+            self.hold = False
+            for held in self._waiting:
+                held.go.set()
+            self._waiting.clear()
+            while not self._held.empty():
+                self._held.get_nowait()
 
     def _forward(self, method: str, path: str, headers: Any, body: bytes
                  ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -82,11 +89,14 @@ class GatedProxy:
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                if proxy.hold:
-                    held = Held(self.command, self.path)
-                    proxy._waiting.append(held)
-                    proxy._held.put(held)
-                    held.go.wait()
+                held = Held(self.command, self.path)
+                with proxy._lock:
+                    if proxy.hold:
+                        proxy._waiting.append(held)
+                        proxy._held.put(held)
+                    else:
+                        held.go.set()
+                held.go.wait()
                 status, headers, data = proxy._forward(self.command, self.path, self.headers,
                                                        body)
                 self.send_response(status)
