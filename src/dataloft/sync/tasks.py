@@ -34,7 +34,7 @@ from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
 from dataloft.ingest.embed.base import Embedder
 from dataloft.ingest.extract import ExtractionError, content_type_for
 from dataloft.jobs import queue
-from dataloft.jobs.queue import Lease
+from dataloft.jobs.queue import Lease, LeaseLost
 from dataloft.jobs.worker import JobFailed
 from dataloft.kit.db import Database
 from dataloft.kit.ids import now_ms
@@ -110,6 +110,7 @@ class SyncHandler:
     index: Index
     embedder: Embedder
     limits: ExtractLimits = ExtractLimits()
+    lease_seconds: float = 30.0  # DATALOFT_JOB_LEASE_SECONDS: a commit renews it
 
     def failed(self, session: Session, job_id: str, payload: dict[str, object], code: str,
                message: str) -> None:
@@ -220,6 +221,10 @@ class SyncHandler:
             if not settle:
                 self._announce(session, lease, plan, product, removed, started)
                 return
+            # Still ours (else this rolls back, as `finish` would), and renewed: a long
+            # commit kept the heartbeat from the writer, and the lease must outlast it.
+            if not queue.heartbeat(session, lease, int(self.lease_seconds * 1000)):
+                raise LeaseLost(lease.job_id)
         # The job still runs, so the file's status says in_progress until the announcement;
         # a crash in between retries the sync, which replaces these records with the same.
         self.index.settle(plan.dataset_id, max(0.0, deadline.remaining()) if deadline
