@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from sqlalchemy import ColumnElement, String, case, cast, func
@@ -55,6 +56,17 @@ class RowTerms:
         row_of: list[int] = []
         index = TermIndex.build(_joined(records, pks, row_of))
         return cls(np.array(pks, dtype=np.int64), index, np.array(row_of, dtype=np.int64))
+
+    @cached_property
+    def groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(first, count, members): the records of row r are members[first[r]:][:count[r]]
+        (members None: record numbers themselves, the usual case, as a row's parts are
+        consecutive records). Made on first use, for lexrank.ranked."""
+        count = np.bincount(self.row_of, minlength=len(self.rows.pks))
+        members = None if not len(self.row_of) or bool(np.all(np.diff(self.row_of) >= 0)) \
+            else np.argsort(self.row_of, kind="stable")
+        first = np.cumsum(count) - count
+        return first, count, members
 
     def scores(self, query: str) -> np.ndarray | None:
         """BM25 of every record's row (0 where no term matches); None if no term is known."""

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.errors import Busy
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann, build, delta, mapped, persist
+from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.build import TooBig
 from dataloft.storage.index.delta import Catalog
@@ -244,9 +244,8 @@ class SqliteIndex:
         hits: list[tuple[int, float]] = []
         for dataset_id in dataset_ids:
             terms = self._cached("terms", session, dataset_id)
-            scores = terms.index.scores(query) if terms is not None else None
-            if scores is not None:
-                hits += top(scores, terms.index.pks, k, allowed, positive=True)
+            if terms is not None:
+                hits += lexrank.top(terms.index, query, k, allowed)
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 
