@@ -21,6 +21,15 @@ old code) rebuilds in both. A search answered 503 is retried after 0.2 s, as the
 HTTP client does; "first search" times include those retries.
 
     .venv/bin/python bench/first_search.py --sizes 10k --base /work/base-incr/src --restart
+
+`--first-sync` measures instead the first sync into an empty dataset: `size` records in one
+commit (as a sync's commit writes them), then, for trees whose index settles (a sync waits
+for the structures before it announces completion: docs/decisions.md), `settle`, timed; then
+the first lexical and semantic searches as above (503s retried). Printed: commit, settle,
+each first search, and commit -> both answered, wall and process CPU ms, medians over
+`--cycles` fresh databases.
+
+    .venv/bin/python bench/first_search.py --sizes 100k --first-sync --base /work/base6/src
 """
 
 from __future__ import annotations
@@ -188,6 +197,61 @@ def worker(size: int, cycles: int, restart: bool) -> dict[str, Any]:
     return result
 
 
+def first_sync(size: int) -> dict[str, Any]:
+    """One fresh database: `size` records in one commit into an empty dataset, then (if the
+    tree settles) the sync's wait for the structures, then the first searches."""
+    import numpy as np
+
+    from dataloft.kit import migrate
+    from dataloft.kit.db import Database
+    from dataloft.kit.ids import new_id
+    from dataloft.kit.vectors import to_blob
+    from dataloft.models import Dataset, Org
+    from dataloft.records import repository as records
+    from dataloft.records.repository import NewRecord
+    from dataloft.storage.index.sqlite import SqliteIndex
+
+    tmp = tempfile.mkdtemp(prefix="first-sync-")
+    url = f"sqlite:///{tmp}/db.sqlite"
+    migrate.upgrade(url)
+    db = Database(url)
+    index = SqliteIndex(reader=db.read, store=Path(tmp) / "index", wait_s=0.9)
+    org, ds = new_id("org"), new_id("ds")
+    with db.write() as s:
+        s.add(Org(id=org, name="bench"))
+    with db.write() as s:
+        s.add(Dataset(id=ds, org_id=org, name="bench", meta={}, settings={},
+                      embedding_model="bench", embedding_dimension=DIM))
+    texts = _texts(size)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(texts), DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    new = [NewRecord(text=t, vector=to_blob(v)) for t, v in zip(texts, vectors, strict=True)]
+    out: dict[str, float] = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    with db.write() as s:
+        records.insert_records(s, index, org, ds, new)
+    out["commit_ms"] = (time.perf_counter() - wall) * 1000
+    since = time.perf_counter()
+    if hasattr(index, "settle"):
+        out["settle_ms"], out["settle_cpu_ms"] = _timed(partial(index.settle, ds, 600.0))
+    for name, q in (("lexical", QUERIES[0]), ("semantic", None)):
+        def one(q: str | None = q) -> None:
+            with db.read() as s:
+                if q is None:
+                    index.semantic(s, [ds], vectors[0], 10)
+                else:
+                    index.lexical(s, [ds], q, 10)
+        w, c, busy, worst = _answered(one)
+        out |= {f"first_{name}_ms": w, f"first_{name}_cpu_ms": c, f"first_{name}_busy": busy}
+    out["commit_to_answered_ms"] = (time.perf_counter() - since) * 1000
+    out["process_cpu_ms"] = (time.process_time() - cpu) * 1000
+    index.wait()
+    db.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def _resync(db: Any, index: Any, org: str, ds: str, doomed: list[int], new: list[Any]) -> None:
     from dataloft.records import repository as records
 
@@ -202,8 +266,16 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=5)
     ap.add_argument("--base", help="another tree's src/ (the old code), run first")
     ap.add_argument("--restart", action="store_true", help="add the restart cases")
+    ap.add_argument("--first-sync", action="store_true",
+                    help="an empty dataset's first sync instead of re-syncs")
     ap.add_argument("--worker", type=int)
     args = ap.parse_args()
+    if args.worker is not None and args.first_sync:
+        runs = [first_sync(args.worker) for _ in range(args.cycles)]
+        print(json.dumps({"size": args.worker, "first_sync": True, "runs": args.cycles,
+                          **{k: statistics.median(r[k] for r in runs) for k in runs[0]}}),
+              flush=True)
+        return
     if args.worker is not None:
         print(json.dumps(worker(args.worker, args.cycles, args.restart)), flush=True)
         return
@@ -214,7 +286,9 @@ def main() -> None:
             env = {**os.environ, "PYTHONPATH": src}
             done = subprocess.run([sys.executable, __file__, "--worker", str(size),
                                    "--cycles", str(args.cycles)]
-                                  + (["--restart"] if args.restart else []), env=env, check=True,
+                                  + (["--restart"] if args.restart else [])
+                                  + (["--first-sync"] if args.first_sync else []),
+                                  env=env, check=True,
                                   stdout=subprocess.PIPE, text=True)
             print(json.dumps({"tree": label, **json.loads(done.stdout.splitlines()[-1])}),
                   flush=True)

@@ -178,7 +178,7 @@ def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: In
         SYNC_JOB: SyncHandler(db, blobs, index, embedder, ExtractLimits(
             memory_bytes=settings.extract_memory_mb << 20,
             timeout_s=settings.extract_timeout_seconds,
-            sync_timeout_s=settings.sync_timeout_seconds)),
+            sync_timeout_s=settings.sync_timeout_seconds), settings.job_lease_seconds),
         REINDEX_JOB: ReindexHandler(db, index, embedder),
         queue.BLOB_DELETE: BlobDeleteHandler(db, blobs),
         EXPIRE_JOB: FileExpireHandler(db, index),

@@ -5,6 +5,7 @@ a partial answer. Through the app: settings, data dir, sync worker and HTTP."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from dataloft.app import create_app
 from dataloft.config import Settings
 from dataloft.storage.index.sqlite import SqliteIndex
 from tests.conftest import KEY
-from tests.support.api import assert_envelope, create_dataset, create_file, sync
+from tests.support.api import assert_envelope, create_dataset, create_file, sync, wait_for_sync
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -80,3 +81,38 @@ def test_a_search_waiting_for_a_big_build_answers_503(settings: Settings) -> Non
             release.set()
         index.wait()
         assert len(_hits(client, ds, "busy dataset", "lexical")) == 6
+
+
+def test_a_sync_announces_completion_once_its_structures_are_built(settings: Settings) -> None:
+    """The sync's records commit, then the sync waits for the dataset's structures before
+    `sync.completed` (issue 16: first search after a sync): while the warmer is held, the
+    file's records are in and its status still says in_progress; once it is released, the
+    first search after the announcement is answered, with no wait allowed at all."""
+    with _app(settings) as (client, index):
+        ds = create_dataset(client)
+        rows = "\n".join(f"{i},harbor {i} lantern" for i in range(40))
+        file_id = create_file(client, f"n,text\n{rows}\n".encode(), name="h.csv",
+                              content_type="text/csv")
+        assert client.post(f"/api/v1/dataset/{ds}/file/{file_id}/attach",
+                           json={"type": "source"}).status_code == 200
+        index.inline_records, index.wait_s = 3, 0.0  # any build is the warmer's
+        release = threading.Event()
+        index.warmer.submit("blocker", lambda _stale: release.wait(60))
+        try:
+            assert client.post(f"/api/v1/dataset/{ds}/file/{file_id}/sync",
+                               json={}).status_code == 200
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                items = client.get(f"/api/v1/dataset/{ds}/file/list").json()["items"]
+                seen = items[0]["attachment"]
+                if seen["recordCount"] or seen["status"] not in ("queued", "in_progress"):
+                    break
+                time.sleep(0.05)
+            assert seen["recordCount"] == 40 and seen["status"] == "in_progress", seen
+        finally:
+            release.set()
+        done = wait_for_sync(client, ds, file_id)
+        assert done["type"] == "sync.completed", done
+        r = client.post(f"/api/v1/dataset/{ds}/search", json={"search": "harbor lantern 7"})
+        assert r.status_code == 200, r.text
+        assert r.json()["records"]

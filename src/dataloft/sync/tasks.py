@@ -34,7 +34,7 @@ from dataloft.ingest.chunk import DEFAULT_MAX_TOKENS
 from dataloft.ingest.embed.base import Embedder
 from dataloft.ingest.extract import ExtractionError, content_type_for
 from dataloft.jobs import queue
-from dataloft.jobs.queue import Lease
+from dataloft.jobs.queue import Lease, LeaseLost
 from dataloft.jobs.worker import JobFailed
 from dataloft.kit.db import Database
 from dataloft.kit.ids import now_ms
@@ -110,6 +110,7 @@ class SyncHandler:
     index: Index
     embedder: Embedder
     limits: ExtractLimits = ExtractLimits()
+    lease_seconds: float = 30.0  # DATALOFT_JOB_LEASE_SECONDS: a commit renews it
 
     def failed(self, session: Session, job_id: str, payload: dict[str, object], code: str,
                message: str) -> None:
@@ -131,7 +132,7 @@ class SyncHandler:
             if product is None or not alive():
                 return
             deadline.check()
-            self.commit(lease, plan, product, started)
+            self.commit(lease, plan, product, started, deadline)
 
     def prepare(self, lease: Lease) -> Plan | None:
         """Read the attachment and file; None when either is gone (nothing to undo)."""
@@ -187,7 +188,13 @@ class SyncHandler:
             raise JobFailed("empty_content", "the file contains no extractable text")
         return Product(out, count, reused, tables.result())
 
-    def commit(self, lease: Lease, plan: Plan, product: Product, started: float) -> None:
+    def commit(self, lease: Lease, plan: Plan, product: Product, started: float,
+               deadline: Deadline | None = None) -> None:
+        """Swap the file's records and tables, then announce `sync.completed` and end the
+        job: in the same transaction, or, where the index keeps in-process structures (the
+        embedded default), in a second one once they are current, so the first search
+        after the announcement does not wait for their build (docs/decisions.md)."""
+        settle = self.index.settles
         with self.db.write() as session:
             # The file's row lock orders this commit and a deletion of the file (which takes
             # it first too): else, on PostgreSQL, a deletion could pass between this check
@@ -211,12 +218,28 @@ class SyncHandler:
             if dataset is not None:
                 datasets.adopt_embedder(dataset, self.embedder.name, self.embedder.dimension)
             link.synced_version, link.synced_at = plan.version, now_ms()
-            events.emit(session, plan.org_id, "sync.completed", dataset_id=plan.dataset_id,
-                        file_id=plan.file_id, jobId=lease.job_id, recordCount=product.count,
-                        replacedRecords=removed, fileVersion=plan.version,
-                        reusedEmbeddings=product.reused,
-                        durationMs=int((time.monotonic() - started) * 1000))
-            queue.finish(session, lease)
+            if not settle:
+                self._announce(session, lease, plan, product, removed, started)
+                return
+            # Still ours (else this rolls back, as `finish` would), and renewed: a long
+            # commit kept the heartbeat from the writer, and the lease must outlast it.
+            if not queue.heartbeat(session, lease, int(self.lease_seconds * 1000)):
+                raise LeaseLost(lease.job_id)
+        # The job still runs, so the file's status says in_progress until the announcement;
+        # a crash in between retries the sync, which replaces these records with the same.
+        self.index.settle(plan.dataset_id, max(0.0, deadline.remaining()) if deadline
+                          else self.limits.sync_timeout_s)
+        with self.db.write() as session:
+            self._announce(session, lease, plan, product, removed, started)
+
+    def _announce(self, session: Session, lease: Lease, plan: Plan, product: Product,
+                  removed: int, started: float) -> None:
+        events.emit(session, plan.org_id, "sync.completed", dataset_id=plan.dataset_id,
+                    file_id=plan.file_id, jobId=lease.job_id, recordCount=product.count,
+                    replacedRecords=removed, fileVersion=plan.version,
+                    reusedEmbeddings=product.reused,
+                    durationMs=int((time.monotonic() - started) * 1000))
+        queue.finish(session, lease)
 
     def _extract(self, plan: Plan, spool: Spool, deadline: Deadline) -> confined.Spooled:
         """Extract into `spool` (then marked finished, whatever happens)."""

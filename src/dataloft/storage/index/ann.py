@@ -34,6 +34,7 @@ from functools import partial
 import numpy as np
 from usearch.index import Index as _Hnsw
 
+from dataloft.storage.index import mapped
 from dataloft.storage.index.terms import top
 
 CONNECTIVITY = 16
@@ -93,6 +94,7 @@ class Graph:
             end = min(start + BUILD_CHUNK, len(vectors))
             self._index.add(np.arange(start, end, dtype=np.uint64), vectors[start:end],
                             threads=1)
+            mapped.release(vectors)  # a mapped matrix is read, never made resident
         self.size = len(vectors)
 
     @property

@@ -11,6 +11,12 @@ Contract (tests/contract/test_index.py runs it against every adapter):
 - Both read from the session's snapshot: a search during a re-sync sees the old records
   or the new ones, never a mix.
 - `vectors(pks)` returns the stored embeddings of those records (for reuse on re-sync).
+- `settle(dataset_id, timeout_s)`, called by a sync after its records committed and before
+  it announces completion, brings whatever in-process structures the adapter keeps up to
+  the dataset's committed records, waiting at most `timeout_s` (never failing: past it the
+  structures are still made in the background). `settles` says whether it does anything:
+  an adapter without such structures (PostgreSQL) answers False, and a sync then commits
+  and announces in one transaction.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ class Index(Protocol):
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]: ...
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]: ...
+    @property
+    def settles(self) -> bool: ...
+    def settle(self, dataset_id: str, timeout_s: float) -> None: ...
 
 
 _WORD = re.compile(r"\w+")

@@ -8,7 +8,9 @@ the background (a search must not block for a build: docs/decisions.md).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,13 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
-from dataloft.models import Record, RecordVector
-from dataloft.storage.index import delta
+from dataloft.models import Record
+from dataloft.storage.index import delta, mapped
 from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.rows import RowTerms, row_key
 from dataloft.storage.index.structures import Approx, Matrix, Terms
 
 _BATCH = 500
+_FETCH = 4_096  # rows per read of a full build
 # A delta touching more than this share of a dataset's records rebuilds instead: reading
 # everything in pk order is then cheaper than fetching most of it by pk.
 REBUILD_SHARE = 0.5
@@ -68,17 +71,18 @@ def terms(session: Session, dataset_id: str, base: Terms | None,
 
 
 def build_terms(session: Session, dataset_id: str) -> Terms:
-    fps: list[int] = []
+    fps = array("q")
 
     def records() -> Any:
-        for pk, record_id, updated_at, text, row in session.execute(
+        # On the connection, not the ORM session, which would buffer every row first.
+        for pk, record_id, updated_at, text, row in session.connection().execute(
                 select(Record.pk, Record.id, Record.updated_at, Record.text, row_key())
                 .where(Record.dataset_id == dataset_id).order_by(Record.pk)):
             fps.append(delta.fingerprint(record_id, updated_at))
             yield pk, text, row
 
     index = RowTerms.build(records())
-    return Terms(index, np.array(fps, dtype=np.int64))
+    return Terms(index, np.frombuffer(fps, dtype=np.int64).copy())
 
 
 def flat(index: RowTerms) -> bool:
@@ -88,29 +92,46 @@ def flat(index: RowTerms) -> bool:
 
 
 def matrix(session: Session, dataset_id: str, dimension: int, base: Matrix | None,
-           now: Callable[[], Catalog], limit: int | None) -> Matrix:
+           now: Callable[[], Catalog], limit: int | None, scratch: Path | None = None,
+           map_min_bytes: int = mapped.MAP_MIN_BYTES) -> Matrix:
     if base is not None and base.vectors.shape[1] == dimension:
-        updated = _update_matrix(session, dataset_id, dimension, base, now(), limit)
+        updated = _update_matrix(session, dataset_id, dimension, base, now(), limit, scratch,
+                                 map_min_bytes)
         if updated is not None:
             return updated
     catalog = now()
     _check(limit, len(catalog.pks))
-    return build_matrix(session, dataset_id, dimension, catalog)
+    return build_matrix(session, dataset_id, dimension, catalog, scratch, map_min_bytes)
 
 
-def build_matrix(session: Session, dataset_id: str, dimension: int, seen: Catalog) -> Matrix:
-    rows = session.execute(select(RecordVector.pk, RecordVector.vector)
-                           .where(RecordVector.dataset_id == dataset_id)
-                           .order_by(RecordVector.pk)).all()
-    blobs = [bytes(v) for _, v in rows if len(v) == 4 * dimension]
-    pks = np.array([pk for pk, v in rows if len(v) == 4 * dimension], dtype=np.int64)
-    # An owned, aligned copy: scanning the joined-bytes buffer in place measured slower.
-    return Matrix(pks, np.array(from_blobs(blobs, dimension), order="C"),
-                  delta.fps_of(pks, seen), seen)
+def build_matrix(session: Session, dataset_id: str, dimension: int, seen: Catalog,
+                 scratch: Path | None = None, map_min_bytes: int = mapped.MAP_MIN_BYTES
+                 ) -> Matrix:
+    """Every vector of the dataset, read a batch at a time into one matrix sized from the
+    catalog (a dataset's vectors belong to its records), mapped from a file under `scratch`
+    when big (mapped.py): at 1M x 256 the rows as Python objects, their joined bytes and
+    the array were three copies of 1 GiB at once."""
+    pks = np.empty(len(seen.pks), dtype=np.int64)
+    out = mapped.Writer(len(seen.pks), dimension, scratch, map_min_bytes)
+    width = 4 * dimension
+    cursor = session.connection().exec_driver_sql(
+        "SELECT pk, vector FROM record_vectors WHERE dataset_id = ? ORDER BY pk",
+        (dataset_id,))
+    while rows := cursor.fetchmany(_FETCH):
+        kept = [(pk, blob) for pk, blob in rows if len(blob) == width]
+        start = out.rows
+        if start + len(kept) > len(pks):  # written since the catalog was read: stay right
+            pks = np.resize(pks, start + len(kept))
+        pks[start : start + len(kept)] = [pk for pk, _ in kept]
+        out.add(from_blobs([blob for _, blob in kept], dimension))
+    vectors = out.finish()
+    pks = pks if len(vectors) == len(pks) else pks[: len(vectors)].copy()
+    return Matrix(pks, vectors, delta.fps_of(pks, seen), seen)
 
 
 def _update_matrix(session: Session, dataset_id: str, dimension: int, base: Matrix,
-                   now: Catalog, limit: int | None) -> Matrix | None:
+                   now: Catalog, limit: int | None, scratch: Path | None,
+                   map_min_bytes: int) -> Matrix | None:
     """`base` brought up to `session`'s records, or None when a rebuild is cheaper."""
     keep, _ = delta.unchanged(base.pks, base.fps, now)
     _, known = delta.unchanged(base.seen.pks, base.seen.fps, now)
@@ -122,7 +143,11 @@ def _update_matrix(session: Session, dataset_id: str, dimension: int, base: Matr
     _check(limit, len(fresh))
     new_pks, new_rows = delta.vectors(session, fresh.tolist(), dimension)
     pks = np.concatenate([base.pks[keep], new_pks])
-    vectors = np.concatenate([base.vectors[keep], new_rows])
+    out = mapped.Writer(len(pks), dimension, scratch, map_min_bytes)
+    for start, rows in mapped.chunks(base.vectors):
+        out.add(rows[keep[start : start + len(rows)]])
+    out.add(new_rows)
+    vectors = out.finish()
     kept = int(keep.sum())
     order = np.argsort(pks, kind="stable")
     if not np.array_equal(order, np.arange(len(pks))):

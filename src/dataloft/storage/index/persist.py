@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dataloft.storage.index import ann
+from dataloft.storage.index import ann, mapped
 from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.rows import RowTerms
 from dataloft.storage.index.structures import Approx, Matrix, Terms
@@ -45,6 +45,8 @@ _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _COPY = re.compile(r"^(-?\d+)-([nrg])$")
 # Smaller files are read into memory; a memory map of a few pages buys nothing.
 _MAP_BYTES = 1 << 16
+# 8-byte words summed per chunk by `checksum` (32 MiB).
+_SUM_WORDS = 1 << 22
 # A temporary directory left this long is a dead writer's.
 _ABANDONED_S = 3600.0
 
@@ -159,7 +161,7 @@ def _arrays(terms: Terms | None, matrix: Matrix | None, approx: Approx | None
 def _write(tmp: Path, dataset_id: str, version: int, terms: Terms | None,
            matrix: Matrix | None, approx: Approx | None) -> dict[str, Any]:
     for name, array in _arrays(terms, matrix, approx).items():
-        np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        _save_array(tmp / f"{name}.npy", array)
     if terms is not None:
         (tmp / _VOCAB).write_text("\n".join(terms.index.rows.vocab), encoding="utf-8")
     graph = None if approx is None else approx.graph
@@ -180,6 +182,18 @@ def _write(tmp: Path, dataset_id: str, version: int, terms: Terms | None,
             "files": {p.name: [p.stat().st_size, checksum(p)] for p in sorted(tmp.iterdir())}}
 
 
+def _save_array(path: Path, array: np.ndarray) -> None:
+    if not mapped.mapped(array):
+        np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+        return
+    # A mapped matrix is copied a chunk at a time, so saving it never makes it resident.
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(
+            array))
+        for _, rows in mapped.chunks(array):
+            f.write(np.ascontiguousarray(rows).tobytes())
+
+
 def checksum(path: Path) -> str:
     """The 64-bit wrapping sum of the file's 8-byte words, and its tail: any truncated,
     zeroed or flipped block changes it, at memory speed (~10 ms per 100 MB, a tenth of
@@ -190,8 +204,13 @@ def checksum(path: Path) -> str:
         return "0"
     data = np.memmap(path, dtype=np.uint8, mode="r")
     whole = size // 8 * 8
-    total = int(data[:whole].view(np.uint64).sum(dtype=np.uint64)) if whole else 0
-    return f"{total:016x}{bytes(data[whole:]).hex()}"
+    words = data[:whole].view(np.uint64)
+    total = np.zeros(1, dtype=np.uint64)  # an array: its sums wrap without a warning
+    # In chunks, each let go once summed: a 1 GiB matrix is read, not made resident.
+    for start in range(0, len(words), _SUM_WORDS):
+        total += words[start : start + _SUM_WORDS].sum(dtype=np.uint64)
+        mapped.release(data)
+    return f"{int(total[0]):016x}{bytes(data[whole:]).hex()}"
 
 
 def _read(copy: Path, dataset_id: str) -> Saved:

@@ -125,6 +125,12 @@ class PostgresIndex:
         self._counts: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._has_iterative_scan: bool | None = None
 
+    # The database's own indexes are current at commit: nothing to settle after a sync.
+    settles = False
+
+    def settle(self, dataset_id: str, timeout_s: float) -> None:
+        return None
+
     # --- writes (inside the caller's transaction) -------------------------------------
 
     def added(self, session: Session, rows: Sequence[IndexRow]) -> None:

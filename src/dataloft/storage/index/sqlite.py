@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.errors import Busy
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann, build, delta, lexrank, persist
+from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.build import TooBig
 from dataloft.storage.index.delta import Catalog
@@ -76,7 +77,8 @@ class SqliteIndex:
                  exact_share: float = EXACT_SHARE, ann_background: bool = True,
                  reader: Callable[[], AbstractContextManager[Session]] | None = None,
                  store: Path | None = None, wait_s: float | None = None,
-                 inline_records: int = INLINE_RECORDS) -> None:
+                 inline_records: int = INLINE_RECORDS,
+                 map_min_bytes: int = mapped.MAP_MIN_BYTES) -> None:
         self.ann_min_records = ann_min_records
         self.exact_share = exact_share
         # False: the graph is built inside the first search (tests, reproducible paths).
@@ -95,6 +97,8 @@ class SqliteIndex:
         # warmer goes on building.
         self.wait_s = wait_s
         self.inline_records = inline_records
+        # With a store, matrices of at least this size are mapped from a file (mapped.py).
+        self.map_min_bytes = map_min_bytes
         self._cache: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified when _cache changes
@@ -171,6 +175,38 @@ class SqliteIndex:
 
         self.warmer.submit(dataset_id, job)
 
+    @property
+    def settles(self) -> bool:
+        return self.reader is not None
+
+    def settle(self, dataset_id: str, timeout_s: float) -> None:
+        """Until both structures of the dataset are current (its committed records), at
+        most `timeout_s`: a sync calls this before it announces completion, so the first
+        search after `sync.completed` finds them built (docs/decisions.md). The warmer
+        makes them (the commit queued it): the structures are the process's, shared by
+        the API, and one build serves both."""
+        if self.reader is None:
+            return
+        end = time.monotonic() + timeout_s
+        self.warm(dataset_id)
+        while True:
+            with self.reader() as session:
+                row = _version(session, dataset_id)
+            if row is None:
+                return
+            current = partial(self._current, dataset_id, int(row.index_version))
+            left = end - time.monotonic()
+            with self._changed:
+                # Re-read now and then: a later write moves the version to wait for.
+                if self._changed.wait_for(current, timeout=max(0.0, min(left, 1.0))):
+                    return
+            if left <= 1.0:
+                return
+
+    def _current(self, dataset_id: str, version: int) -> bool:
+        return all(self._cache.get((kind, dataset_id), (None,))[0] == version
+                   for kind in ("terms", "vectors"))
+
     def _forget_dataset(self, dataset_id: str) -> None:
         with self._lock:
             for kind in ("terms", "vectors"):
@@ -239,7 +275,7 @@ class SqliteIndex:
                                state.remap, state.extra)
             if hits is not None:
                 return hits
-        return top(matrix.vectors @ query, matrix.pks, k, allowed)
+        return top(mapped.scores(matrix.vectors, query), matrix.pks, k, allowed)
 
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -370,7 +406,9 @@ class SqliteIndex:
                 limit: int | None) -> Matrix | None:
         if not dimension:
             return None
-        matrix = build.matrix(session, dataset_id, dimension, base, now, limit)
+        scratch = None if self.store is None else self.store.root / ".scratch"
+        matrix = build.matrix(session, dataset_id, dimension, base, now, limit, scratch,
+                              self.map_min_bytes)
         if len(matrix.pks) >= max(1, self.ann_min_records) and (
                 matrix.approx is None or matrix.approx.stale > ANN_STALE_SHARE * len(matrix.pks)):
             self._graph(dataset_id, matrix)
