@@ -41,12 +41,9 @@ def _status() -> dict[str, int]:
 def make(path: Path, rows: int) -> str:
     """The database (if not there yet) and its dataset's id."""
     import numpy as np
+    from inproc import bench_dataset
 
-    from dataloft.kit import migrate
-    from dataloft.kit.db import Database
-    from dataloft.kit.ids import new_id
     from dataloft.kit.vectors import to_blob
-    from dataloft.models import Dataset, Org
     from dataloft.records import repository as records
     from dataloft.records.repository import NewRecord
     from dataloft.storage.index.sqlite import SqliteIndex
@@ -55,15 +52,7 @@ def make(path: Path, rows: int) -> str:
     if marker.exists():
         return marker.read_text()
     path.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{path}/db.sqlite"
-    migrate.upgrade(url)
-    db = Database(url)
-    org, ds = new_id("org"), new_id("ds")
-    with db.write() as s:
-        s.add(Org(id=org, name="bench"))
-    with db.write() as s:
-        s.add(Dataset(id=ds, org_id=org, name="bench", meta={}, settings={},
-                      embedding_model="bench", embedding_dimension=DIM))
+    db, org, ds = bench_dataset(f"sqlite:///{path}/db.sqlite", DIM)
     rnd, rng, index = random.Random(7), np.random.default_rng(0), SqliteIndex()
     for start in range(0, rows, 50_000):
         n = min(50_000, rows - start)

@@ -94,19 +94,16 @@ def worker(size: int, cycles: int, restart: bool) -> dict[str, Any]:
 
     import numpy as np
 
-    from dataloft.kit import migrate
-    from dataloft.kit.db import Database
-    from dataloft.kit.ids import new_id
+    sys.path.insert(0, str(HERE))
+    from inproc import bench_dataset
+
     from dataloft.kit.vectors import to_blob
-    from dataloft.models import Dataset, Org
     from dataloft.records import repository as records
     from dataloft.records.repository import NewRecord
     from dataloft.storage.index.sqlite import SqliteIndex
 
     tmp = tempfile.mkdtemp(prefix="first-search-")
-    url = f"sqlite:///{tmp}/db.sqlite"
-    migrate.upgrade(url)
-    db = Database(url)
+    db, org, ds = bench_dataset(f"sqlite:///{tmp}/db.sqlite", DIM)
     params = inspect.signature(SqliteIndex).parameters
     warm, saves = "reader" in params, "store" in params
     store = Path(tmp) / "index"
@@ -117,12 +114,6 @@ def worker(size: int, cycles: int, restart: bool) -> dict[str, Any]:
         return SqliteIndex(reader=db.read) if warm else SqliteIndex()
 
     index = make()
-    org, ds = new_id("org"), new_id("ds")
-    with db.write() as s:
-        s.add(Org(id=org, name="bench"))
-    with db.write() as s:
-        s.add(Dataset(id=ds, org_id=org, name="bench", meta={}, settings={},
-                      embedding_model="bench", embedding_dimension=DIM))
     texts = _texts(size + FILE * cycles)
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(len(texts), DIM)).astype(np.float32)
@@ -202,26 +193,17 @@ def first_sync(size: int) -> dict[str, Any]:
     tree settles) the sync's wait for the structures, then the first searches."""
     import numpy as np
 
-    from dataloft.kit import migrate
-    from dataloft.kit.db import Database
-    from dataloft.kit.ids import new_id
+    sys.path.insert(0, str(HERE))
+    from inproc import bench_dataset
+
     from dataloft.kit.vectors import to_blob
-    from dataloft.models import Dataset, Org
     from dataloft.records import repository as records
     from dataloft.records.repository import NewRecord
     from dataloft.storage.index.sqlite import SqliteIndex
 
     tmp = tempfile.mkdtemp(prefix="first-sync-")
-    url = f"sqlite:///{tmp}/db.sqlite"
-    migrate.upgrade(url)
-    db = Database(url)
+    db, org, ds = bench_dataset(f"sqlite:///{tmp}/db.sqlite", DIM)
     index = SqliteIndex(reader=db.read, store=Path(tmp) / "index", wait_s=0.9)
-    org, ds = new_id("org"), new_id("ds")
-    with db.write() as s:
-        s.add(Org(id=org, name="bench"))
-    with db.write() as s:
-        s.add(Dataset(id=ds, org_id=org, name="bench", meta={}, settings={},
-                      embedding_model="bench", embedding_dimension=DIM))
     texts = _texts(size)
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(len(texts), DIM)).astype(np.float32)
