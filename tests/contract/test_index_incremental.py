@@ -9,10 +9,18 @@ rows scored exactly, at the recall the ANN contract asks for.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
-from dataloft.models import Dataset
+from dataloft.datasets import repository as rows_repository
+from dataloft.errors import Busy
+from dataloft.models import Dataset, Record
 from dataloft.records import repository as records
 from dataloft.storage.index.sqlite import SqliteIndex
 from tests.contract import test_index as contract
@@ -174,3 +182,113 @@ def test_split_rows_joining_a_dataset_score_as_a_fresh_build(sqlite: Backend) ->
     with sqlite.db.write() as s:
         add(s, index, sqlite, ds, [Row(ds, "river cloud", clustered(rng, 1, DIM)[0])])
     same()
+
+
+# --- table rows split into parts, file after file (docs/benchmarks.md section 25) ----------
+
+_WORDS = ["apple", "river", "stone", "cloud", "tree"]
+_QUERIES = ["apple", "river stone", "cloud apple tree", "stone"]
+_text = st.lists(st.sampled_from(_WORDS), min_size=1, max_size=3).map(" ".join)
+_ops = st.one_of(
+    st.tuples(st.just("file"), st.lists(st.lists(_text, min_size=1, max_size=3),
+                                        min_size=1, max_size=4)),
+    st.tuples(st.just("plain"), _text),
+    st.tuples(st.just("delete"), st.integers(0, 10**6)),
+    st.tuples(st.just("drop_file"), st.integers(0, 10**6)),
+    st.tuples(st.just("edit"), st.integers(0, 10**6), _text))
+
+
+def _parts(ds: str, sheet: str, rows: list[list[str]], first: int = 0) -> list[Row]:
+    return [Row(ds, text, None, meta={"part": n, "row": first + r, "sheet": sheet})
+            for r, parts in enumerate(rows) for n, text in enumerate(parts)]
+
+
+def _same_as_fresh(index: SqliteIndex, b: Backend, ds: str) -> None:
+    with b.db.read() as s:
+        fresh = SqliteIndex()
+        for q in _QUERIES:
+            got, want = index.lexical(s, [ds], q, 1000), fresh.lexical(s, [ds], q, 1000)
+            assert [pk for pk, _ in got] == [pk for pk, _ in want], q
+            np.testing.assert_allclose([x for _, x in got], [x for _, x in want], rtol=1e-6)
+
+
+def _apply(s: Session, index: SqliteIndex, b: Backend, ds: str, op: tuple[Any, ...],
+           files: dict[str, list[int]]) -> None:
+    live = sorted(pk for pks in files.values() for pk in pks)
+    if op[0] == "file":
+        sheet = f"f{len(files)}"
+        files[sheet] = sorted(add(s, index, b, ds, _parts(ds, sheet, op[1])))
+    elif op[0] == "plain":
+        files[f"p{len(files)}"] = sorted(add(s, index, b, ds, [Row(ds, op[1], None)]))
+    elif op[0] == "drop_file" and files:
+        sheet = sorted(files)[op[1] % len(files)]
+        records.delete_where(s, index, org_id=b.org_id, pks=files.pop(sheet))
+    elif op[0] in ("delete", "edit") and live:
+        pk = live[op[1] % len(live)]
+        if op[0] == "delete":
+            records.delete_where(s, index, org_id=b.org_id, pks=[pk])
+            for pks in files.values():
+                if pk in pks:
+                    pks.remove(pk)
+        else:
+            record = s.get(Record, pk)
+            assert record is not None
+            rows_repository.write_record_text(s, record, op[2])
+            records.reindex(s, index, record, None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=st.lists(_ops, min_size=1, max_size=8))
+def test_split_rows_by_delta_score_as_a_fresh_build(sqlite: Backend,
+                                                    ops: list[tuple[Any, ...]]) -> None:
+    """Files of rows split into parts come and go, records are deleted and edited in
+    place: the term index carried from commit to commit by deltas (rowdelta.py) answers
+    pk for pk and score for score as a fresh build."""
+    index = SqliteIndex()
+    ds = sqlite.new_dataset(DIM)
+    files: dict[str, list[int]] = {}
+    for op in ops:
+        with sqlite.db.write() as s:
+            _apply(s, index, sqlite, ds, op, files)
+        _same_as_fresh(index, sqlite, ds)
+
+
+def test_searches_answer_while_files_of_rows_keep_committing(sqlite: Backend) -> None:
+    """A dataset of table rows split into parts keeps receiving files while its warmer is
+    busy (held here): each search brings the structures up to its version itself, as the
+    commits are small, and is answered. Before, a term index of split rows had no delta:
+    every commit needed a build of all records, too big for a search, and every search
+    waited for a warmer that commits kept overtaking (503 index_building for 10+ minutes
+    at 775k records, docs/benchmarks.md section 22b)."""
+    index = SqliteIndex(reader=sqlite.db.read, wait_s=0.01, inline_records=50)
+    ds = sqlite.new_dataset(DIM)
+    rng = np.random.default_rng(7)
+    with sqlite.db.write() as s:
+        add(s, index, sqlite, ds, _parts(ds, "base", [[f"apple river {i}", "stone"]
+                                                      for i in range(150)]))
+    index.wait()
+    hold = threading.Event()
+    index.warmer.submit("held", lambda _stale: hold.wait())
+    busy = 0
+    try:
+        for f in range(6):
+            with sqlite.db.write() as s:
+                rows = _parts(ds, f"file{f}", [[f"cloud {f} {i}", "tree apple"]
+                                               for i in range(10)])
+                for r in rows:
+                    r.vector = clustered(rng, 1, DIM)[0]
+                add(s, index, sqlite, ds, rows)
+            with sqlite.db.read() as s:
+                for search in (lambda: index.lexical(s, [ds], "apple cloud", 10),
+                               lambda: index.semantic(s, [ds], clustered(rng, 1, DIM)[0], 10)):
+                    try:
+                        assert search()
+                    except Busy:
+                        busy += 1
+            if not busy:
+                _same_as_fresh(index, sqlite, ds)
+    finally:
+        hold.set()
+        index.wait()
+    assert busy == 0

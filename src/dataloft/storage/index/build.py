@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
 from dataloft.models import Record
-from dataloft.storage.index import delta, mapped
+from dataloft.storage.index import delta, mapped, rowdelta
 from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.rows import RowTerms, row_key
 from dataloft.storage.index.structures import Approx, Matrix, Terms
@@ -42,9 +42,7 @@ def _check(limit: int | None, needed: int) -> None:
 
 def terms(session: Session, dataset_id: str, base: Terms | None,
           now: Callable[[], Catalog], limit: int | None) -> Terms:
-    # A delta only where every record is its own BM25 document; a dataset with table
-    # rows split into parts (storage/index/rows.py) is rebuilt, as before.
-    if base is None or not flat(base.index):
+    if base is None:
         if limit is not None:  # a build reads every record: more than any limit allows
             raise TooBig
         return build_terms(session, dataset_id)
@@ -57,10 +55,15 @@ def terms(session: Session, dataset_id: str, base: Terms | None,
     if not len(fresh) and keep.all():
         return base
     _check(limit, len(fresh))
-    rows = list(delta.texts(session, fresh.tolist()))
-    if any(not key.startswith("#") for _, _, key in rows):
-        _check(limit, len(catalog.pks))
-        return build_terms(session, dataset_id)
+    rows = [] if not flat(base.index) else list(delta.texts(session, fresh.tolist()))
+    if not flat(base.index) or any(not key.startswith("#") for _, _, key in rows):
+        # Table rows split into parts (storage/index/rows.py): a delta by row.
+        _check(limit, len(fresh) + int((~keep).sum()))
+        by_row = rowdelta.update(session, base.index, keep, known, catalog)
+        if by_row is None:
+            _check(limit, len(catalog.pks))
+            return build_terms(session, dataset_id)
+        return Terms(by_row, catalog.fps.copy())
     pks = np.concatenate([base.index.pks[keep], fresh])
     # Row documents are numbered like the records here (flat): the update's own pks
     # for them are those row numbers.
