@@ -59,11 +59,11 @@ def terms(session: Session, dataset_id: str, base: Terms | None,
     if not flat(base.index) or any(not key.startswith("#") for _, _, key in rows):
         # Table rows split into parts (storage/index/rows.py): a delta by row.
         _check(limit, len(fresh) + int((~keep).sum()))
-        by_row = rowdelta.update(session, base.index, keep, known, catalog)
-        if by_row is None:
+        updated = rowdelta.update(session, base.index, keep, known, catalog)
+        if updated is None:
             _check(limit, len(catalog.pks))
             return build_terms(session, dataset_id)
-        return Terms(by_row, catalog.fps.copy())
+        return Terms(updated, catalog.fps.copy())
     pks = np.concatenate([base.index.pks[keep], fresh])
     # Row documents are numbered like the records here (flat): the update's own pks
     # for them are those row numbers.
@@ -169,3 +169,19 @@ def _update_matrix(session: Session, dataset_id: str, dimension: int, base: Matr
         covered[remap[remap >= 0]] = True
         matrix.approx = Approx(state.graph, remap, np.flatnonzero(~covered))
     return matrix
+
+
+def carry(base: Matrix, matrix: Matrix) -> Approx | None:
+    """`base`'s graph for `matrix` (any version of the same dataset, older or newer): its
+    keys remapped to `matrix`'s rows by pk and fingerprint (-1: gone or changed), and the
+    rows it lacks listed to be scored exactly, as a delta carries it."""
+    state = base.approx
+    if state is None or not len(matrix.pks) or not len(base.pks):
+        return None
+    at = np.minimum(np.searchsorted(matrix.pks, base.pks), len(matrix.pks) - 1)
+    moved = np.where((matrix.pks[at] == base.pks) & (matrix.fps[at] == base.fps), at, -1)
+    remap = moved if state.remap is None else np.where(
+        state.remap >= 0, moved[np.maximum(state.remap, 0)], -1)
+    covered = np.zeros(len(matrix.pks), dtype=bool)
+    covered[remap[remap >= 0]] = True
+    return Approx(state.graph, remap, np.flatnonzero(~covered))

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from dataloft.errors import Busy
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist
+from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist, restricted
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.build import TooBig
 from dataloft.storage.index.delta import Catalog
@@ -240,7 +240,7 @@ class SqliteIndex:
                 restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
         if not query_terms(query):
             return []
-        allowed = _allowed(session, restrict)
+        allowed = restricted.allowed(session, restrict)
         hits: list[tuple[int, float]] = []
         for dataset_id in dataset_ids:
             terms = self._cached("terms", session, dataset_id)
@@ -251,7 +251,7 @@ class SqliteIndex:
 
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
-        allowed = _allowed(session, restrict)
+        allowed = restricted.allowed(session, restrict)
         query = np.asarray(vector, dtype=np.float32)
         hits: list[tuple[int, float]] = []
         for dataset_id in dataset_ids:
@@ -267,7 +267,7 @@ class SqliteIndex:
         state = matrix.approx
         if state is not None:
             if restrict is not None:
-                few = _allowed_rows(session, dataset_id, restrict, matrix,
+                few = restricted.rows(session, dataset_id, restrict, matrix,
                                     max(k, int(self.exact_share * len(matrix.pks))))
                 if few is not None:
                     return top(matrix.vectors[few] @ query, matrix.pks[few], k)
@@ -409,20 +409,44 @@ class SqliteIndex:
         scratch = None if self.store is None else self.store.root / ".scratch"
         matrix = build.matrix(session, dataset_id, dimension, base, now, limit, scratch,
                               self.map_min_bytes)
-        if len(matrix.pks) >= max(1, self.ann_min_records) and (
-                matrix.approx is None or matrix.approx.stale > ANN_STALE_SHARE * len(matrix.pks)):
+        if len(matrix.pks) >= max(1, self.ann_min_records) and self._stale(matrix):
             self._graph(dataset_id, matrix)
         return matrix
 
     def _graph(self, dataset_id: str, matrix: Matrix) -> None:
-        def make(stale: Callable[[], bool] | None = None) -> None:
-            matrix.approx = Approx(ann.build_logged(dataset_id, matrix.vectors, stale))
+        def make(_stale: Callable[[], bool] | None = None) -> None:
+            # In the background: over the newest matrix cached when the build starts, and
+            # never abandoned for a newer version. While a dataset keeps loading, each
+            # commit superseded the build in progress, and a big dataset never got a graph
+            # (docs/benchmarks.md section 25): a finished graph is carried to the newest
+            # matrix instead, its rows remapped and the rows it lacks scored exactly.
+            target = self._latest(dataset_id) if self.ann_background else None
+            target = target or matrix
+            if target.approx is not None and not self._stale(target):
+                return  # a graph carried meanwhile serves it
+            target.approx = Approx(ann.build_logged(dataset_id, target.vectors))
+            latest = self._latest(dataset_id)
+            if latest is not None and latest is not target:
+                carried = build.carry(target, latest)
+                if carried is not None and (latest.approx is None
+                                            or carried.stale < latest.approx.stale):
+                    latest.approx = carried
             self._save(dataset_id)  # a copy with the graph replaces the one without
 
         if self.ann_background:
             self.graphs.submit(dataset_id, make)
         else:
             make()
+
+    def _latest(self, dataset_id: str) -> Matrix | None:
+        with self._lock:
+            cached = self._cache.get(("vectors", dataset_id))
+        return cached[1] if cached is not None and isinstance(cached[1], Matrix) else None
+
+    def _stale(self, matrix: Matrix) -> bool:
+        """Whether the matrix wants a graph of its own: none, or an older one whose missing
+        and dead rows are past `ANN_STALE_SHARE` of it."""
+        return matrix.approx is None or matrix.approx.stale > ANN_STALE_SHARE * len(matrix.pks)
 
     def wait(self) -> None:
         """Until the warmer, the graph builder and the saver are idle (tests, benchmarks)."""
@@ -459,37 +483,6 @@ _VERSION = select(Dataset.index_version, Dataset.embedding_dimension).where(
 def _version(session: Session, dataset_id: str) -> Any:
     """The dataset's (index_version, embedding_dimension) in the caller's snapshot."""
     return session.connection().execute(_VERSION, {"dataset_id": dataset_id}).first()
-
-
-def _allowed(session: Session, restrict: ColumnElement[bool] | None
-             ) -> Callable[[Sequence[int]], set[int]] | None:
-    if restrict is None:
-        return None
-
-    def allowed(pks: Sequence[int]) -> set[int]:
-        out: set[int] = set()
-        for i in range(0, len(pks), _BATCH):
-            out.update(session.scalars(select(Record.pk).where(
-                Record.pk.in_(list(pks[i : i + _BATCH])), restrict)))
-        return out
-
-    return allowed
-
-
-def _allowed_rows(session: Session, dataset_id: str, restrict: ColumnElement[bool],
-                  matrix: Matrix, limit: int) -> np.ndarray | None:
-    """The matrix rows of the records `restrict` allows, if there are at most `limit`."""
-    pks = np.fromiter(session.scalars(
-        select(Record.pk).where(Record.dataset_id == dataset_id, restrict).limit(limit + 1)),
-        dtype=np.int64)
-    if len(pks) > limit:
-        return None
-    # Allowed records without a vector have no row: drop them.
-    rows = np.searchsorted(matrix.pks, pks)
-    inside = rows < len(matrix.pks)
-    rows, pks = rows[inside], pks[inside]
-    kept: np.ndarray = rows[matrix.pks[rows] == pks]
-    return kept
 
 
 def _forget(session: Session) -> None:
