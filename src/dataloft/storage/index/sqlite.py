@@ -5,13 +5,11 @@ float32 blobs in `record_vectors`, and the records table itself is the text stor
 dataset, a term index (storage/index/terms.py, one document per table row: rows.py) and a
 vector matrix are built on first use and cached per process, keyed on
 `datasets.index_version` read in the caller's snapshot, so a cached structure is only ever
-used with the records it was built from. Exact search is the recall ceiling; at 100k x 256
-a scan is a ~25 MFLOP matrix-vector product. Datasets of at
-least `ann_min_records` vectors also get an HNSW graph, built with the matrix, and are
-searched approximately unless a restriction leaves few rows (storage/index/ann.py).
-
-When the version moved, the cached structure is brought up to date by a delta (only new or
-changed records are read and analysed; storage/index/delta.py) instead of rebuilt, and a
+used with the records it was built from. Datasets of at least `ann_min_records` vectors
+also get an HNSW graph and are searched approximately unless a restriction leaves few rows
+(storage/index/ann.py); exact otherwise. When the version moved, the cached structure is
+brought up to date by a delta (only new or changed records are read and analysed;
+storage/index/delta.py, rowdelta.py for table rows split into parts) instead of rebuilt, and a
 commit that wrote to the index warms its datasets' structures on a background thread, so
 the first search after a sync finds them ready. A matrix keeps its predecessor's graph
 while the rows the graph lacks or holds dead stay under `ANN_STALE_SHARE` of the matrix:
@@ -104,6 +102,8 @@ class SqliteIndex:
         self._changed = threading.Condition(self._lock)  # notified when _cache changes
         self._building: dict[tuple[str, str], threading.Lock] = {}
         self._catalogs: OrderedDict[tuple[str, int], Catalog] = OrderedDict()
+        self._runs = 0  # warmer runs begun; _warmed: the last one to finish, per dataset
+        self._warmed: dict[str, int] = {}
 
     # --- writes (inside the caller's transaction) -------------------------------------
 
@@ -165,12 +165,18 @@ class SqliteIndex:
             return
 
         def job(_stale: Callable[[], bool]) -> None:
+            with self._lock:
+                self._runs += 1
+                run = self._runs
             with reader() as session:
                 if session.get(Dataset, dataset_id) is None:
                     self._forget_dataset(dataset_id)
                     return
                 self._cached("terms", session, dataset_id, bounded=False)
                 self._cached("vectors", session, dataset_id, bounded=False)
+            with self._changed:
+                self._warmed[dataset_id] = run
+                self._changed.notify_all()
             self._save(dataset_id)
 
         self.warmer.submit(dataset_id, job)
@@ -188,13 +194,15 @@ class SqliteIndex:
         if self.reader is None:
             return
         end = time.monotonic() + timeout_s
+        with self._lock:
+            mark = self._runs
         self.warm(dataset_id)
         while True:
             with self.reader() as session:
                 row = _version(session, dataset_id)
             if row is None:
                 return
-            current = partial(self._current, dataset_id, int(row.index_version))
+            current = partial(self._current, dataset_id, int(row.index_version), mark)
             left = end - time.monotonic()
             with self._changed:
                 # Re-read now and then: a later write moves the version to wait for.
@@ -203,9 +211,12 @@ class SqliteIndex:
             if left <= 1.0:
                 return
 
-    def _current(self, dataset_id: str, version: int) -> bool:
-        return all(self._cache.get((kind, dataset_id), (None,))[0] == version
-                   for kind in ("terms", "vectors"))
+    def _current(self, dataset_id: str, version: int, mark: int) -> bool:
+        """Both at `version`, or made by a warmer run begun after `mark` (the caller's
+        commit): else, while other syncs commit, a sync waited for each of theirs too."""
+        return self._warmed.get(dataset_id, 0) > mark or all(
+            self._cache.get((kind, dataset_id), (None,))[0] == version
+            for kind in ("terms", "vectors"))
 
     def _forget_dataset(self, dataset_id: str) -> None:
         with self._lock:
@@ -415,11 +426,9 @@ class SqliteIndex:
 
     def _graph(self, dataset_id: str, matrix: Matrix) -> None:
         def make(_stale: Callable[[], bool] | None = None) -> None:
-            # In the background: over the newest matrix cached when the build starts, and
-            # never abandoned for a newer version. While a dataset keeps loading, each
-            # commit superseded the build in progress, and a big dataset never got a graph
-            # (docs/benchmarks.md section 25): a finished graph is carried to the newest
-            # matrix instead, its rows remapped and the rows it lacks scored exactly.
+            # Over the newest matrix cached at the start, never abandoned: each commit of a
+            # loading dataset superseded the build, which never ended (benchmarks section
+            # 25). A finished graph is carried to the newest matrix (build.carry).
             target = self._latest(dataset_id) if self.ann_background else None
             target = target or matrix
             if target.approx is not None and not self._stale(target):
