@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 
 from dataloft.datasets import repository as rows_repository
 from dataloft.errors import Busy
+from dataloft.kit.vectors import to_blob
 from dataloft.models import Dataset, Record
 from dataloft.records import repository as records
+from dataloft.storage.index import build
 from dataloft.storage.index.sqlite import SqliteIndex
 from tests.contract import test_index as contract
 from tests.contract.test_index import Backend, Row, add, assert_same_topk, brute_force, clustered
@@ -292,3 +294,56 @@ def test_searches_answer_while_files_of_rows_keep_committing(sqlite: Backend) ->
         hold.set()
         index.wait()
     assert busy == 0
+
+
+def test_a_graph_made_for_an_older_matrix_serves_a_newer_one(sqlite: Backend) -> None:
+    """A graph build is never abandoned for a newer version (a loading dataset's commits
+    superseded every build): when it ends, the graph is carried to the newest matrix
+    (build.carry), its keys remapped by pk and fingerprint, rows gone since dropped and
+    rows it lacks scored exactly, at the ANN contract's recall."""
+    index = SqliteIndex(ann_min_records=1_000, ann_background=False)
+    ds = sqlite.new_dataset(DIM)
+    rng = np.random.default_rng(9)
+    with sqlite.db.write() as s:
+        model = add(s, index, sqlite, ds, [Row(ds, f"r {i}", v)
+                                           for i, v in enumerate(clustered(rng, 2_000, DIM))])
+    queries = clustered(rng, 30, DIM)
+    with sqlite.db.read() as s:
+        index.semantic(s, [ds], queries[0], 10)
+    older = index._cache[("vectors", ds)][1]
+    assert older.graph is not None
+    # A delta past the stale share: new rows on the queries, some rows gone, one moved.
+    with sqlite.db.write() as s:
+        new = add(s, index, sqlite, ds, [Row(ds, f"n {i}", v) for i, v in
+                                         enumerate(np.repeat(queries, 10, axis=0))])
+        gone = sorted(model)[::40]
+        records.delete_where(s, index, org_id=sqlite.org_id, pks=gone)
+        moved = sorted(model)[1]
+        record = s.get(Record, moved)
+        assert record is not None
+        records.reindex(s, index, record, to_blob(-model[moved].vector))
+    model |= new
+    model[moved].vector = -model[moved].vector
+    for pk in gone:
+        del model[pk]
+    newer_index = SqliteIndex(ann_min_records=10**9)  # a matrix without a graph of its own
+    with sqlite.db.read() as s:
+        newer_index.semantic(s, [ds], queries[0], 10)
+        newer = newer_index._cache[("vectors", ds)][1]
+        assert newer.approx is None
+        newer.approx = build.carry(older, newer)
+        assert newer.approx is not None and newer.approx.stale > 0
+        before = older.graph.searches
+        recalls = []
+        for q in [*queries, -model[moved].vector]:
+            got = newer_index.semantic(s, [ds], q, 10)
+            want = brute_force(model, [ds], q, 10)
+            assert not {pk for pk, _ in got} - set(model), "a row gone since came back"
+            for pk, score in got:
+                assert score == pytest.approx(float(model[pk].vector @ q), abs=1e-4)
+            recalls.append(len({pk for pk, _ in got} & {pk for pk, _ in want}) / 10)
+        assert float(np.mean(recalls)) >= 0.99
+        assert older.graph.searches > before
+        # The record whose vector changed is found where it is now, not where it was.
+        assert [pk for pk, _ in newer_index.semantic(s, [ds], model[moved].vector, 1)] \
+            == [moved]
