@@ -5,6 +5,10 @@ still going on or was stopped (peers.py --sizes 1m on a busy box), measured wher
 
     .venv/bin/python bench/search_running.py --url http://127.0.0.1:PORT --key dlk_... \\
         --dataset ds_...
+
+`--probe SECONDS` instead sends searches one after another for that long (modes in turn, a
+503 `index_building` not retried but counted), while a load goes on: answered and 503
+counts, the longest stretch of 503s (wall s), and p50/p99 of the answered ones.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ def main() -> int:
     ap.add_argument("--take", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--probe", type=float, default=0, help="seconds of the 503 probe")
     args = ap.parse_args()
+    if args.probe:
+        return probe(args)
 
     qtext, qrels = load_queries(args.data), load_qrels(args.data)
     queries = [(q, qtext[q]) for q in sorted(qrels) if q in qtext]
@@ -71,6 +78,40 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"lat": lat, "ndcg": ndcg, "load_before": load_before,
                                          "load_after": load_after}))
+    return 0
+
+
+def probe(args: argparse.Namespace) -> int:
+    qtext = load_queries(args.data)
+    texts = [qtext[q] for q in sorted(qtext)]
+    api = Api(args.url, args.key)
+    load_before = os.getloadavg()
+    lat: list[float] = []
+    busy, streak, longest, i = 0, None, 0.0, 0
+    end = time.monotonic() + args.probe
+    while time.monotonic() < end:
+        t = time.perf_counter()
+        r = api.http.post(f"/api/v1/dataset/{args.dataset}/search",
+                          json={"search": texts[i % len(texts)], "take": args.take,
+                                "mode": MODES[i % len(MODES)]})
+        i += 1
+        if r.status_code == 503 and "index_building" in r.text:
+            busy += 1
+            streak = t if streak is None else streak
+            time.sleep(0.2)
+            continue
+        r.raise_for_status()
+        lat.append((time.perf_counter() - t) * 1000)
+        if streak is not None:
+            longest, streak = max(longest, time.perf_counter() - streak), None
+    if streak is not None:
+        longest = max(longest, time.perf_counter() - streak)
+    api.close()
+    out = {"answered": len(lat), "busy_503": busy, "longest_503_streak_s": round(longest, 1),
+           "p50_ms": round(percentile(lat, 50), 1) if lat else None,
+           "p99_ms": round(percentile(lat, 99), 1) if lat else None,
+           "load": [os.getloadavg(), load_before]}
+    print(json.dumps(out))
     return 0
 
 
