@@ -55,8 +55,9 @@ def terms(session: Session, dataset_id: str, base: Terms | None,
     if not len(fresh) and keep.all():
         return base
     _check(limit, len(fresh))
-    rows = [] if not flat(base.index) else list(delta.texts(session, fresh.tolist()))
-    if not flat(base.index) or any(not key.startswith("#") for _, _, key in rows):
+    flat_base = flat(base.index)
+    rows = list(delta.texts(session, fresh.tolist())) if flat_base else []
+    if not flat_base or any(not key.startswith("#") for _, _, key in rows):
         # Table rows split into parts (storage/index/rows.py): a delta by row.
         _check(limit, len(fresh) + int((~keep).sum()))
         updated = rowdelta.update(session, base.index, keep, known, catalog)
