@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from common import (
     DEFAULT_DATA,
@@ -86,14 +87,15 @@ def probe(args: argparse.Namespace) -> int:
     texts = [qtext[q] for q in sorted(qtext)]
     api = Api(args.url, args.key)
     load_before = os.getloadavg()
-    lat: list[float] = []
+    lat: dict[str, list[float]] = {m: [] for m in MODES}
     busy, streak, longest, i = 0, None, 0.0, 0
     end = time.monotonic() + args.probe
     while time.monotonic() < end:
         t = time.perf_counter()
+        mode = MODES[i % len(MODES)]
         r = api.http.post(f"/api/v1/dataset/{args.dataset}/search",
                           json={"search": texts[i % len(texts)], "take": args.take,
-                                "mode": MODES[i % len(MODES)]})
+                                "mode": mode})
         i += 1
         if r.status_code == 503 and "index_building" in r.text:
             busy += 1
@@ -101,16 +103,19 @@ def probe(args: argparse.Namespace) -> int:
             time.sleep(0.2)
             continue
         r.raise_for_status()
-        lat.append((time.perf_counter() - t) * 1000)
+        lat[mode].append((time.perf_counter() - t) * 1000)
         if streak is not None:
             longest, streak = max(longest, time.perf_counter() - streak), None
     if streak is not None:
         longest = max(longest, time.perf_counter() - streak)
     api.close()
-    out = {"answered": len(lat), "busy_503": busy, "longest_503_streak_s": round(longest, 1),
-           "p50_ms": round(percentile(lat, 50), 1) if lat else None,
-           "p99_ms": round(percentile(lat, 99), 1) if lat else None,
-           "load": [os.getloadavg(), load_before]}
+    out: dict[str, Any] = {"answered": sum(map(len, lat.values())), "busy_503": busy,
+                           "longest_503_streak_s": round(longest, 1),
+                           "load_before_after": [load_before, os.getloadavg()]}
+    for mode, ms in lat.items():
+        if ms:
+            out[mode] = {"n": len(ms), "p50_ms": round(percentile(ms, 50), 1),
+                         "p99_ms": round(percentile(ms, 99), 1)}
     print(json.dumps(out))
     return 0
 
