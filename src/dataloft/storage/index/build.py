@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
@@ -186,3 +186,16 @@ def carry(base: Matrix, matrix: Matrix) -> Approx | None:
     covered = np.zeros(len(matrix.pks), dtype=bool)
     covered[remap[remap >= 0]] = True
     return Approx(state.graph, remap, np.flatnonzero(~covered))
+
+
+def size(value: Terms | Matrix | None) -> int:
+    """How many records a structure was made from (0: none)."""
+    if value is None:
+        return 0
+    return len(value.seen.pks) if isinstance(value, Matrix) else len(value.index.pks)
+
+
+def count(session: Session, dataset_id: str) -> int:
+    """The dataset's records, in the caller's snapshot (one indexed count)."""
+    return int(session.scalar(select(func.count()).select_from(Record)
+                              .where(Record.dataset_id == dataset_id)) or 0)

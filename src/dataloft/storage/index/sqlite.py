@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, bindparam, delete, event, func, select
+from sqlalchemy import ColumnElement, bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from dataloft.errors import Busy
@@ -309,13 +309,13 @@ class SqliteIndex:
         if hit is not None:
             return hit[0]
         pending = dataset_id in session.info.get(_PENDING, ())
-        deadline = None
-        if bounded and self.wait_s is not None and self.reader is not None and not pending \
-                and _count(session, dataset_id) > self.inline_records:
-            deadline = time.monotonic() + self.wait_s
+        deadline, records, wait = None, None, self.wait_s
+        if bounded and wait is not None and self.reader is not None and not pending:
+            records = build.count(session, dataset_id)
+            deadline = time.monotonic() + wait if records > self.inline_records else None
         try:
             return self._update(key, session, version, int(row.embedding_dimension or 0),
-                                pending, deadline)
+                                pending, deadline, records)
         except TooBig:
             # A build, or a delta too big to make here: the warmer makes it, and this
             # search waits for it up to the bound.
@@ -324,7 +324,7 @@ class SqliteIndex:
             return self._await(key, version, deadline)
 
     def _update(self, key: tuple[str, str], session: Session, version: int, dimension: int,
-                pending: bool, deadline: float | None) -> Any:
+                pending: bool, deadline: float | None, records: int | None = None) -> Any:
         kind, dataset_id = key
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
@@ -341,6 +341,9 @@ class SqliteIndex:
             if base is not None and base[0] == version:
                 return base[1]
             limit = None if deadline is None else self.inline_records
+            made = build.size(None if base is None else base[1])
+            if limit is not None and records is not None and records - made > limit:
+                raise TooBig  # without reading the catalog first (seconds at 1M records)
             now = self._catalog(session, dataset_id, version, pending)
             built: Any
             if kind == "terms":
@@ -476,11 +479,6 @@ class SqliteIndex:
 def _busy(dataset_id: str) -> Busy:
     return Busy(f"the search structures of dataset {dataset_id} are being built; retry "
                 "in a few seconds", headers={"Retry-After": "2"}, reason="index_building")
-
-
-def _count(session: Session, dataset_id: str) -> int:
-    return int(session.scalar(select(func.count()).select_from(Record)
-                              .where(Record.dataset_id == dataset_id)) or 0)
 
 
 # Read on every search (once per side): built once and run on the session's connection,
