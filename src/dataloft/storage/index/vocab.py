@@ -38,9 +38,9 @@ class Vocab(Mapping[str, int]):
                                  count=len(self._ends))
         self._ids = np.argsort(hashes, kind="stable").astype(np.int32)
         self._hashes = hashes[self._ids]
-        self._views = (memoryview(self._hashes).cast("B").cast("q"),
-                       memoryview(self._ids).cast("B").cast("i"),
-                       memoryview(self._ends).cast("B").cast("q"))
+        self._views = (self._hashes.data.cast("B").cast("q"),
+                       self._ids.data.cast("B").cast("i"),
+                       self._ends.data.cast("B").cast("q"))
 
     @classmethod
     def of(cls, terms: Iterable[str]) -> Vocab:
