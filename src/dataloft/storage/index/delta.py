@@ -19,6 +19,7 @@ row), which the index contract's state machine checks.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from dataloft.models import Record, RecordVector
 from dataloft.storage.index.rows import row_key
 
 _BATCH = 500
+_FETCH = 4_096  # catalog rows per read
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,19 @@ def fingerprint(record_id: str, updated_at: int) -> int:
 
 def catalog(session: Session, dataset_id: str) -> Catalog:
     # The driver's rows: at 100k records SQLAlchemy's row processing was a third of the read.
-    rows = session.connection().exec_driver_sql(
+    # A batch at a time into flat arrays: fetchall held every row as a tuple with its id's
+    # str, ~290 MiB at the peak for 1M records (docs/benchmarks.md section 26).
+    cursor = session.connection().exec_driver_sql(
         "SELECT pk, id, updated_at FROM records WHERE dataset_id = ? ORDER BY pk",
-        (dataset_id,)).fetchall()
-    return Catalog(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                   np.fromiter((fingerprint(r[1], r[2]) for r in rows), dtype=np.int64,
-                               count=len(rows)))
+        (dataset_id,))
+    pks, fps = array("q"), array("q")
+    while rows := cursor.fetchmany(_FETCH):
+        pks.extend(r[0] for r in rows)
+        fps.extend(fingerprint(r[1], r[2]) for r in rows)
+    return Catalog(np.frombuffer(pks, dtype=np.int64).copy() if pks
+                   else np.zeros(0, dtype=np.int64),
+                   np.frombuffer(fps, dtype=np.int64).copy() if fps
+                   else np.zeros(0, dtype=np.int64))
 
 
 def unchanged(pks: np.ndarray, fps: np.ndarray, now: Catalog) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.rows import RowTerms
 from dataloft.storage.index.structures import Approx, Matrix, Terms
 from dataloft.storage.index.terms import make
+from dataloft.storage.index.vocab import Vocab
 
 FORMAT = 1
 _META = "meta.json"
@@ -163,7 +164,7 @@ def _write(tmp: Path, dataset_id: str, version: int, terms: Terms | None,
     for name, array in _arrays(terms, matrix, approx).items():
         _save_array(tmp / f"{name}.npy", array)
     if terms is not None:
-        (tmp / _VOCAB).write_text("\n".join(terms.index.rows.vocab), encoding="utf-8")
+        (tmp / _VOCAB).write_bytes(terms.index.rows.vocab.blob)
     graph = None if approx is None else approx.graph
     if graph is not None:
         linked = False
@@ -241,15 +242,13 @@ def _read(copy: Path, dataset_id: str) -> Saved:
 
 
 def _terms(copy: Path, array: Any) -> Terms:
-    text = (copy / _VOCAB).read_text(encoding="utf-8")
-    words = text.split("\n") if text else []
-    vocab = dict(zip(words, range(len(words)), strict=True))
+    vocab = Vocab((copy / _VOCAB).read_bytes())
     rows = make(array("r_pks"), vocab, array("r_starts"), array("r_docs"), array("r_tf"),
                 array("r_length"))
     index = RowTerms(array("t_pks"), rows, array("t_row_of"))
     terms = Terms(index, array("t_fps"))
     n, postings = len(rows.pks), len(rows.docs)
-    if not (len(vocab) == len(words) and len(rows.starts) == len(vocab) + 1
+    if not (len(rows.starts) == len(vocab) + 1
             and len(rows.length) == n and len(rows.tf) == postings
             and (not len(rows.starts) or int(rows.starts[-1]) == postings)
             and len(index.row_of) == len(index.pks) == len(terms.fps)

@@ -21,14 +21,23 @@ from dataclasses import dataclass
 import numpy as np
 import Stemmer
 
+from dataloft.storage.index.vocab import EMPTY, Growing, Vocab
+
 K1, B = 1.2, 0.75
 MAX_QUERY_TERMS = 64
+# Documents analysed and sorted at a time by a build (their postings are merged after).
+ANALYSE_BATCH = 16_384
 _WORD = re.compile(r"\w+")
 # Lucene's English stop set: words that say nothing about a passage's topic.
 STOP_WORDS = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
     "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
     "these", "they", "this", "to", "was", "will", "with"))
+
+
+# Distinct words whose stems are kept, process-wide: English text has well under this many
+# (SciFact ~50k); past it a word is stemmed each time it is met (~1 us).
+STEM_CACHE = 262_144
 
 
 class _Stems(dict[str, str]):
@@ -40,9 +49,13 @@ class _Stems(dict[str, str]):
         self._lock = threading.Lock()
 
     def __missing__(self, word: str) -> str:
+        if word.isdigit() and word.isascii():
+            # A number is its own stem; not cached: a table's ids and amounts are mostly
+            # numbers seen once, and filled this cache with millions of them (section 26).
+            return word
         with self._lock:  # PyStemmer objects are not thread-safe
             stem = "" if word in STOP_WORDS else self._stemmer.stemWord(word)
-        if len(self) < 2_000_000:
+        if len(self) < STEM_CACHE:
             self[word] = stem
         return stem
 
@@ -93,13 +106,16 @@ def query_terms(query: str) -> list[str]:
 class _TermIds(dict[str, int]):
     """word -> term id in `vocab` (-1 for a stop word), for one index build."""
 
-    def __init__(self, vocab: dict[str, int]) -> None:
+    def __init__(self, vocab: Growing) -> None:
         super().__init__()
         self._vocab = vocab
 
     def __missing__(self, word: str) -> int:
         stem = _stems[word]
-        tid = self[word] = self._vocab.setdefault(stem, len(self._vocab)) if stem else -1
+        tid = self._vocab.id(stem) if stem else -1
+        if len(word) < 5 or not word.isdigit():
+            # Long numbers are mostly identifiers, met once: not worth a cache entry.
+            self[word] = tid
         return tid
 
 
@@ -111,7 +127,7 @@ class TermIndex:
     `norm`, O(terms + documents) to recompute."""
 
     pks: np.ndarray  # int64, one per document
-    vocab: dict[str, int]
+    vocab: Vocab
     starts: np.ndarray  # int64, postings of term t are [starts[t], starts[t + 1])
     docs: np.ndarray  # int32 document numbers
     tf: np.ndarray  # int32 per posting
@@ -121,17 +137,20 @@ class TermIndex:
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> TermIndex:
-        vocab: dict[str, int] = {}
-        pks, term, doc, tf, length = _analyse(rows, vocab)
-        starts = np.concatenate([[0], np.cumsum(np.bincount(term, minlength=len(vocab)))])
-        return make(pks, vocab, starts.astype(np.int64), doc, tf, length)
+        growing = Growing(EMPTY)
+        pks, df, doc, tf, length = _analyse(rows, growing)
+        vocab = growing.finish()
+        return make(pks, vocab, np.concatenate([[0], np.cumsum(df)]).astype(np.int64), doc,
+                    tf, length)
 
     def update(self, keep: np.ndarray, rows: Iterable[tuple[int, str]]) -> TermIndex:
         """This index without the documents where `keep` is false, plus `rows`: equal, score
         for score, to `build` over the same documents (only document numbers differ). Only
         the new rows are analysed; the kept postings are filtered and merged by term."""
-        vocab = dict(self.vocab)
-        pks, term, doc, tf, length = _analyse(rows, vocab)
+        growing = Growing(self.vocab)
+        pks, new_df, doc, tf, length = _analyse(rows, growing)
+        vocab = growing.finish()
+        term = np.repeat(np.arange(len(vocab), dtype=np.int32), new_df)
         # int32 throughout: at 100k documents there are ~10M postings, and every int64
         # copy of them is 80 MB more at the peak of an update.
         counts = np.diff(self.starts)
@@ -149,7 +168,7 @@ class TermIndex:
                                                           len(old_docs))])
         at = ends[term]
         df = np.concatenate([counts, np.zeros(len(vocab) - len(counts), dtype=counts.dtype)]) \
-            + np.bincount(term, minlength=len(vocab))
+            + new_df
         return make(np.concatenate([self.pks[keep], pks]), vocab,
                     np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
                     np.insert(old_docs, at, doc + np.int32(int(keep.sum()))),
@@ -158,7 +177,7 @@ class TermIndex:
 
     def scores(self, query: str) -> np.ndarray | None:
         """BM25 of every document (0 where no term matches); None if no term is known."""
-        ids = [self.vocab[t] for t in query_terms(query) if t in self.vocab]
+        ids = [t for t in map(self.vocab.get, query_terms(query)) if t is not None]
         if not ids:
             return None
         out = np.zeros(len(self.pks), dtype=np.float32)
@@ -176,49 +195,83 @@ class TermIndex:
         return out
 
 
-def _analyse(rows: Iterable[tuple[int, str]], vocab: dict[str, int]
+def _analyse(rows: Iterable[tuple[int, str]], vocab: Growing
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(pks, term, doc, tf, length) of `rows`: one posting per (term, document), sorted by
-    term then document; new terms are added to `vocab`. Flat C arrays throughout and each
-    intermediate dropped once used: at 1M documents there are ~25M words, and every
-    int64 copy of them is 200 MB more at the peak of a build."""
+    """(pks, df, doc, tf, length) of `rows`: df per term id, and one posting per (term,
+    document), sorted by term then document; new terms are added to `vocab`. Analysed
+    `ANALYSE_BATCH` documents at a time, each batch's postings sorted on their own, then
+    placed into the final arrays by term (a counting sort: a batch's documents all follow
+    the previous batch's). Sorting all of a 1M-row build's ~14M words at once held int64
+    keys, positions and their differences together: ~0.7 GiB at the peak, against ~0.37
+    GiB this way (docs/benchmarks.md section 26)."""
     ids_of = _TermIds(vocab).__getitem__
     pks = array("q")
+    lengths: list[np.ndarray] = []
+    parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    batch: list[tuple[int, str]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == ANALYSE_BATCH:
+            parts.append(_batch(batch, ids_of, pks, lengths))
+            batch = []
+    if batch or not parts:
+        parts.append(_batch(batch, ids_of, pks, lengths))
+    del batch
+    df = np.zeros(len(vocab), dtype=np.int64)
+    for _, term, _, _ in parts:
+        df += np.bincount(term, minlength=len(vocab))
+    total = int(df.sum())
+    doc, tf = np.empty(total, dtype=np.int32), np.empty(total, dtype=np.int32)
+    cursor = np.cumsum(df) - df  # where each term's next posting goes
+    while parts:
+        start, term, part_doc, part_tf = parts.pop(0)
+        counts = np.bincount(term, minlength=len(vocab))
+        # A posting's place: its term's cursor plus its rank among the term's postings in
+        # this batch (they are consecutive, in document order).
+        at = cursor[term] + np.arange(len(term)) - (np.cumsum(counts) - counts)[term]
+        doc[at], tf[at] = part_doc + np.int32(start), part_tf
+        cursor += counts
+    return (np.frombuffer(pks, dtype=np.int64).copy() if pks else np.zeros(0, dtype=np.int64),
+            df, doc, tf, np.concatenate(lengths))
+
+
+def _batch(rows: list[tuple[int, str]], ids_of: Callable[[str], int], pks: array[int],
+           lengths: list[np.ndarray]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(first document number, term, doc, tf) of `rows`, sorted by term then document,
+    documents numbered within the batch (uint16 while they fit, as does tf: a batch's
+    postings wait for the merge); appends their pks and lengths. Flat C arrays: no Python
+    object per word."""
+    offset = len(pks)
     per_doc = array("q")  # words of each document
-    # Every word's term id in one flat C array (-1 = stop word): no Python object per word.
-    flat = array("i")
+    flat = array("i")  # every word's term id (-1 = stop word)
     for pk, text in rows:
         before = len(flat)
         flat.extend(map(ids_of, words(_fold(text))))
         pks.append(pk)
         per_doc.append(len(flat) - before)
-    n = len(pks)
+    n = len(rows)
     ids = np.frombuffer(flat, dtype=np.int32) if flat else np.zeros(0, dtype=np.int32)
     kept = ids >= 0
     doc_of = np.repeat(np.arange(n, dtype=np.int32), np.frombuffer(per_doc, dtype=np.int64)
                        if per_doc else np.zeros(0, dtype=np.int64))[kept]
-    # One key per (term, doc) occurrence, sorted in place: by term, then document.
+    # One key per (term, doc) occurrence, sorted: by term, then document.
     keys = ids[kept].astype(np.int64)
-    del ids, kept, flat
-    length = np.bincount(doc_of, minlength=n).astype(np.float32)
+    lengths.append(np.bincount(doc_of, minlength=n).astype(np.float32))
     keys *= max(n, 1)
     keys += doc_of
-    del doc_of
     keys.sort()
     first = np.empty(len(keys), dtype=bool)
     first[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    del first
     tf = np.diff(np.append(starts, len(keys))).astype(np.int32)
     keys = keys[starts]
-    del starts
-    return (np.frombuffer(pks, dtype=np.int64).copy() if pks else np.zeros(0, dtype=np.int64),
-            (keys // max(n, 1)).astype(np.int32), (keys % max(n, 1)).astype(np.int32), tf,
-            length)
+    small = np.uint16 if n <= 65_536 else np.int32
+    return (offset, (keys // max(n, 1)).astype(np.int32), (keys % max(n, 1)).astype(small),
+            tf if len(tf) and int(tf.max()) >= 65_536 else tf.astype(np.uint16))
 
 
-def make(pks: np.ndarray, vocab: dict[str, int], starts: np.ndarray, docs: np.ndarray,
+def make(pks: np.ndarray, vocab: Vocab, starts: np.ndarray, docs: np.ndarray,
          tf: np.ndarray, length: np.ndarray) -> TermIndex:
     """The index over postings sorted by term. N, the average length and df are those of
     exactly these documents, so an updated index scores as a fresh build does; the average
