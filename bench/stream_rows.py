@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,7 @@ def worker(size: int, files: int, per_file: int) -> dict[str, Any]:
                 time.sleep(0.2)
     to_answer = time.perf_counter() - last
     index.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
     return {"searches_503": busy, "searches_answered": answered,
             "longest_503_streak_s": round(longest, 2),
             "last_commit_to_answered_s": round(to_answer, 2),
