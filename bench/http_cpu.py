@@ -9,7 +9,9 @@ the scheduler's count for all of the process's threads, read from /proc/PID/task
 around each request, so the event loop, the thread pool and uvicorn's HTTP parsing count,
 and the other server's work does not) and the median over queries of the paired latency
 ratio to the baseline. CPU time is what a busy shared box disturbs least; quote it and the
-ratios, not one wall time.
+ratios, not one wall time. It also compares the answers: the share of queries whose top
+`take` rows (SciFact doc ids, in order) equal the baseline's, and nDCG@10 over the queries
+that have test qrels (the peers harness's measure).
 
     PYTHONPATH=src .venv/bin/python bench/http_cpu.py --build base=/work/base/src \
         --build new=$PWD/src
@@ -32,13 +34,17 @@ from typing import Any
 
 from common import (
     DEFAULT_DATA,
+    ID_FIELD,
     Api,
     Server,
     corpus_jsonl,
     cpu_ns,
+    hit_ids,
     ingest,
     load_corpus,
+    load_qrels,
     load_queries,
+    ndcg_at_k,
     parse_env,
     probe_text,
 )
@@ -104,7 +110,7 @@ def _from_seed(name: str, src: str, env: dict[str, str], docs: list[dict[str, st
 
 
 def _timed(server: Server, api: Api, dataset_id: str, query: str, take: int, mode: str
-           ) -> tuple[float, float]:
+           ) -> tuple[float, float, list[str]]:
     pid = server.pid or 0
     cpu = cpu_ns(pid)
     t = time.perf_counter()
@@ -112,13 +118,30 @@ def _timed(server: Server, api: Api, dataset_id: str, query: str, take: int, mod
     ms = (time.perf_counter() - t) * 1000
     cpu = cpu_ns(pid) - cpu
     r.raise_for_status()
-    return ms, cpu / 1e6
+    return ms, cpu / 1e6, hit_ids(r, ID_FIELD)
+
+
+def _answers(got: dict[str, list[list[str]]], base: str, qids: list[str],
+             qrels: dict[str, dict[str, int]]) -> dict[str, tuple[float, float | None]]:
+    """Per build: the share of queries answered as the baseline did (first pass), and the
+    mean nDCG@10 over the queries with test qrels (None if none has)."""
+    out: dict[str, tuple[float, float | None]] = {}
+    n = len(qids)
+    judged = [i for i, q in enumerate(qids) if q in qrels]
+    for name, lists in got.items():
+        same = sum(a == b for a, b in zip(lists[:n], got[base][:n], strict=True)) / n
+        ndcg = (statistics.fmean(ndcg_at_k(lists[i], qrels[qids[i]], 10) for i in judged)
+                if judged else None)
+        out[name] = (same, ndcg)
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     builds = [b.split("=", 1) for b in args.build]
     docs = _corpus(args.data, args.rows)
-    queries = list(load_queries(args.data).values())[: args.queries]
+    by_id = list(load_queries(args.data).items())[: args.queries]
+    qids, queries = [q for q, _ in by_id], [t for _, t in by_id]
+    qrels = load_qrels(args.data)
     env = parse_env(args.server_env)
     seed = args.seed_dir
     if seed is not None:
@@ -142,29 +165,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             lat: dict[str, list[float]] = {n: [] for n, *_ in started}
             cpu: dict[str, list[float]] = {n: [] for n in lat}
+            got: dict[str, list[list[str]]] = {n: [] for n in lat}
             for _ in range(args.passes):
                 for qi, q in enumerate(queries):
                     k = qi % len(started)
                     for name, server, api, ds in started[k:] + started[:k]:
-                        ms, c = _timed(server, api, ds, q, args.take, mode)
+                        ms, c, ids = _timed(server, api, ds, q, args.take, mode)
                         lat[name].append(ms)
                         cpu[name].append(c)
+                        got[name].append(ids)
             for spy in spies:
                 spy.send_signal(2)
                 spy.wait(30)
             spies.clear()
             base = builds[0][0]
+            answers = _answers(got, base, qids, qrels)
             for name in lat:
                 n = len(lat[name])
                 ratio = statistics.median(a / b for a, b in zip(lat[name], lat[base], strict=True))
                 med = statistics.median(cpu[name])
                 results[f"{name} {mode}"] = {"p50": statistics.median(lat[name]),
                                              "cpu": statistics.fmean(cpu[name]),
-                                             "cpu_p50": med, "ratio": ratio}
+                                             "cpu_p50": med, "ratio": ratio,
+                                             "same": answers[name][0],
+                                             "ndcg@10": answers[name][1]}
+                same, ndcg = answers[name]
                 print(f"{mode:8} {name:6} p50 {statistics.median(lat[name]):6.2f} ms  "
                       f"server CPU {statistics.fmean(cpu[name]):5.2f} ms/request "
                       f"(median {med:5.2f})  "
-                      f"paired ratio to {base} {ratio:.3f}  (n={n})", flush=True)
+                      f"paired ratio to {base} {ratio:.3f}  (n={n})  "
+                      f"same answer as {base} {same:.1%}"
+                      + (f"  nDCG@10 {ndcg:.4f}" if ndcg is not None else ""), flush=True)
         return results
     finally:
         for spy in spies:

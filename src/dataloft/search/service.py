@@ -50,20 +50,36 @@ def record_columns() -> dict[str, Any]:
 
 def _side(hits: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
     """One side's pks and its min-max normalised scores (all 1.0 when they are equal)."""
-    pks = np.fromiter((pk for pk, _ in hits), dtype=np.int64, count=len(hits))
-    scores = np.fromiter((s for _, s in hits), dtype=np.float64, count=len(hits))
-    if not len(hits):
-        return pks, scores
+    if not hits:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    # Two columns at once: a generator per column costs ~4x for a 200-hit pool.
+    pk_column, score_column = zip(*hits, strict=True)
+    pks = np.array(pk_column, dtype=np.int64)
+    scores = np.array(score_column, dtype=np.float64)
     lo, hi = scores.min(), scores.max()
     span = hi - lo
     return pks, (scores - lo) / span if span > 0 else np.ones(len(hits))
 
 
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.union1d (the sorted distinct values) by a sort: union1d's hash-based unique costs
+    ~6x as much on a few hundred pks."""
+    both = np.sort(np.concatenate([a, b]))
+    if len(both) < 2:
+        return both
+    keep = np.empty(len(both), dtype=bool)
+    keep[0] = True
+    np.not_equal(both[1:], both[:-1], out=keep[1:])
+    return both[keep]
+
+
 def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]],
-         lexical_weight: float) -> list[tuple[int, float]]:
+         lexical_weight: float, limit: int | None = None) -> list[tuple[int, float]]:
+    """The union of both sides ranked by the weighted sum; the first `limit` only, if given
+    (a page needs the pool's best, not the up to 2 x POOL tuples of the whole union)."""
     lex_pks, lex = _side(lexical if lexical_weight > 0 else [])
     sem_pks, sem = _side(semantic if lexical_weight < 1 else [])
-    pks = np.union1d(lex_pks, sem_pks)
+    pks = _union(lex_pks, sem_pks)
     lex_at, sem_at = np.searchsorted(pks, lex_pks), np.searchsorted(pks, sem_pks)
     lexical_part, semantic_part = np.zeros(len(pks)), np.zeros(len(pks))
     lexical_part[lex_at], semantic_part[sem_at] = lex, sem
@@ -74,7 +90,7 @@ def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]],
     # Min-max maps each side's weakest candidate to 0, like "not found by that side": at
     # equal scores, a candidate of more sides ranks first, then the lower pk. (Vectorised:
     # a few hundred candidates per request, each a dict entry and a tuple before.)
-    order = np.lexsort((pks, -sides, -scores))
+    order = np.lexsort((pks, -sides, -scores))[:limit]
     return list(zip(pks[order].tolist(), scores[order].tolist(), strict=True))
 
 
@@ -106,7 +122,7 @@ def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence
         return lexical[:take]
     if mode == "semantic":
         return semantic[:take]
-    return fuse(lexical, semantic, lexical_weight)[:take]
+    return fuse(lexical, semantic, lexical_weight, take)
 
 
 def restriction(principal: Principal, raw_filter: object, dialect: str

@@ -87,7 +87,10 @@ def pool_sums(table: np.ndarray, ids: np.ndarray, lengths: np.ndarray,
     sums = np.zeros((len(lengths), table.shape[1]), dtype=np.float32)
     starts = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
-    short = np.flatnonzero(lengths <= min(_SHORT, budget))
+    # One text (a query) is a row sum at once: the per-position loop pays off only when it
+    # serves many texts per numpy call.
+    limit = min(_SHORT, budget) if len(lengths) > 1 else 0
+    short = np.flatnonzero(lengths <= limit)
     if len(short):
         order = short[np.argsort(-lengths[short], kind="stable")]
         heads, sizes = starts[order], lengths[order]
@@ -98,7 +101,7 @@ def pool_sums(table: np.ndarray, ids: np.ndarray, lengths: np.ndarray,
         for j, k in enumerate(have.tolist()):
             acc[:k] += table[ids[heads[:k] + j]]
         sums[order] = acc
-    for i in np.flatnonzero(lengths > min(_SHORT, budget)).tolist():
+    for i in np.flatnonzero(lengths > limit).tolist():
         start, n = int(starts[i]), int(lengths[i])
         for lo in range(start, start + n, budget):
             sums[i] += table[ids[lo : min(lo + budget, start + n)]].sum(axis=0)

@@ -258,7 +258,8 @@ class SqliteIndex:
             matrix = self._cached("vectors", session, dataset_id)
             if matrix is not None and len(matrix.pks):
                 hits += self._nearest(session, dataset_id, matrix, query, k, restrict, allowed)
-        hits.sort(key=lambda h: (-h[1], h[0]))
+        if len(dataset_ids) > 1:  # one dataset's hits come ranked
+            hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 
     def _nearest(self, session: Session, dataset_id: str, matrix: Matrix, query: np.ndarray,
