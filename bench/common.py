@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -51,6 +52,8 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     tmp: tempfile.TemporaryDirectory[str] | None = None
+    # A data dir to start from (copied): a dataset loaded once, searched by several builds.
+    seed: Path | None = None
 
     @property
     def url(self) -> str:
@@ -63,6 +66,8 @@ class Server:
     def start(self, timeout: float = 120.0) -> Server:
         self.tmp = tempfile.TemporaryDirectory(prefix="dataloft-bench-")
         data_dir = Path(self.tmp.name) / "data"
+        if self.seed is not None:
+            shutil.copytree(self.seed, data_dir)
         env = {
             **os.environ,
             "DATALOFT_DATA_DIR": str(data_dir),

@@ -16,12 +16,16 @@ that have test qrels (the peers harness's measure).
     PYTHONPATH=src .venv/bin/python bench/http_cpu.py --build base=/work/base/src \
         --build new=$PWD/src
     # a profile of one build's timed queries: --spy new=/tmp/new.txt (py-spy, raw format)
+    # load 100k rows once, then pair builds on copies of that data dir in later runs,
+    # each measured only once its background work (ANN graph, saving) is done:
+    #   --rows 100000 --seed-dir /tmp/seed100k
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import statistics
 import subprocess
 import time
@@ -57,14 +61,52 @@ def _corpus(data: Path, rows: int) -> list[dict[str, str]]:
     return docs + synthesize(docs, rows - len(docs))
 
 
-def _start(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]]
-           ) -> tuple[Server, Api, str]:
+def _start(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]],
+           seed: Path | None = None) -> tuple[Server, Api, str]:
+    if seed is not None:
+        return _from_seed(name, src, env, docs, seed)
     server = Server(env_extra={"PYTHONPATH": src, **env}).start()
     api = Api(server.url, server.key)
     ing = ingest(api, [("corpus.jsonl", corpus_jsonl(docs))], probe_text(docs[-1]),
                  docs[-1]["_id"], MODES)
     print(f"{name}: {ing.records} records, searchable in {ing.searchable_s:.1f} s", flush=True)
     return server, api, ing.dataset_id
+
+
+def _idle(server: Server, quiet_s: float = 3.0, share: float = 0.05) -> None:
+    """Until the server's background work (ANN graph, saving the structures) is done: its
+    CPU over `quiet_s` under `share` of one core. A graph build holding the GIL in another
+    thread inflates every request's time in SQLite calls."""
+    while True:
+        before = cpu_ns(server.pid or 0)
+        time.sleep(quiet_s)
+        if cpu_ns(server.pid or 0) - before < share * quiet_s * 1e9:
+            return
+
+
+def _from_seed(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]],
+               seed: Path) -> tuple[Server, Api, str]:
+    """A server on a copy of `seed` (a data dir loaded once; made here, by this build,
+    when missing): every build searches the very same records, and a 100k load is paid
+    once across runs."""
+    marker = seed / "dataset_id"
+    if not marker.exists():
+        server, api, dataset_id = _start(name, src, env, docs)
+        _idle(server)
+        api.close()
+        assert server.proc is not None and server.tmp is not None
+        server.proc.terminate()
+        server.proc.wait(60)
+        shutil.copytree(Path(server.tmp.name) / "data", seed / "data")
+        marker.write_text(dataset_id)
+        server.stop()
+    dataset_id = marker.read_text().strip()
+    server = Server(env_extra={"PYTHONPATH": src, **env}, seed=seed / "data").start()
+    api = Api(server.url, server.key)
+    api.search(dataset_id, probe_text(docs[-1]), 10, "hybrid").raise_for_status()
+    _idle(server)
+    print(f"{name}: dataset {dataset_id} from {seed}", flush=True)
+    return server, api, dataset_id
 
 
 def _timed(server: Server, api: Api, dataset_id: str, query: str, take: int, mode: str
@@ -101,7 +143,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     qids, queries = [q for q, _ in by_id], [t for _, t in by_id]
     qrels = load_qrels(args.data)
     env = parse_env(args.server_env)
-    started = [(name, *_start(name, src, env, docs)) for name, src in builds]
+    seed = args.seed_dir
+    if seed is not None:
+        seed.mkdir(parents=True, exist_ok=True)
+    started = [(name, *_start(name, src, env, docs, seed)) for name, src in builds]
     spies: list[subprocess.Popen[bytes]] = []
     try:
         if args.settle:
@@ -172,6 +217,8 @@ def main() -> None:
     ap.add_argument("--take", type=int, default=10)
     ap.add_argument("--settle", type=float, default=0.0)
     ap.add_argument("--server-env", action="append", default=[])
+    ap.add_argument("--seed-dir", type=Path, help="load once into DIR (when missing), then "
+                    "start every build on a copy of it, once its background work is done")
     ap.add_argument("--spy", action="append", default=[], help="NAME=OUT: py-spy that build")
     ap.add_argument("--py-spy", default=str(Path(__file__).resolve().parents[1]
                                              / ".venv" / "bin" / "py-spy"))

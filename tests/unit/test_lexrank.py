@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataloft.storage.index import lexrank
+from dataloft.storage.index import lexrank, terms
 from dataloft.storage.index.rows import RowTerms
 from dataloft.storage.index.terms import K1, TermIndex, query_terms, top
 
@@ -173,3 +173,38 @@ def test_a_sampled_bound_too_high_or_tied_is_not_trusted() -> None:
             lexrank.SAMPLE = saved
         cut = np.sort(by_row)[::-1][m - 1]
         assert set(np.flatnonzero(by_row >= cut).tolist()) <= set(pool.tolist())
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=corpora(), queries_=st.lists(queries, min_size=1, max_size=4),
+       share=st.sampled_from([0.0, 0.3, 1.0]),
+       extra=st.lists(st.lists(part_text, min_size=1, max_size=2), max_size=4))
+def test_kept_tf_parts_score_as_computed_ones(index: RowTerms, queries_: list[str],
+                                              share: float, extra: list[list[str]]) -> None:
+    """Every term's tf part kept (or up to a share of the postings, or none), asked again and
+    again: the same bits as the plain scorer; and an updated index (new norms) keeps none
+    of the old parts: it scores as the plain scorer over its own arrays."""
+    saved = terms.PART_MIN, terms.PART_SHARE
+    terms.PART_MIN, terms.PART_SHARE = 1, share
+    try:
+        for query in queries_ * 2:
+            want = plain_scores(index.rows, query)
+            got = index.rows.scores(query)
+            assert (got is None) == (want is None)
+            if got is not None:
+                np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+        assert index.rows.parts.kept <= share * len(index.rows.docs)
+        keep = np.ones(len(index.rows.pks), dtype=bool)
+        keep[::2] = False
+        start = int(index.rows.pks.max()) + 1
+        updated = index.rows.update(keep, [(start + i, " ".join(texts))
+                                           for i, texts in enumerate(extra)])
+        assert not updated.parts
+        for query in queries_ * 2:
+            want = plain_scores(updated, query)
+            got = updated.scores(query)
+            assert (got is None) == (want is None)
+            if got is not None:
+                np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    finally:
+        terms.PART_MIN, terms.PART_SHARE = saved

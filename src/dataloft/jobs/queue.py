@@ -211,12 +211,16 @@ def _take(session: Session, job: Job, owner: str, lease_ms: int, now: int) -> Le
                  previous[0], previous[1])
 
 
-def heartbeat(session: Session, lease: Lease, lease_ms: int) -> bool:
-    """Extend the lease; False when it is no longer ours (re-claimed, failed, finished)."""
+def heartbeat(session: Session, lease: Lease, lease_ms: int, held_ms: int = 0) -> bool:
+    """Extend the lease; False when it is no longer ours (re-claimed, failed, finished).
+    `held_ms`: how long the caller's transaction has run. Its COMMIT writes out what the
+    transaction wrote and keeps the writer (and so every other heartbeat) meanwhile, so a
+    renewal made inside a long transaction must outlast that commit too: a 1M-row sync's
+    commit on a loaded box outran a bare lease and its job was taken again."""
     session.connection()  # the writer first, then the clock (see `claim`)
     return bool(_changed(session, update(Job).where(
         Job.id == lease.job_id, Job.lease_token == lease.token, Job.state == "running")
-        .values(lease_expires_at=now_ms() + lease_ms)))
+        .values(lease_expires_at=now_ms() + lease_ms + max(0, held_ms))))
 
 
 def release(session: Session, lease: Lease) -> bool:

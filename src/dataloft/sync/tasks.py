@@ -194,7 +194,7 @@ class SyncHandler:
         job: in the same transaction, or, where the index keeps in-process structures (the
         embedded default), in a second one once they are current, so the first search
         after the announcement does not wait for their build (docs/decisions.md)."""
-        settle = self.index.settles
+        settle, began = self.index.settles, time.monotonic()
         with self.db.write() as session:
             # The file's row lock orders this commit and a deletion of the file (which takes
             # it first too): else, on PostgreSQL, a deletion could pass between this check
@@ -222,8 +222,9 @@ class SyncHandler:
                 self._announce(session, lease, plan, product, removed, started)
                 return
             # Still ours (else this rolls back, as `finish` would), and renewed: a long
-            # commit kept the heartbeat from the writer, and the lease must outlast it.
-            if not queue.heartbeat(session, lease, int(self.lease_seconds * 1000)):
+            # commit keeps the heartbeat from the writer, and the lease must outlast it.
+            if not queue.heartbeat(session, lease, int(self.lease_seconds * 1000),
+                                   held_ms=int((time.monotonic() - began) * 1000)):
                 raise LeaseLost(lease.job_id)
         # The job still runs, so the file's status says in_progress until the announcement;
         # a crash in between retries the sync, which replaces these records with the same.

@@ -16,7 +16,7 @@ import threading
 import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import Stemmer
@@ -27,6 +27,12 @@ K1, B = 1.2, 0.75
 MAX_QUERY_TERMS = 64
 # Documents analysed and sorted at a time by a build (their postings are merged after).
 ANALYSE_BATCH = 16_384
+# Terms with at least this many postings keep their tf part of BM25 once a query has
+# computed it (TermIndex.scores), in at most PART_SHARE of the index's postings and at most
+# PART_MAX floats (32 MiB) per index: at 100k rows ~25 MiB, beside 100 MiB of postings.
+PART_MIN = 4096
+PART_SHARE = 0.5
+PART_MAX = 8_000_000
 _WORD = re.compile(r"\w+")
 # Lucene's English stop set: words that say nothing about a passage's topic.
 STOP_WORDS = frozenset((
@@ -134,6 +140,7 @@ class TermIndex:
     length: np.ndarray  # float32 per document: its number of index terms
     idf: np.ndarray  # float32 per term
     norm: np.ndarray  # float32 per document: K1 x (1 - B + B x length / average length)
+    parts: _Parts = field(default_factory=lambda: _Parts(), compare=False, repr=False)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> TermIndex:
@@ -182,17 +189,41 @@ class TermIndex:
             return None
         out = np.zeros(len(self.pks), dtype=np.float32)
         for t in ids:
-            lo, hi = self.starts[t], self.starts[t + 1]
-            # Native-width indices, `take` and `add.at` (numpy >= 1.25's fast path): fancy
-            # indexing costs several times the gather and the scatter themselves (0.9 ->
-            # 0.45 ms per query at 100k rows). The same float32 operations in the same
-            # order, as a term lists each document once, so the same bits.
-            docs = self.docs[lo:hi].astype(np.intp)
-            tf = self.tf[lo:hi].astype(np.float32)
-            weight = tf / (tf + self.norm.take(docs))
-            weight *= self.idf[t] * np.float32(K1 + 1)
-            np.add.at(out, docs, weight)
+            lo, hi = int(self.starts[t]), int(self.starts[t + 1])
+            # The same float32 operations in the same order as ever, so the same bits: a
+            # term lists each document once, `add.at` adds in term order.
+            np.add.at(out, self.docs[lo:hi], self._part(t, lo, hi)
+                      * (self.idf[t] * np.float32(K1 + 1)))
         return out
+
+    def _part(self, t: int, lo: int, hi: int) -> np.ndarray:
+        """tf / (tf + norm) per posting of term t. Computing it is ~2 of the ~3.7 ns a
+        posting costs (the tf cast, the norm gather, the add and divide), and a long list is
+        most of a query's postings, so long lists keep theirs: 0.50 -> 0.29 ms per query at
+        100k rows (docs/benchmarks.md section 24). `norm` moves with every commit, but a
+        commit makes a new index, with an empty cache."""
+        kept = self.parts.get(t)
+        if kept is not None:
+            return kept
+        # Native-width indices for `take` (numpy >= 1.25's fast path).
+        docs = self.docs[lo:hi].astype(np.intp)
+        tf = self.tf[lo:hi].astype(np.float32)
+        part: np.ndarray = tf / (tf + self.norm.take(docs))
+        if hi - lo >= PART_MIN:
+            self.parts.keep(t, part, min(PART_SHARE * len(self.docs), PART_MAX))
+        return part
+
+
+class _Parts(dict[int, np.ndarray]):
+    """term id -> its postings' tf part, up to a number of floats. Threads may race to add
+    one term twice: both computed the same values, and `kept` may overshoot by a term."""
+
+    kept = 0
+
+    def keep(self, t: int, part: np.ndarray, limit: float) -> None:
+        if t not in self and self.kept + len(part) <= limit:
+            self[t] = part
+            self.kept += len(part)
 
 
 def _analyse(rows: Iterable[tuple[int, str]], vocab: Growing
