@@ -24,18 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inproc import WORDS, status_mib
+
 DIM = 256
-WORDS = ("alpha", "bravo", "cobalt", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
-         "juniper", "kestrel", "lumen", "meadow", "nimbus", "orchid", "pylon")
-
-
-def _status() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmRSS", "VmHWM")):
-            name, value = line.split(":")
-            out[name] = int(value.split()[0]) // 1024
-    return out
 
 
 def make(path: Path, rows: int) -> str:
@@ -79,15 +70,15 @@ def measure(path: Path, ds: str, graph: bool) -> dict[str, Any]:
 
     db = Database(f"sqlite:///{path}/db.sqlite")
     store = persist.Store(path / f"index-{os.getpid()}")
-    out: dict[str, Any] = {"idle_rss_mib": _status()["VmRSS"]}
+    out: dict[str, Any] = {"idle_rss_mib": status_mib()["VmRSS"]}
     kept: dict[str, Any] = {}
 
     def step(name: str, fn: Any) -> None:
         Path("/proc/self/clear_refs").write_text("5")
-        before = _status()["VmRSS"]
+        before = status_mib()["VmRSS"]
         wall, cpu = time.perf_counter(), time.process_time()
         kept[name] = fn()
-        after = _status()
+        after = status_mib()
         out[name] = {"peak_mib": after["VmHWM"] - before, "kept_mib": after["VmRSS"] - before,
                      "wall_s": round(time.perf_counter() - wall, 2),
                      "cpu_s": round(time.process_time() - cpu, 2)}
@@ -107,7 +98,7 @@ def measure(path: Path, ds: str, graph: bool) -> dict[str, Any]:
         step("graph", lambda: ann.build_logged(ds, kept["matrix"].vectors))
         kept["matrix"].approx = Approx(kept["graph"])
     step("save", lambda: store.save(ds, 1, kept["terms"], kept["matrix"]))
-    out["total_rss_mib"] = _status()["VmRSS"] - out["idle_rss_mib"]
+    out["total_rss_mib"] = status_mib()["VmRSS"] - out["idle_rss_mib"]
     store.drop(ds)
     db.dispose()
     return out

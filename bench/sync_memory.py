@@ -23,9 +23,7 @@ import time
 from typing import Any
 
 from common import REPO, Api, RssSampler, Server, _proc_status, mib
-
-WORDS = ("alpha", "bravo", "cobalt", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
-         "juniper", "kestrel", "lumen", "meadow", "nimbus", "orchid", "pylon")
+from inproc import WORDS
 
 
 def make_csv(rows: int, seed: int = 7) -> bytes:

@@ -18,17 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-WORDS = ("alpha", "bravo", "cobalt", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
-         "juniper", "kestrel", "lumen", "meadow", "nimbus", "orchid", "pylon")
-
-
-def _status() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmRSS", "VmHWM")):
-            name, value = line.split(":")
-            out[name] = int(value.split()[0]) // 1024
-    return out
+from inproc import WORDS, status_mib
 
 
 def records(rows: int) -> Iterator[tuple[int, str, str]]:
@@ -47,10 +37,10 @@ def main() -> None:
 
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")
-    before = _status()["VmRSS"]
+    before = status_mib()["VmRSS"]
     cpu = time.process_time()
     index = RowTerms.build(records(args.rows))
-    after = _status()
+    after = status_mib()
     print(f"rows {args.rows}  terms {len(index.rows.vocab)}  peak {after['VmHWM'] - before} MiB"
           f"  kept {after['VmRSS'] - before} MiB  CPU {time.process_time() - cpu:.2f} s",
           flush=True)

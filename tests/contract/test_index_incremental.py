@@ -95,15 +95,7 @@ def test_an_older_graph_serves_after_a_delta(sqlite: Backend) -> None:
     """A graph built before a small delta keeps serving: the rows it lacks are scored
     exactly with its candidates, the rows gone since are dropped, and recall@10 stays at
     the ANN contract's 0.99; a larger delta gets a fresh graph."""
-    index = SqliteIndex(ann_min_records=1_000, ann_background=False)
-    ds = sqlite.new_dataset(DIM)
-    rng = np.random.default_rng(3)
-    with sqlite.db.write() as s:
-        model = add(s, index, sqlite, ds, [Row(ds, f"r {i}", v)
-                                           for i, v in enumerate(clustered(rng, 2_000, DIM))])
-    queries = clustered(rng, 30, DIM)
-    with sqlite.db.read() as s:
-        index.semantic(s, [ds], queries[0], 10)
+    index, ds, model, queries = _graphed(sqlite, seed=3)
     first = index._cache[("vectors", ds)][1].graph
     assert first is not None
     # A small delta: 40 new rows placed right on the queries, 40 gone.
@@ -301,15 +293,7 @@ def test_a_graph_made_for_an_older_matrix_serves_a_newer_one(sqlite: Backend) ->
     superseded every build): when it ends, the graph is carried to the newest matrix
     (build.carry), its keys remapped by pk and fingerprint, rows gone since dropped and
     rows it lacks scored exactly, at the ANN contract's recall."""
-    index = SqliteIndex(ann_min_records=1_000, ann_background=False)
-    ds = sqlite.new_dataset(DIM)
-    rng = np.random.default_rng(9)
-    with sqlite.db.write() as s:
-        model = add(s, index, sqlite, ds, [Row(ds, f"r {i}", v)
-                                           for i, v in enumerate(clustered(rng, 2_000, DIM))])
-    queries = clustered(rng, 30, DIM)
-    with sqlite.db.read() as s:
-        index.semantic(s, [ds], queries[0], 10)
+    index, ds, model, queries = _graphed(sqlite, seed=9)
     older = index._cache[("vectors", ds)][1]
     assert older.graph is not None
     # A delta past the stale share: new rows on the queries, some rows gone, one moved.
@@ -347,3 +331,18 @@ def test_a_graph_made_for_an_older_matrix_serves_a_newer_one(sqlite: Backend) ->
         # The record whose vector changed is found where it is now, not where it was.
         assert [pk for pk, _ in newer_index.semantic(s, [ds], model[moved].vector, 1)] \
             == [moved]
+
+
+def _graphed(sqlite: Backend, seed: int) -> tuple[SqliteIndex, str, dict[int, Row], np.ndarray]:
+    """A dataset of 2,000 clustered vectors whose graph is built (a first search made it),
+    its model, and 30 queries from the same clusters."""
+    index = SqliteIndex(ann_min_records=1_000, ann_background=False)
+    ds = sqlite.new_dataset(DIM)
+    rng = np.random.default_rng(seed)
+    with sqlite.db.write() as s:
+        model = add(s, index, sqlite, ds, [Row(ds, f"r {i}", v)
+                                           for i, v in enumerate(clustered(rng, 2_000, DIM))])
+    queries = clustered(rng, 30, DIM)
+    with sqlite.db.read() as s:
+        index.semantic(s, [ds], queries[0], 10)
+    return index, ds, model, queries
