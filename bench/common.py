@@ -175,6 +175,17 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+def wait_idle(server: Server, quiet_s: float = 3.0, share: float = 0.05) -> None:
+    """Until the server's background work (ANN graph, saving the structures) is done: its
+    CPU over `quiet_s` under `share` of one core. A graph build holding the GIL in another
+    thread inflates every request's time in SQLite calls."""
+    while True:
+        before = cpu_ns(server.pid or 0)
+        time.sleep(quiet_s)
+        if cpu_ns(server.pid or 0) - before < share * quiet_s * 1e9:
+            return
+
+
 def process_tree(pid: int) -> list[int]:
     seen, todo = [], [pid]
     while todo:

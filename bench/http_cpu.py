@@ -47,6 +47,7 @@ from common import (
     ndcg_at_k,
     parse_env,
     probe_text,
+    wait_idle,
 )
 
 MODES = ("lexical", "semantic", "hybrid")
@@ -73,17 +74,6 @@ def _start(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]],
     return server, api, ing.dataset_id
 
 
-def _idle(server: Server, quiet_s: float = 3.0, share: float = 0.05) -> None:
-    """Until the server's background work (ANN graph, saving the structures) is done: its
-    CPU over `quiet_s` under `share` of one core. A graph build holding the GIL in another
-    thread inflates every request's time in SQLite calls."""
-    while True:
-        before = cpu_ns(server.pid or 0)
-        time.sleep(quiet_s)
-        if cpu_ns(server.pid or 0) - before < share * quiet_s * 1e9:
-            return
-
-
 def _from_seed(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]],
                seed: Path) -> tuple[Server, Api, str]:
     """A server on a copy of `seed` (a data dir loaded once; made here, by this build,
@@ -92,7 +82,7 @@ def _from_seed(name: str, src: str, env: dict[str, str], docs: list[dict[str, st
     marker = seed / "dataset_id"
     if not marker.exists():
         server, api, dataset_id = _start(name, src, env, docs)
-        _idle(server)
+        wait_idle(server)
         api.close()
         assert server.proc is not None and server.tmp is not None
         server.proc.terminate()
@@ -104,7 +94,7 @@ def _from_seed(name: str, src: str, env: dict[str, str], docs: list[dict[str, st
     server = Server(env_extra={"PYTHONPATH": src, **env}, seed=seed / "data").start()
     api = Api(server.url, server.key)
     api.search(dataset_id, probe_text(docs[-1]), 10, "hybrid").raise_for_status()
-    _idle(server)
+    wait_idle(server)
     print(f"{name}: dataset {dataset_id} from {seed}", flush=True)
     return server, api, dataset_id
 

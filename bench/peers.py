@@ -75,6 +75,7 @@ from common import (
     print_table,
     probe_text,
     source_state,
+    wait_idle,
 )
 from latency import parse_size, synthesize
 
@@ -264,6 +265,12 @@ def run_size(args: argparse.Namespace, python: Path | None, docs: list[dict[str,
                   f"{ing.synced_s:.1f} s; probe {ing.probe}); server CPU "
                   f"{rec['server_cpu_s']:.0f} s, peak RSS {mib(rec['server_rss'])}", flush=True)
             rec["load_s"] = {"dataloft": ing.searchable_s}
+            if args.idle:
+                began = time.monotonic()
+                wait_idle(server)
+                rec["idle_after_s"] = time.monotonic() - began
+                print(f"dataloft: background work done {rec['idle_after_s']:.1f} s after "
+                      "searchable", flush=True)
             rec["dataloft_synced_s"] = ing.synced_s
             rec["records"] = ing.records
             if worker:
@@ -450,6 +457,9 @@ def main() -> int:
     ap.add_argument("--peers", default=",".join(ALL_PEERS),
                     help="which peers to load and query (a 100k load of each takes minutes); "
                          "'none': dataloft alone (no export, no embedding here, no recall)")
+    ap.add_argument("--idle", action="store_true",
+                    help="before the queries, wait for the server's background work (the ANN "
+                         "graph of a big dataset) to end, so semantic is not an exact scan")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
