@@ -29,7 +29,7 @@ def chat() -> Iterator[ChatServer]:
 def client(backend_settings: BackendSettings, chat: ChatServer,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = backend_settings(tmp_path_factory.mktemp("loop"), llm_url=chat.url,
-                                llm_timeout_seconds=1.0, agent_max_iterations=3,
+                                llm_timeout_seconds=5.0, agent_max_iterations=3,
                                 agent_deadline_seconds=20.0, agent_keepalive_seconds=0.2)
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
         yield c
@@ -74,7 +74,7 @@ def script(chat: ChatServer, steps: list[Step]) -> None:
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_model_timeout_is_an_error_answer(client: TestClient, chat: ChatServer,
                                           stream: bool) -> None:
-    script(chat, [{"sleep": 3, "content": "too late"}])
+    script(chat, [{"sleep": 8, "content": "too late"}])
     raw: list[str] = []
     body, trace = ask(client, stream=stream, raw=raw)
     assert body["type"] == "error" and "in time" in body["message"], body
