@@ -10,6 +10,7 @@ build past the bound.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -167,6 +168,25 @@ def test_a_damaged_copy_is_never_served(sqlite: Backend, tmp_path: Path, damage:
         (copy / "stray.npy").write_bytes(b"x")
     else:
         contract._damage(copy / "meta.json" if damage == "meta" else target, damage)
+    _refused_then_rebuilt(sqlite, tmp_path, ds, model, copy)
+
+
+def test_a_copy_with_a_repeated_term_is_never_served(sqlite: Backend, tmp_path: Path) -> None:
+    # A writer's error that the checksums cannot see: the files agree with meta.json, but
+    # a term is in vocab.txt twice (its second id would never be looked up).
+    ds, model, _ = _saved(sqlite, tmp_path, 3, 50)
+    [copy] = _copies(tmp_path, ds)
+    terms = (copy / "vocab.txt").read_bytes().split(b"\n")
+    (copy / "vocab.txt").write_bytes(b"\n".join([*terms[:-1], terms[0]]))
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["files"]["vocab.txt"] = [(copy / "vocab.txt").stat().st_size,
+                                  persist.checksum(copy / "vocab.txt")]
+    (copy / "meta.json").write_text(json.dumps(meta))
+    _refused_then_rebuilt(sqlite, tmp_path, ds, model, copy)
+
+
+def _refused_then_rebuilt(sqlite: Backend, tmp_path: Path, ds: str, model: dict[int, Row],
+                          copy: Path) -> None:
     # The store refuses the copy and deletes it (checked on a duplicate of the damage)...
     twin = tmp_path.with_name(tmp_path.name + "-twin")
     shutil.copytree(copy, twin / ds / copy.name)

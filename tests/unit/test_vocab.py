@@ -49,6 +49,23 @@ def test_equal_hashes_are_told_apart_by_their_bytes(monkeypatch: pytest.MonkeyPa
 
 
 @settings(max_examples=200, deadline=None)
+@given(vocabularies, st.data(), st.booleans())
+def test_a_repeated_or_empty_term_is_unsound(words: list[str], data: st.DataObject,
+                                             collide: bool) -> None:
+    # What a saved copy is checked with: whatever the terms' hashes, even all equal.
+    with pytest.MonkeyPatch.context() as patch:
+        if collide:
+            patch.setattr(vocab_module, "hash", lambda _: 0, raising=False)
+        assert Vocab.of(words).sound()
+        if words:
+            bad = data.draw(st.sampled_from([*words, ""]))
+            at = data.draw(st.integers(0, len(words)))
+            assert not Vocab.of([*words[:at], bad, *words[at:]]).sound()
+        else:
+            assert not Vocab.of(["", "alpha"]).sound()
+
+
+@settings(max_examples=200, deadline=None)
 @given(st.integers(0, 10**15), st.integers(0, 3))
 def test_numbers_are_their_own_stems(number: int, zeros: int) -> None:
     # The stem caches skip numbers on the grounds that Snowball leaves them as they are.

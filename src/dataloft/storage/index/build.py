@@ -86,7 +86,7 @@ def build_terms(session: Session, dataset_id: str) -> Terms:
             yield pk, text, row
 
     index = RowTerms.build(records())
-    return Terms(index, np.frombuffer(fps, dtype=np.int64).copy())
+    return Terms(index, np.array(fps, dtype=np.int64))
 
 
 def flat(index: RowTerms) -> bool:

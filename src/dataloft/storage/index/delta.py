@@ -64,10 +64,7 @@ def catalog(session: Session, dataset_id: str) -> Catalog:
     while rows := cursor.fetchmany(_FETCH):
         pks.extend(r[0] for r in rows)
         fps.extend(fingerprint(r[1], r[2]) for r in rows)
-    return Catalog(np.frombuffer(pks, dtype=np.int64).copy() if pks
-                   else np.zeros(0, dtype=np.int64),
-                   np.frombuffer(fps, dtype=np.int64).copy() if fps
-                   else np.zeros(0, dtype=np.int64))
+    return Catalog(np.array(pks, dtype=np.int64), np.array(fps, dtype=np.int64))
 
 
 def unchanged(pks: np.ndarray, fps: np.ndarray, now: Catalog) -> tuple[np.ndarray, np.ndarray]:

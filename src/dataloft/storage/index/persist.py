@@ -248,7 +248,7 @@ def _terms(copy: Path, array: Any) -> Terms:
     index = RowTerms(array("t_pks"), rows, array("t_row_of"))
     terms = Terms(index, array("t_fps"))
     n, postings = len(rows.pks), len(rows.docs)
-    if not (len(rows.starts) == len(vocab) + 1
+    if not (vocab.sound() and len(rows.starts) == len(vocab) + 1
             and len(rows.length) == n and len(rows.tf) == postings
             and (not len(rows.starts) or int(rows.starts[-1]) == postings)
             and len(index.row_of) == len(index.pks) == len(terms.fps)

@@ -56,10 +56,7 @@ class RowTerms:
         # C arrays, not lists: a list of 1M ints is 36 MB against 8 MB.
         pks, row_of = array("q"), array("q")
         index = TermIndex.build(_joined(records, pks, row_of))
-        return cls(np.frombuffer(pks, dtype=np.int64).copy() if pks
-                   else np.zeros(0, dtype=np.int64), index,
-                   np.frombuffer(row_of, dtype=np.int64).copy() if row_of
-                   else np.zeros(0, dtype=np.int64))
+        return cls(np.array(pks, dtype=np.int64), index, np.array(row_of, dtype=np.int64))
 
     @cached_property
     def groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -262,8 +262,7 @@ def _analyse(rows: Iterable[tuple[int, str]], vocab: Growing
         at = cursor[term] + np.arange(len(term)) - (np.cumsum(counts) - counts)[term]
         doc[at], tf[at] = part_doc + np.int32(start), part_tf
         cursor += counts
-    return (np.frombuffer(pks, dtype=np.int64).copy() if pks else np.zeros(0, dtype=np.int64),
-            df, doc, tf, np.concatenate(lengths))
+    return np.array(pks, dtype=np.int64), df, doc, tf, np.concatenate(lengths)
 
 
 def _batch(rows: list[tuple[int, str]], ids_of: Callable[[str], int], pks: array[int],
@@ -281,10 +280,9 @@ def _batch(rows: list[tuple[int, str]], ids_of: Callable[[str], int], pks: array
         pks.append(pk)
         per_doc.append(len(flat) - before)
     n = len(rows)
-    ids = np.frombuffer(flat, dtype=np.int32) if flat else np.zeros(0, dtype=np.int32)
+    ids = np.array(flat, dtype=np.int32)
     kept = ids >= 0
-    doc_of = np.repeat(np.arange(n, dtype=np.int32), np.frombuffer(per_doc, dtype=np.int64)
-                       if per_doc else np.zeros(0, dtype=np.int64))[kept]
+    doc_of = np.repeat(np.arange(n, dtype=np.int32), np.array(per_doc, dtype=np.int64))[kept]
     # One key per (term, doc) occurrence, sorted: by term, then document.
     keys = ids[kept].astype(np.int64)
     lengths.append(np.bincount(doc_of, minlength=n).astype(np.float32))

@@ -109,6 +109,19 @@ class Vocab(Mapping[str, int]):
         start, end = self._span(tid)
         return self._blob[start:end].decode("utf-8")
 
+    def sound(self) -> bool:
+        """Whether every term is non-empty and here once. What `of` and `grow` make always
+        is; a saved copy whose writer erred need not be, and its checksums cannot tell: a
+        repeated term's second id would never be looked up, so its postings would be lost."""
+        starts = np.concatenate(([0], self._ends[:-1] + 1))
+        if (self._ends <= starts).any():
+            return False
+        # Equal terms have equal hashes: only those need their bytes compared.
+        tie = np.flatnonzero(self._hashes[1:] == self._hashes[:-1])
+        at = np.union1d(tie, tie + 1).tolist()
+        pairs = {(int(self._hashes[i]), self.term(int(self._ids[i]))) for i in at}
+        return len(pairs) == len(at)
+
     @property
     def nbytes(self) -> int:
         return len(self._blob) + self._ends.nbytes + self._hashes.nbytes + self._ids.nbytes
