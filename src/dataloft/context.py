@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from dataloft.assistants import service as assistants
@@ -178,7 +179,8 @@ def _start_workers(settings: Settings, db: Database, blobs: BlobStore, index: In
         SYNC_JOB: SyncHandler(db, blobs, index, embedder, ExtractLimits(
             memory_bytes=settings.extract_memory_mb << 20,
             timeout_s=settings.extract_timeout_seconds,
-            sync_timeout_s=settings.sync_timeout_seconds), settings.job_lease_seconds),
+            sync_timeout_s=settings.sync_timeout_seconds), settings.job_lease_seconds,
+            prepare_parallel=settings.sync_prepare_parallel or min(os.cpu_count() or 1, 4)),
         REINDEX_JOB: ReindexHandler(db, index, embedder),
         queue.BLOB_DELETE: BlobDeleteHandler(db, blobs),
         EXPIRE_JOB: FileExpireHandler(db, index),

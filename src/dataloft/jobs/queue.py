@@ -260,6 +260,27 @@ def _changed(session: Session, statement: Update) -> int:
     return int(result.rowcount)
 
 
+def queued_under(session: Session, serial_key: str, limit: int
+                 ) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, kind, payload) of the jobs queued under `serial_key`, in the order a claim takes
+    them within the key (`claim`: run_after, then id), at most `limit`."""
+    rows = session.execute(select(Job.id, Job.kind, Job.payload).where(
+        Job.serial_key == serial_key, Job.state == "queued")
+        .order_by(Job.run_after, Job.id).limit(limit))
+    return [(job_id, kind, dict(payload)) for job_id, kind, payload in rows]
+
+
+def waiting_or_held(session: Session, job_id: str, owner_prefix: str) -> bool:
+    """Whether the job is queued, or running under a lease whose owner starts with
+    `owner_prefix` (a worker of this process took it)."""
+    row = session.execute(select(Job.state, Job.lease_owner).where(Job.id == job_id)).first()
+    if row is None:
+        return False
+    state, owner = row
+    return bool(state == "queued" or (state == "running" and owner is not None
+                                      and owner.startswith(owner_prefix)))
+
+
 def pending(session: Session, kind: str) -> bool:
     """Whether a job of `kind` is queued or running."""
     return session.scalar(select(Job.id).where(

@@ -21,6 +21,12 @@ from dataloft.models import Job
 log = logging.getLogger("dataloft.jobs")
 
 
+def process_owner() -> str:
+    """The start of every lease owner name this process's pools use: a job held under one
+    is run by a handler in this process."""
+    return f"{socket.gethostname()}:{os.getpid()}:"
+
+
 class JobFailed(Exception):
     """A typed, final failure: no retry. `code` is machine-readable, the message is for people."""
 
@@ -56,7 +62,7 @@ class WorkerPool:
         self.db = db
         self.handlers = handlers
         self.config = config
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = f"{process_owner()}{id(self):x}"
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -102,6 +108,10 @@ class WorkerPool:
             t.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             unfinished = list(self._running.values())
+        for handler in self.handlers.values():
+            close = getattr(handler, "close", None)  # work a handler runs beside its jobs
+            if callable(close):
+                close()
         for lease in unfinished:
             log.warning("job %s did not finish before shutdown; giving its lease back",
                         lease.job_id)

@@ -19,6 +19,11 @@ from dataloft.models import Attachment, Dataset
 SYNC_JOB = "dataset.sync"
 
 
+def serial_key(dataset_id: str) -> str:
+    """The queue key of a dataset's syncs: one runs at a time, in the order queued."""
+    return f"dataset:{dataset_id}"
+
+
 def request_sync(session: Session, principal: Principal, dataset_id: str, file_id: str,
                  cooldown_s: float, max_attempts: int = 3) -> Attachment:
     """Queue a sync of one attachment; refused while the last request is under cooldown."""
@@ -46,7 +51,7 @@ def queue_sync(session: Session, dataset: Dataset, link: Attachment, max_attempt
     """Enqueue the sync job and its event, in the caller's transaction."""
     link.sync_requested_at = now_ms()
     job = queue.enqueue(session, SYNC_JOB, {"datasetId": dataset.id, "fileId": link.file_id},
-                        org_id=dataset.org_id, serial_key=f"dataset:{dataset.id}",
+                        org_id=dataset.org_id, serial_key=serial_key(dataset.id),
                         max_attempts=max_attempts)
     events.emit(session, dataset.org_id, "sync.queued", dataset_id=dataset.id,
                 file_id=link.file_id, jobId=job.id)

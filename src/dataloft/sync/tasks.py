@@ -45,7 +45,9 @@ from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
 from dataloft.storage.blobs.base import BlobStore
 from dataloft.storage.index.base import Index
+from dataloft.sync.ahead import PrepareAhead
 from dataloft.sync.build import build_records, file_meta
+from dataloft.sync.service import SYNC_JOB, serial_key
 from dataloft.tables import catalog, snapshot
 
 EMBED_BATCH = 512
@@ -111,6 +113,17 @@ class SyncHandler:
     embedder: Embedder
     limits: ExtractLimits = ExtractLimits()
     lease_seconds: float = 30.0  # DATALOFT_JOB_LEASE_SECONDS: a commit renews it
+    # Files of one dataset prepared at once, the running sync included
+    # (DATALOFT_SYNC_PREPARE_PARALLEL; 1: one after another, as the queue hands them out).
+    prepare_parallel: int = 1
+
+    def __post_init__(self) -> None:
+        self.ahead = PrepareAhead(self.db, self.prepare_parallel - 1, SYNC_JOB, self.plan_of,
+                                  self._produce_ahead, self._discard)
+
+    def close(self) -> None:
+        """Stop the preparations running ahead (the pool stops)."""
+        self.ahead.close()
 
     def failed(self, session: Session, job_id: str, payload: dict[str, object], code: str,
                message: str) -> None:
@@ -125,38 +138,63 @@ class SyncHandler:
         deadline = Deadline(self.limits.sync_timeout_s, started)
         plan = self.prepare(lease)
         if plan is None:
+            self.ahead.forget(lease.job_id)
             return
         with ExitStack() as stack:
-            product = (self.produce(plan, alive, deadline, stack) if plan.source
-                       else Product(None, 0, 0, []))
+            product = self._product(lease, plan, alive, deadline, stack)
             if product is None or not alive():
                 return
             deadline.check()
             self.commit(lease, plan, product, started, deadline)
 
+    def _product(self, lease: Lease, plan: Plan, alive: Callable[[], bool],
+                 deadline: Deadline, stack: ExitStack) -> Product | None:
+        """What the commit writes: prepared ahead of this sync if it still fits (ahead.py),
+        else made now; meanwhile the next queued files of the dataset start ahead."""
+        if not plan.source:
+            return Product(None, 0, 0, [])
+        entry = self.ahead.take(lease.job_id, plan)
+        self.ahead.look_ahead(serial_key(plan.dataset_id), plan.file_id)
+        if entry is not None:
+            product = self.ahead.wait(entry, alive, deadline.check)
+            if product is not None:
+                stack.enter_context(entry.stack)  # its spools close with this sync
+                return product
+            if not alive():
+                return None
+        return self.produce(plan, alive, deadline, stack)
+
+    def _produce_ahead(self, plan: Plan, alive: Callable[[], bool], stack: ExitStack
+                       ) -> Product | None:
+        # Its own deadline: the sync's starts when the queue hands the job out. No vector
+        # reuse: `take` hands the product over only while the file has no records.
+        return self.produce(plan, alive, Deadline(self.limits.sync_timeout_s,
+                                                  time.monotonic()), stack, reuse=False)
+
+    def _discard(self, product: Product) -> None:
+        """A product no sync will commit: its table snapshots are named by no row."""
+        for table in product.tables:
+            if table.blob_key:
+                self.blobs.delete(table.blob_key)
+
     def prepare(self, lease: Lease) -> Plan | None:
         """Read the attachment and file; None when either is gone (nothing to undo)."""
         dataset_id, file_id = str(lease.payload["datasetId"]), str(lease.payload["fileId"])
         with self.db.write() as session:
-            link = datasets.attachment(session, dataset_id, file_id)
-            file = file_rows.file_by_id(session, file_id)
-            if link is None or file is None:
+            plan = _read_plan(session, dataset_id, file_id)
+            if plan is None:
                 queue.finish(session, lease)
                 return None
-            _log_start(session, lease, file.org_id, dataset_id, file_id)
-            dataset = dataset_rows.dataset_by_id(session, dataset_id)
-            # A file's own chunking (set through the OpenAI surface) wins over its dataset's.
-            settings = {**(dataset.settings if dataset else {}), **(link.chunking or {})}
-            overlap = settings.get("recordOverlapTokens")  # None: 12% of max_tokens
-            return Plan(dataset_id=dataset_id, file_id=file_id, org_id=file.org_id,
-                        version=file.version, blob_key=file.blob_key,
-                        source=link.type == "source", name=file.name,
-                        content_type=file.content_type, created_at=file.created_at,
-                        max_tokens=int(settings.get("recordMaxTokens") or DEFAULT_MAX_TOKENS),
-                        overlap=None if overlap is None else int(overlap))
+            _log_start(session, lease, plan.org_id, dataset_id, file_id)
+            return plan
+
+    def plan_of(self, dataset_id: str, file_id: str) -> Plan | None:
+        """What `prepare` would read now, read only (a sync prepared ahead)."""
+        with self.db.read() as session:
+            return _read_plan(session, dataset_id, file_id)
 
     def produce(self, plan: Plan, alive: Callable[[], bool], deadline: Deadline,
-                stack: ExitStack) -> Product | None:
+                stack: ExitStack, reuse: bool | None = None) -> Product | None:
         """Records with vectors and table snapshots; None if the lease was lost.
 
         Nothing here holds a whole file: the extracted items and the built records live
@@ -176,7 +214,8 @@ class SyncHandler:
         tables = pool.submit(self._write_tables, plan, file_type, items, extraction, deadline)
         out = stack.enter_context(Spool("dataloft-records-"))
         try:
-            built = self._build(plan, file_type, items, out, alive, deadline, pool, extraction)
+            built = self._build(plan, file_type, items, out, alive, deadline, pool, extraction,
+                                reuse)
         finally:
             wait([extraction])
             wait([tables])
@@ -271,15 +310,17 @@ class SyncHandler:
 
     def _build(self, plan: Plan, file_type: str | None, items: Spool, out: Spool,
                alive: Callable[[], bool], deadline: Deadline, pool: ThreadPoolExecutor,
-               extraction: Future[confined.Spooled]) -> tuple[int, int] | None:
+               extraction: Future[confined.Spooled], reuse: bool | None = None
+               ) -> tuple[int, int] | None:
         """Build, embed and spool the records a batch at a time, following the extraction:
         (count, reused vectors); None if the lease was lost meanwhile. One batch embeds in
         `pool` while the next is built, so at most two batches are held. A failed
         extraction stops it at the next batch (its error is the sync's)."""
         built = build_records(self._file(plan), items.items(), plan.max_tokens,
                               overlap_tokens=plan.overlap, file_type=file_type)
-        with self.db.read() as session:  # else no vector to reuse: no lookup per batch
-            reuse = records.file_has_records(session, plan.dataset_id, plan.file_id)
+        if reuse is None:
+            with self.db.read() as session:  # else no vector to reuse: no lookup per batch
+                reuse = records.file_has_records(session, plan.dataset_id, plan.file_id)
         count = reused = 0
         pending: tuple[list[NewRecord], Future[int]] | None = None
         while True:
@@ -359,6 +400,23 @@ class SyncHandler:
             for record in todo:
                 record.vector = blobs[record.text]
         return len(batch) - len(todo)
+
+
+def _read_plan(session: Session, dataset_id: str, file_id: str) -> Plan | None:
+    link = datasets.attachment(session, dataset_id, file_id)
+    file = file_rows.file_by_id(session, file_id)
+    if link is None or file is None:
+        return None
+    dataset = dataset_rows.dataset_by_id(session, dataset_id)
+    # A file's own chunking (set through the OpenAI surface) wins over its dataset's.
+    settings = {**(dataset.settings if dataset else {}), **(link.chunking or {})}
+    overlap = settings.get("recordOverlapTokens")  # None: 12% of max_tokens
+    return Plan(dataset_id=dataset_id, file_id=file_id, org_id=file.org_id,
+                version=file.version, blob_key=file.blob_key,
+                source=link.type == "source", name=file.name,
+                content_type=file.content_type, created_at=file.created_at,
+                max_tokens=int(settings.get("recordMaxTokens") or DEFAULT_MAX_TOKENS),
+                overlap=None if overlap is None else int(overlap))
 
 
 def _log_start(session: Session, lease: Lease, org_id: str, dataset_id: str,
