@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from dataloft.app import create_app
@@ -28,8 +30,8 @@ from dataloft.sync.tasks import SyncHandler
 from tests.conftest import KEY, BackendSettings
 from tests.support.api import create_dataset, create_file
 
-WORDS = ("tide harbour lantern cedar quartz meadow falcon ember willow granite orchid "
-         "comet river signal velvet anchor").split()
+WORDS = ["tide", "harbour", "lantern", "cedar", "quartz", "meadow", "falcon", "ember",
+         "willow", "granite", "orchid", "comet", "river", "signal", "velvet", "anchor"]
 
 
 @pytest.fixture
@@ -228,4 +230,72 @@ def test_a_file_changed_before_its_turn_syncs_its_new_version(client: TestClient
     with ctx.db.read() as session:
         texts = session.scalars(select(Record.text).where(Record.file_id == changed)).all()
     assert texts == ["id: 1\nname: zeppelin"]
+    assert not _unnamed_blobs(ctx)
+
+
+# --- any script of syncs, detaches and setting changes: the serial outcome -----------------
+
+Step = tuple[str, int]
+SYNC = st.tuples(st.just("sync"), st.integers(0, 3))
+STEPS = st.one_of(
+    SYNC, SYNC,
+    st.tuples(st.just("run"), st.just(0)),
+    st.tuples(st.just("detach"), st.integers(0, 3)),
+    st.tuples(st.just("tokens"), st.sampled_from([40, 120])),
+)
+
+
+def _replay(client: TestClient, pool: WorkerPool, ds: str, files: list[str],
+            steps: list[Step]) -> None:
+    attached: set[str] = set()
+    for kind, arg in steps:
+        if kind == "run":
+            pool.run_once()
+        elif kind == "sync":
+            file_id = files[arg]
+            if file_id not in attached:
+                r = client.post(f"/api/v1/dataset/{ds}/file/{file_id}/attach",
+                                json={"type": "source"})
+                assert r.status_code == 200, r.text
+                attached.add(file_id)
+            r = client.post(f"/api/v1/dataset/{ds}/file/{file_id}/sync", json={})
+            assert r.status_code == 200, r.text
+        elif kind == "detach" and files[arg] in attached:
+            r = client.post(f"/api/v1/dataset/{ds}/file/{files[arg]}/detach",
+                            json={"deleteRecords": True})
+            assert r.status_code == 200, r.text
+            attached.discard(files[arg])
+        elif kind == "tokens":
+            r = client.post(f"/api/v1/dataset/{ds}/update", json={"recordMaxTokens": arg})
+            assert r.status_code == 200, r.text
+    _drain(pool)
+
+
+@pytest.fixture
+def script_files(client: TestClient) -> list[str]:
+    broken = create_file(client, b"%PDF-1.7 not a pdf", name="broken.pdf",
+                         content_type="application/pdf")
+    return [*_files(client, 3), broken]
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(first=st.lists(SYNC, min_size=2, max_size=4),
+       steps=st.lists(STEPS, min_size=2, max_size=12))
+def test_any_script_ends_as_one_after_another(client: TestClient, script_files: list[str],
+                                              first: list[Step], steps: list[Step]) -> None:
+    """Syncs queued first (some files twice, a broken one), then any mix of turns taken,
+    syncs asked, files detached and chunking changed: the serial records and events."""
+    ctx = _ctx(client)
+    steps = first + steps
+    serial_ds, ahead_ds = create_dataset(client), create_dataset(client)
+    serial, _ = _pool(ctx, 1)
+    ahead, handler = _pool(ctx, 3)
+    _replay(client, serial, serial_ds, script_files, steps)
+    _replay(client, ahead, ahead_ds, script_files, steps)
+    handler.ahead.settle()
+    assert _records(ctx, ahead_ds) == _records(ctx, serial_ds)
+    assert _events(client, ahead_ds) == _events(client, serial_ds)
+    assert _attachments(client, ahead_ds) == _attachments(client, serial_ds)
+    assert not handler.ahead.pending()
     assert not _unnamed_blobs(ctx)

@@ -93,7 +93,7 @@ class PrepareAhead:
             if repeated or job_id in self._entries:
                 continue
             plan = self._plan_of(str(payload.get("datasetId")), file_id)
-            if plan is None or not plan.source:
+            if plan is None or not plan.source or self._has_records(plan):
                 continue
             self._start(job_id, plan)
             free -= 1
@@ -144,16 +144,18 @@ class PrepareAhead:
                     and datasets.attachment(session, entry.plan.dataset_id,
                                             entry.plan.file_id) is not None)
 
+    def _has_records(self, plan: Plan) -> bool:
+        """A re-sync reuses the vectors it finds then: it prepares in its turn."""
+        with self.db.read() as session:
+            return records.file_has_records(session, plan.dataset_id, plan.file_id)
+
     def take(self, job_id: str, plan: Plan) -> Prepared | None:
         """The preparation of `job_id`, if one runs or ran here and still fits `plan`."""
         with self._lock:
             entry = self._entries.pop(job_id, None)
         if entry is None:
             return None
-        with self.db.read() as session:
-            fits = entry.plan == plan and not records.file_has_records(
-                session, plan.dataset_id, plan.file_id)
-        if not fits:
+        if entry.plan != plan or self._has_records(plan):
             self.drop(entry)
             return None
         entry.taken.set()
