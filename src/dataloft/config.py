@@ -62,9 +62,10 @@ class Settings(BaseSettings):
     # file fails with `processing_timeout`, not retried.
     sync_timeout_seconds: float = Field(default=600.0, gt=0)
     # Files of one dataset whose syncs prepare (extract, chunk, embed) at once, the running
-    # one included; commits stay one at a time, in queue order (sync/ahead.py). 0: one per
-    # core, at most 4; 1: one after another.
-    sync_prepare_parallel: int = Field(default=0, ge=0)
+    # one included; commits stay one at a time, in queue order (sync/ahead.py). 1 (the
+    # default): one after another; 0: one per core, at most 4. Off by default: in threads
+    # of one process it measured no gain (docs/benchmarks.md §32).
+    sync_prepare_parallel: int = Field(default=1, ge=0)
     # How long a request waits for a database connection (on SQLite: the one writer, which
     # a big sync's commit holds for minutes) before answering 503 SERVICE_BUSY.
     write_wait_seconds: float = Field(default=300.0, gt=0)

@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -68,6 +68,13 @@ class PrepareAhead:
         self._entries: dict[str, Prepared] = {}
         self._owner = process_owner()
         self.handed = 0  # products a sync took (for tests and logs)
+        # Set while no sync of this process commits: a preparation running ahead waits at
+        # its next batch meanwhile. Its record building and pickling hold the GIL, and
+        # beside a commit (inserts, the index delta: Python too) both ran slower than one
+        # after another (docs/benchmarks.md §32).
+        self._quiet = threading.Event()
+        self._quiet.set()
+        self._commits = 0
 
     def look_ahead(self, serial_key: str, running_file: str) -> None:
         """Start preparing the syncs queued next under `serial_key`, up to the free slots:
@@ -127,7 +134,24 @@ class PrepareAhead:
                 if not entry.done.done():
                     entry.done.set_result(None)
 
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        """Around a sync's commit: the preparations running ahead pause."""
+        with self._lock:
+            self._commits += 1
+            self._quiet.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._commits -= 1
+                if not self._commits:
+                    self._quiet.set()
+
     def _alive(self, entry: Prepared) -> bool:
+        while not entry.taken.is_set() and not entry.stop.is_set():
+            if self._quiet.wait(CHECK_EVERY_S):
+                break
         if entry.stop.is_set():
             return False
         if entry.taken.is_set():

@@ -145,7 +145,8 @@ class SyncHandler:
             if product is None or not alive():
                 return
             deadline.check()
-            self.commit(lease, plan, product, started, deadline)
+            with self.ahead.committing():
+                self.commit(lease, plan, product, started, deadline)
 
     def _product(self, lease: Lease, plan: Plan, alive: Callable[[], bool],
                  deadline: Deadline, stack: ExitStack) -> Product | None:
