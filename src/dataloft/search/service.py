@@ -7,8 +7,7 @@ best hit is, which matters when one side is confident and the other is not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -151,8 +150,7 @@ def search(session: Session, index: Index, embedder: Embedder, principal: Princi
     min_score = dataset.settings.get("searchMinScore")
     if min_score is not None:
         hits = [(pk, s) for pk, s in hits if s >= float(min_score)]
-    rows = index.rows(session, dataset.id, [pk for pk, _ in hits]) if hits else None
-    return top(session, hits, take, rows)
+    return top(session, hits, take)
 
 
 def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Found, float]]:
@@ -162,38 +160,21 @@ def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Found, f
     return [(by_pk[pk], score) for pk, score in hits if pk in by_pk]
 
 
-def top(session: Session, hits: list[tuple[int, float]], take: int,
-        index_rows: np.ndarray | None = None) -> list[tuple[Found, float]]:
+def top(session: Session, hits: list[tuple[int, float]], take: int
+        ) -> list[tuple[Found, float]]:
     """The records of the first `take` hits, in order, one per table row: a row over the
     token budget is several records (`part` 1, 2...), of which only the best ranked is
     kept, as the row was one record before it had to be split (and a result list of one
-    row's parts crowds out the other rows). `index_rows` (the index's row of each hit, if
-    known) only sizes the batches: the same records come back, fewer are loaded."""
-    return pick(hits, take, partial(load, session), index_rows)
-
-
-def pick(hits: list[tuple[int, float]], take: int,
-         loader: Callable[[list[tuple[int, float]]], list[tuple[Found, float]]],
-         index_rows: np.ndarray | None = None) -> list[tuple[Found, float]]:
-    """top() with the records read by `loader`, a batch of hits at a time."""
+    row's parts crowds out the other rows)."""
     out: list[tuple[Found, float]] = []
     rows: set[tuple[Any, ...]] = set()
-    firsts = None if index_rows is None else _first_of_rows(index_rows)
     start = 0
     while len(out) < take and start < len(hits):
-        missing = take - len(out)
-        if firsts is None:
-            # More than is missing: a split row's parts tend to rank together, and a
-            # round trip for each batch costs more than a few spare rows.
-            end = start + LOAD_AHEAD * missing
-        else:
-            # Up to the hit that opens the missing-th row not seen before: a batch that
-            # holds as many new rows as are missing, not three records per row.
-            at = int(np.searchsorted(firsts, start)) + missing - 1
-            end = int(firsts[at]) + 1 if at < len(firsts) else len(hits)
-        batch = hits[start:end]
+        # More than is missing: a split row's parts tend to rank together, and a round
+        # trip for each batch costs more than a few spare rows.
+        batch = hits[start:start + LOAD_AHEAD * (take - len(out))]
         start += len(batch)
-        for record, score in loader(batch):
+        for record, score in load(session, batch):
             if len(out) == take:
                 break
             row = row_of_part(record)
@@ -203,12 +184,6 @@ def pick(hits: list[tuple[int, float]], take: int,
                 rows.add(row)
             out.append((record, score))
     return out
-
-
-def _first_of_rows(index_rows: np.ndarray) -> np.ndarray:
-    """Positions, ascending, of the hits that are the first of their index row."""
-    _, first = np.unique(index_rows, return_index=True)
-    return np.sort(first)
 
 
 def row_of_part(record: Found) -> tuple[Any, ...] | None:

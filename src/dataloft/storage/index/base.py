@@ -11,10 +11,6 @@ Contract (tests/contract/test_index.py runs it against every adapter):
 - Both read from the session's snapshot: a search during a re-sync sees the old records
   or the new ones, never a mix.
 - `vectors(pks)` returns the stored embeddings of those records (for reuse on re-sync).
-- `rows(dataset_id, pks)`: a number per pk, equal for parts of one table row as the index
-  groups them (rows.py), distinct for pks it does not know; None when the adapter has no
-  such numbers at hand (then nothing is assumed). A hint for how many records to load,
-  never a filter: answers stay decided by the records' own meta.
 - `settle(dataset_id, timeout_s)`, called by a sync after its records committed and before
   it announces completion, brings whatever in-process structures the adapter keeps up to
   the dataset's committed records, waiting at most `timeout_s` (never failing: past it the
@@ -51,8 +47,6 @@ class Index(Protocol):
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]: ...
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]: ...
-    def rows(self, session: Session, dataset_id: str, pks: Sequence[int]
-             ) -> np.ndarray | None: ...
     @property
     def settles(self) -> bool: ...
     def settle(self, dataset_id: str, timeout_s: float) -> None: ...

@@ -172,10 +172,6 @@ class PostgresIndex:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def rows(self, session: Session, dataset_id: str, pks: Sequence[int]
-             ) -> np.ndarray | None:
-        return None  # no row numbers in memory here; a page loads as it always did
-
     def lexical(self, session: Session, dataset_ids: Sequence[str], query: str, k: int,
                 restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
         terms = self._terms(session, query)

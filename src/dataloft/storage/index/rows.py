@@ -15,7 +15,7 @@ for a part (a record whose meta has `part`), the record's own pk for any other r
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -68,27 +68,6 @@ class RowTerms:
             else np.argsort(self.row_of, kind="stable")
         first = np.cumsum(count) - count
         return first, count, members
-
-    @cached_property
-    def _by_pk(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """(pks ascending, their record numbers; None when `pks` already ascends, as a
-        build and an update in pk order leave it)."""
-        if not len(self.pks) or bool(np.all(np.diff(self.pks) > 0)):
-            return self.pks, None
-        order = np.argsort(self.pks, kind="stable")
-        return self.pks[order], order
-
-    def row_numbers(self, pks: Sequence[int]) -> np.ndarray:
-        """The row of each pk; -1 - i for the i-th pk if it is not a record here, so that
-        unknown pks never share a row."""
-        wanted = np.asarray(pks, dtype=np.int64)
-        ascending, order = self._by_pk
-        if not len(ascending):
-            return -1 - np.arange(len(wanted), dtype=np.int64)
-        at = np.minimum(np.searchsorted(ascending, wanted), len(ascending) - 1)
-        found = ascending[at] == wanted
-        records = at if order is None else order[at]
-        return np.where(found, self.row_of[records], -1 - np.arange(len(wanted)))
 
     def scores(self, query: str) -> np.ndarray | None:
         """BM25 of every record's row (0 where no term matches); None if no term is known."""

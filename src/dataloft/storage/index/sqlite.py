@@ -1,19 +1,20 @@
 """SQLite index adapter: BM25 and exact vector search, both in memory over NumPy arrays.
 
-Loadable SQLite extensions are unavailable on many Python builds, so vectors live as float32 blobs
-in `record_vectors`, and the records table itself is the text store. Per dataset, a term index
-(storage/index/terms.py, one document per table row: rows.py) and a vector matrix are built on
-first use and cached per process, keyed on `datasets.index_version` read in the caller's snapshot,
-so a cached structure is only ever used with the records it was built from. Datasets of at least
-`ann_min_records` vectors also get an HNSW graph and are searched approximately unless a
-restriction leaves few rows (storage/index/ann.py); exact otherwise. When the version moved, the
-cached structure is brought up to date by a delta (only new or changed records are read and
-analysed; storage/index/delta.py, rowdelta.py for table rows split into parts) instead of rebuilt,
-and a commit that wrote to the index warms its datasets' structures on a background thread, so the
-first search after a sync finds them ready. A matrix keeps its predecessor's graph while the rows
-the graph lacks or holds dead stay under `ANN_STALE_SHARE` of the matrix: those it lacks are scored
-exactly with the graph's candidates; past the share, a fresh graph is built in the background
-(exact scan until then).
+Loadable SQLite extensions are unavailable on many Python builds, so vectors live as
+float32 blobs in `record_vectors`, and the records table itself is the text store. Per
+dataset, a term index (storage/index/terms.py, one document per table row: rows.py) and a
+vector matrix are built on first use and cached per process, keyed on
+`datasets.index_version` read in the caller's snapshot, so a cached structure is only ever
+used with the records it was built from. Datasets of at least `ann_min_records` vectors
+also get an HNSW graph and are searched approximately unless a restriction leaves few rows
+(storage/index/ann.py); exact otherwise. When the version moved, the cached structure is
+brought up to date by a delta (only new or changed records are read and analysed;
+storage/index/delta.py, rowdelta.py for table rows split into parts) instead of rebuilt, and a
+commit that wrote to the index warms its datasets' structures on a background thread, so
+the first search after a sync finds them ready. A matrix keeps its predecessor's graph
+while the rows the graph lacks or holds dead stay under `ANN_STALE_SHARE` of the matrix:
+those it lacks are scored exactly with the graph's candidates; past the share, a fresh
+graph is built in the background (exact scan until then).
 
 With a store (the app gives `{data_dir}/index`), structures brought up to date are saved
 there in the background (persist.py), and a process whose cache lacks a dataset starts
@@ -42,6 +43,8 @@ from dataloft.errors import Busy
 from dataloft.models import Dataset, Record, RecordVector
 from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist, restricted
 from dataloft.storage.index.base import IndexRow
+from dataloft.storage.index.build import TooBig
+from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.structures import Approx, Matrix
 from dataloft.storage.index.terms import query_terms, top
 
@@ -98,7 +101,7 @@ class SqliteIndex:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified when _cache changes
         self._building: dict[tuple[str, str], threading.Lock] = {}
-        self._catalogs: OrderedDict[tuple[str, int], delta.Catalog] = OrderedDict()
+        self._catalogs: OrderedDict[tuple[str, int], Catalog] = OrderedDict()
         self._runs = 0  # warmer runs begun; _warmed: the last one to finish, per dataset
         self._warmed: dict[str, int] = {}
 
@@ -286,10 +289,6 @@ class SqliteIndex:
                 return hits
         return top(mapped.scores(matrix.vectors, query), matrix.pks, k, allowed)
 
-    def rows(self, session: Session, dataset_id: str, pks: Sequence[int]) -> np.ndarray | None:
-        cached = self._cache.get(("terms", dataset_id))  # a hint (base.py): any version does
-        return None if cached is None else cached[1].index.row_numbers(pks)
-
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
         for i in range(0, len(pks), _BATCH):
@@ -318,7 +317,7 @@ class SqliteIndex:
         try:
             return self._update(key, session, version, int(row.embedding_dimension or 0),
                                 pending, deadline, records)
-        except build.TooBig:
+        except TooBig:
             # A build, or a delta too big to make here: the warmer makes it, and this
             # search waits for it up to the bound.
             self.warm(dataset_id)
@@ -345,7 +344,7 @@ class SqliteIndex:
             limit = None if deadline is None else self.inline_records
             made = build.size(None if base is None else base[1])
             if limit is not None and records is not None and records - made > limit:
-                raise build.TooBig  # without reading the catalog first (seconds at 1M records)
+                raise TooBig  # without reading the catalog first (seconds at 1M records)
             now = self._catalog(session, dataset_id, version, pending)
             built: Any
             if kind == "terms":
@@ -381,10 +380,10 @@ class SqliteIndex:
             return self._cache.get(key)
 
     def _catalog(self, session: Session, dataset_id: str, version: int,
-                 pending: bool) -> Callable[[], delta.Catalog]:
+                 pending: bool) -> Callable[[], Catalog]:
         """The dataset's catalog, read once however many structures need it at a version
         (never shared out of a session with uncommitted writes)."""
-        def now() -> delta.Catalog:
+        def now() -> Catalog:
             with self._lock:
                 got = None if pending else self._catalogs.get((dataset_id, version))
             if got is None:
@@ -418,7 +417,7 @@ class SqliteIndex:
             self._changed.notify_all()
 
     def _matrix(self, session: Session, dataset_id: str, dimension: int,
-                base: Matrix | None, now: Callable[[], delta.Catalog],
+                base: Matrix | None, now: Callable[[], Catalog],
                 limit: int | None) -> Matrix | None:
         if not dimension:
             return None
