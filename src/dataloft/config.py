@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # Files of one dataset whose syncs prepare (extract, chunk, embed) at once, the running
     # one included; commits stay one at a time, in queue order (sync/ahead.py). 1 (the
     # default): one after another; 0: one per core, at most 4. Off by default: in threads
-    # of one process it measured no gain (docs/benchmarks.md §32).
+    # of one process no gain was established (docs/benchmarks.md §32).
     sync_prepare_parallel: int = Field(default=1, ge=0)
     # How long a request waits for a database connection (on SQLite: the one writer, which
     # a big sync's commit holds for minutes) before answering 503 SERVICE_BUSY.
