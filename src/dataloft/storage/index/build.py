@@ -25,7 +25,9 @@ from dataloft.storage.index.rows import RowTerms, row_key
 from dataloft.storage.index.structures import Approx, Matrix, Terms
 
 _BATCH = 500
-_FETCH = 4_096  # rows per read of a full build
+# Vectors per read of a full matrix build: it runs beside the term build (sqlite.py warm),
+# so its batch (blobs, their join, the array) adds to that build's high-water mark.
+_FETCH = 1_024
 # A delta touching more than this share of a dataset's records rebuilds instead: reading
 # everything in pk order is then cheaper than fetching most of it by pk.
 REBUILD_SHARE = 0.5
