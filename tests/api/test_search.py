@@ -166,6 +166,25 @@ def test_a_split_row_is_one_hit_and_every_part_names_it(client: TestClient) -> N
     assert all(x["meta"]["title"] == "Savanna notes" for x in split)
 
 
+def test_a_semantic_page_widens_when_one_row_fills_the_first_hits(client: TestClient) -> None:
+    """A semantic page first ranks a short list (search.service.first_depth: 64 hits for
+    take=3); a row split into more parts than that, all ranked first, leaves the list dry
+    after one row: the page is made again from the whole pool, so it still holds `take`
+    distinct rows."""
+    body = " ".join(f"Zebra herd {i} grazed near the river." for i in range(400))
+    rows = [{"id": "big", "body": body},
+            *({"id": f"o{i}", "body": f"Apples and pears in basket {i}."} for i in range(3))]
+    ds = create_dataset(client, recordMaxTokens=48)
+    done = sync(client, ds, create_file(client, ("\n".join(map(json.dumps, rows)) + "\n")
+                                        .encode(), name="rows.jsonl",
+                                        content_type="application/x-ndjson"))
+    parts = done["data"]["recordCount"] - 3
+    assert parts > 64, done
+    hits = search(client, ds, "zebra herd grazed near the river", mode="semantic", take=3)
+    ids = [h["meta"]["id"] for h in hits]
+    assert ids[0] == "big" and sorted(ids[1:]) in (["o0", "o1"], ["o0", "o2"], ["o1", "o2"]), ids
+
+
 def test_a_split_row_is_scored_as_the_whole_row(client: TestClient) -> None:
     """Lexical scores a split row as one document: a row whose parts hold a query's words
     between them outranks short rows that each hold one of them, as it did unsplit (scored

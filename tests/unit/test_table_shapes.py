@@ -30,7 +30,7 @@ _ROWS = st.lists(st.tuples(st.sampled_from(["t1", "t2"]),
                  max_size=40)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(_ROWS)
 def test_shapes_type_every_column_as_merging_every_row_does(rows: list[tuple[str, Any]]
                                                             ) -> None:

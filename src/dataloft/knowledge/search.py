@@ -75,11 +75,14 @@ def search_sources(session: Session, index: Index, embedder: Embedder, principal
                for d in datasets}
     # Several datasets share one ranking: their own weights apply only when they agree.
     weight = weights.pop() if len(weights) == 1 else search.DEFAULT_LEXICAL_WEIGHT
-    hits = search.rank(session, index, embedder, datasets, body.search, body.mode,
-                       max(search.POOL, take), restrict, weight)
     floor = {d.id: float(d.settings["searchMinScore"]) for d in datasets
              if d.settings.get("searchMinScore") is not None}
-    return [(r, s) for r, s in search.top(session, hits, take)
+
+    def ranked(depth: int) -> list[tuple[int, float]]:
+        return search.rank(session, index, embedder, datasets, body.search, body.mode, depth,
+                           restrict, weight)
+
+    return [(r, s) for r, s in search.page(session, ranked, body.mode, take)
             if s >= floor.get(r.dataset_id, s)]
 
 

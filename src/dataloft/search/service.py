@@ -7,7 +7,7 @@ best hit is, which matters when one side is confident and the other is not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -32,6 +32,8 @@ DEFAULT_LEXICAL_WEIGHT = 0.7
 POOL = 200
 # Ranked records loaded per record still missing from a result page (top()).
 LOAD_AHEAD = 3
+# Hits a semantic page asks for first (first_depth).
+SEMANTIC_FIRST = 64
 
 Mode = Literal["hybrid", "lexical", "semantic"]
 
@@ -117,7 +119,9 @@ def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence
     semantic: list[tuple[int, float]] = []
     if mode != "lexical" and vector_ids and query.strip():
         vector = embedder.embed([query])[0]
-        semantic = index.semantic(session, vector_ids, vector, pool, restrict)
+        # Alone, the semantic side ranks only what is asked (fusion needs the whole pool).
+        semantic = index.semantic(session, vector_ids, vector,
+                                  take if mode == "semantic" else pool, restrict)
     if mode == "lexical":
         return lexical[:take]
     if mode == "semantic":
@@ -143,14 +147,40 @@ def search(session: Session, index: Index, embedder: Embedder, principal: Princi
     restrict = restriction(principal, body.filter, dialect)
     take = body.take or int(dataset.settings.get("searchMaxRecords") or 10)
     weight = float(dataset.settings.get("hybridLexicalWeight", DEFAULT_LEXICAL_WEIGHT))
-    # The whole candidate list: a row's parts beyond its best are dropped below, and the
-    # rows after them move up.
-    hits = rank(session, index, embedder, [dataset], body.search, body.mode,
-                max(POOL, take), restrict, weight)
     min_score = dataset.settings.get("searchMinScore")
-    if min_score is not None:
-        hits = [(pk, s) for pk, s in hits if s >= float(min_score)]
-    return top(session, hits, take)
+
+    def ranked(depth: int) -> list[tuple[int, float]]:
+        hits = rank(session, index, embedder, [dataset], body.search, body.mode, depth,
+                    restrict, weight)
+        if min_score is not None:
+            hits = [(pk, s) for pk, s in hits if s >= float(min_score)]
+        return hits
+
+    return page(session, ranked, body.mode, take)
+
+
+def first_depth(mode: Mode, take: int) -> int:
+    """How many ranked hits a page of `take` asks for first. Hybrid fuses whole pools
+    (min-max over each side's POOL) and lexical's top-k costs the same at any depth, so
+    they take the pool at once. A semantic page rarely needs more than the records top()
+    loads first. A graph walk is as wide for 64 hits as for 200 (ann.py: EXPANSION_SEARCH,
+    the width recall@10 on real vectors asks for), so its first hits are the same; 64
+    rescores and orders fewer rows (~0.88x the ranking's CPU at 228k vectors, §31)."""
+    full = max(POOL, take)
+    return full if mode != "semantic" else min(full, max(SEMANTIC_FIRST, 2 * LOAD_AHEAD * take))
+
+
+def page(session: Session, ranked: Callable[[int], list[tuple[int, float]]], mode: Mode,
+         take: int) -> list[tuple[Found, float]]:
+    """The first `take` distinct rows of `ranked(depth)`: a row's parts beyond its best are
+    dropped, and the rows after them move up, so a short first list (first_depth) may run
+    dry: then the whole candidate list is ranked and the page made again from it."""
+    depth, full = first_depth(mode, take), max(POOL, take)
+    hits = ranked(depth)
+    out = top(session, hits, take)
+    if len(out) < take and depth < full and len(hits) >= depth:
+        out = top(session, ranked(full), take)
+    return out
 
 
 def load(session: Session, hits: list[tuple[int, float]]) -> list[tuple[Found, float]]:

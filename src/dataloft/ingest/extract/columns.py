@@ -148,16 +148,7 @@ def convert(value: Any, column_type: str) -> Any:
     if column_type == STRING:
         return _as_text(value)
     if isinstance(value, str):
-        text = value.strip()
-        if column_type == INTEGER:
-            return int(text)
-        if column_type == NUMBER:
-            return int(text) if _INT.fullmatch(text) else float(text)
-        if column_type == BOOLEAN:
-            return text.lower() in _TRUE
-        if column_type == DATETIME and _DATETIME.fullmatch(text):
-            return datetime.fromisoformat(text).isoformat()
-        return text
+        return _from_text(value.strip(), column_type)
     if isinstance(value, datetime):
         return value.date().isoformat() if column_type == DATE else value.isoformat()
     if isinstance(value, date):
@@ -165,6 +156,19 @@ def convert(value: Any, column_type: str) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def _from_text(text: str, column_type: str) -> Any:
+    """A non-empty stripped text cell as its (non-string) column's type."""
+    if column_type == INTEGER:
+        return int(text)
+    if column_type == NUMBER:
+        return int(text) if _INT.fullmatch(text) else float(text)
+    if column_type == BOOLEAN:
+        return text.lower() in _TRUE
+    if column_type == DATETIME and _DATETIME.fullmatch(text):
+        return datetime.fromisoformat(text).isoformat()
+    return text
 
 
 def unique_names(raw: Iterable[Any]) -> list[str]:
@@ -202,6 +206,11 @@ def typed_rows(names: list[str], columns: list[Column], rows: Iterable[Iterable[
     for cells in rows:
         fields = {}
         for name, ctype, cell in zip(names, types, cells, strict=False):
+            if type(cell) is str:  # every CSV cell: `convert`'s text path, inline
+                text = cell.strip()
+                if text:
+                    fields[name] = text if ctype == STRING else _from_text(text, ctype)
+                continue
             value = convert(cell, ctype)
             if value is not None:
                 fields[name] = value
