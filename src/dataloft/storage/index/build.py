@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit.vectors import from_blobs
-from dataloft.models import Dataset, Record
+from dataloft.models import Record
 from dataloft.storage.index import delta, mapped, rowdelta
 from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.rows import RowTerms, row_key
@@ -201,14 +201,3 @@ def count(session: Session, dataset_id: str) -> int:
     """The dataset's records, in the caller's snapshot (one indexed count)."""
     return int(session.scalar(select(func.count()).select_from(Record)
                               .where(Record.dataset_id == dataset_id)) or 0)
-
-
-# Read on every search (once per side): built once and run on the session's connection,
-# as the ORM execute path costs several times the indexed read (docs/decisions.md).
-_VERSION = select(Dataset.index_version, Dataset.embedding_dimension).where(
-    Dataset.id == bindparam("dataset_id"))
-
-
-def version(session: Session, dataset_id: str) -> Any:
-    """The dataset's (index_version, embedding_dimension) in the caller's snapshot."""
-    return session.connection().execute(_VERSION, {"dataset_id": dataset_id}).first()

@@ -30,14 +30,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, delete, event, select
+from sqlalchemy import ColumnElement, bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from dataloft.errors import Busy
@@ -173,23 +172,14 @@ class SqliteIndex:
                 if session.get(Dataset, dataset_id) is None:
                     self._forget_dataset(dataset_id)
                     return
-                # The matrix (SQLite reads, file writes: mostly outside the GIL) is made
-                # beside the term index (Python), each at its own snapshot's version.
-                with ThreadPoolExecutor(1, thread_name_prefix="index-matrix") as side:
-                    matrix = side.submit(self._warm_one, reader, dataset_id)
-                    self._cached("terms", session, dataset_id, bounded=False)
-                matrix.result()
+                self._cached("terms", session, dataset_id, bounded=False)
+                self._cached("vectors", session, dataset_id, bounded=False)
             with self._changed:
                 self._warmed[dataset_id] = run
                 self._changed.notify_all()
             self._save(dataset_id)
 
         self.warmer.submit(dataset_id, job)
-
-    def _warm_one(self, reader: Callable[[], AbstractContextManager[Session]],
-                  dataset_id: str) -> None:
-        with reader() as session:
-            self._cached("vectors", session, dataset_id, bounded=False)
 
     @property
     def settles(self) -> bool:
@@ -209,7 +199,7 @@ class SqliteIndex:
         self.warm(dataset_id)
         while True:
             with self.reader() as session:
-                row = build.version(session, dataset_id)
+                row = _version(session, dataset_id)
             if row is None:
                 return
             current = partial(self._current, dataset_id, int(row.index_version), mark)
@@ -312,7 +302,7 @@ class SqliteIndex:
         """A structure derived from the dataset's records, brought up to date when its
         index_version (read in the caller's snapshot) moves, so it always matches what the
         caller sees. `bounded` (a search, not the warmer): within the wait bound, if any."""
-        row = build.version(session, dataset_id)
+        row = _version(session, dataset_id)
         if row is None:
             return None
         version, key = int(row.index_version), (kind, dataset_id)
@@ -490,6 +480,17 @@ class SqliteIndex:
 def _busy(dataset_id: str) -> Busy:
     return Busy(f"the search structures of dataset {dataset_id} are being built; retry "
                 "in a few seconds", headers={"Retry-After": "2"}, reason="index_building")
+
+
+# Read on every search (once per side): built once and run on the session's connection,
+# as the ORM execute path costs several times the indexed read (docs/decisions.md).
+_VERSION = select(Dataset.index_version, Dataset.embedding_dimension).where(
+    Dataset.id == bindparam("dataset_id"))
+
+
+def _version(session: Session, dataset_id: str) -> Any:
+    """The dataset's (index_version, embedding_dimension) in the caller's snapshot."""
+    return session.connection().execute(_VERSION, {"dataset_id": dataset_id}).first()
 
 
 def _forget(session: Session) -> None:
