@@ -25,8 +25,8 @@ from dataloft.storage.index.rows import RowTerms, row_key
 from dataloft.storage.index.structures import Approx, Matrix, Terms
 
 _BATCH = 500
-# Vectors per read of a full matrix build: it runs beside the term build (sqlite.py warm),
-# so its batch (blobs, their join, the array) adds to that build's high-water mark.
+# Vectors per read of a full matrix build: its batch (blobs, their join, the array) is
+# part of the settle's high-water mark at 1M rows (docs/benchmarks.md section 29).
 _FETCH = 1_024
 # A delta touching more than this share of a dataset's records rebuilds instead: reading
 # everything in pk order is then cheaper than fetching most of it by pk.
