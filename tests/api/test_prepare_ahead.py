@@ -80,6 +80,21 @@ def _queue(client: TestClient, ds: str, file_ids: list[str]) -> None:
         assert r.status_code == 200, r.text
 
 
+def _both(client: TestClient, file_ids: list[str], parallel: int
+          ) -> tuple[str, str, SyncHandler]:
+    """(serial dataset, dataset prepared ahead, its handler): `file_ids` synced into each,
+    one after another, then with `parallel` preparations at once."""
+    ctx = _ctx(client)
+    serial_ds, ahead_ds = create_dataset(client), create_dataset(client)
+    serial, _ = _pool(ctx, 1)
+    _queue(client, serial_ds, file_ids)
+    _drain(serial)
+    ahead, handler = _pool(ctx, parallel)
+    _queue(client, ahead_ds, file_ids)
+    _drain(ahead)
+    return serial_ds, ahead_ds, handler
+
+
 def _drain(pool: WorkerPool) -> int:
     runs = 0
     while pool.run_once():
@@ -132,14 +147,7 @@ def test_files_prepared_ahead_commit_what_one_after_another_commits(client: Test
                                                                     ) -> None:
     ctx = _ctx(client)
     file_ids = _files(client, 5)
-    serial_ds, ahead_ds = create_dataset(client), create_dataset(client)
-    serial, _ = _pool(ctx, 1)
-    _queue(client, serial_ds, file_ids)
-    _drain(serial)
-
-    ahead, handler = _pool(ctx, 3)
-    _queue(client, ahead_ds, file_ids)
-    _drain(ahead)
+    serial_ds, ahead_ds, handler = _both(client, file_ids, 3)
     # The first sync prepared its own file; each later one found its product made ahead.
     assert handler.ahead.handed == 4
     assert not handler.ahead.pending()
@@ -176,14 +184,7 @@ def test_a_failing_file_does_not_stop_the_others(client: TestClient) -> None:
     good = _files(client, 3)
     broken = create_file(client, b"%PDF-1.7 this is not a pdf at all", name="broken.pdf",
                          content_type="application/pdf")
-    order = [good[0], broken, good[1], good[2]]
-    serial_ds, ahead_ds = create_dataset(client), create_dataset(client)
-    serial, _ = _pool(ctx, 1)
-    _queue(client, serial_ds, order)
-    _drain(serial)
-    pool, handler = _pool(ctx, 4)
-    _queue(client, ahead_ds, order)
-    _drain(pool)
+    serial_ds, ahead_ds, handler = _both(client, [good[0], broken, good[1], good[2]], 4)
     status = _attachments(client, ahead_ds)
     assert status[broken][0] == "failed"
     assert all(status[f][0] == "completed" for f in good)

@@ -12,9 +12,12 @@ from dataloft.ingest.extract import Row
 from dataloft.ingest.extract.columns import (
     DATETIME,
     UTC_OFFSET,
+    Column,
     TableShape,
     add_shape,
+    convert,
     merge_schema,
+    typed_rows,
 )
 
 _VALUES = st.one_of(
@@ -53,3 +56,21 @@ def test_shapes_type_every_column_as_merging_every_row_does(rows: list[tuple[str
         # Only a datetime column's offsets matter (its SQL type stays text).
         datetimes = {k for k, t in schemas[table].items() if t == DATETIME}
         assert shape.offsets & datetimes == offsets[table] & datetimes
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(_VALUES, min_size=3, max_size=3), max_size=20), st.booleans())
+def test_typed_rows_type_every_cell_as_convert_does(rows: list[list[Any]],
+                                                    parse_text: bool) -> None:
+    # typed_rows takes a text cell's path inline (a CSV's every cell): the same values.
+    names = ["a", "b", "c"]
+    columns = [Column(parse_text) for _ in names]
+    for cells in rows:
+        for column, cell in zip(columns, cells, strict=True):
+            column.observe(cell)
+    expected = [fields for cells in rows
+                if (fields := {n: v for n, c, cell in zip(names, columns, cells, strict=True)
+                               if (v := convert(cell, c.type)) is not None})]
+    typed = list(typed_rows(names, columns, rows, {"table": "t"}))
+    assert [r.fields for r in typed] == expected
+    assert [r.meta["row"] for r in typed] == list(range(1, len(expected) + 1))
