@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit import policy
+from dataloft.kit.db import Lookup
 from dataloft.kit.principal import Principal
 from dataloft.models import Attachment, Dataset, File, Job, Record
 from dataloft.records import repository as records_repository
@@ -111,15 +112,15 @@ class Searched:
 
 
 # Built once: per search, building a statement and its cache key cost more than the read.
-_SEARCHED = select(Dataset.id, Dataset.org_id, Dataset.owner_scope, Dataset.visibility,
-                   Dataset.settings, Dataset.embedding_model, Dataset.embedding_dimension
-                   ).where(Dataset.id == bindparam("dataset_id"))
+_SEARCHED = Lookup(select(Dataset.id, Dataset.org_id, Dataset.owner_scope, Dataset.visibility,
+                          Dataset.settings, Dataset.embedding_model, Dataset.embedding_dimension
+                          ).where(Dataset.id == bindparam("dataset_id")))
 
 
 def searched_dataset(session: Session, principal: Principal, dataset_id: str
                      ) -> Searched | None:
     """The dataset if the principal may see it: the policy's rule for a single object."""
-    row = session.connection().execute(_SEARCHED, {"dataset_id": dataset_id}).first()
+    row = _SEARCHED.first(session, {"dataset_id": dataset_id})
     found = Searched(*row) if row is not None else None
     return found if found is not None and policy.dataset_allowed(principal, found) else None
 

@@ -10,6 +10,7 @@ from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from dataloft.kit import policy
+from dataloft.kit.db import Lookup
 from dataloft.kit.principal import Principal
 from dataloft.models import ApiKey, InstanceSecret, Org
 
@@ -33,12 +34,12 @@ class Grant:
 
 # Built once: on every request, building the statement and running it through the ORM
 # session's execute path cost more than the indexed read itself (docs/decisions.md).
-_GRANT = select(ApiKey.id, ApiKey.org_id, ApiKey.permissions, ApiKey.datasets,
-                ApiKey.revoked_at).where(ApiKey.hash == bindparam("hash"))
+_GRANT = Lookup(select(ApiKey.id, ApiKey.org_id, ApiKey.permissions, ApiKey.datasets,
+                       ApiKey.revoked_at).where(ApiKey.hash == bindparam("hash")))
 
 
 def grant_by_hash(session: Session, hash: str) -> Grant | None:
-    row = session.connection().execute(_GRANT, {"hash": hash}).first()
+    row = _GRANT.first(session, {"hash": hash})
     return Grant(*row) if row is not None else None
 
 

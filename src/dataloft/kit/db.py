@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, Select, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -96,3 +97,46 @@ class Database:
         self.write_engine.dispose()
         if self.read_engine.pool is not self.write_engine.pool:
             self.read_engine.dispose()
+
+
+class Lookup:
+    """A Core select of one row, read on every request (the key, the searched dataset, its
+    index version). On SQLite it runs on the session's own DB-API connection (so in its
+    transaction and snapshot), compiled once, with SQLAlchemy's own result processors
+    applied: SQLAlchemy's execution of a cached statement costs ~2-3x the indexed read
+    itself (docs/benchmarks.md §35). Other engines run it through SQLAlchemy."""
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        self.statement = statement
+        self._plan: _Plan | None = None
+
+    def first(self, session: Session, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        connection = session.connection()
+        if connection.dialect.name != "sqlite":
+            row = connection.execute(self.statement, params).first()
+            return tuple(row) if row is not None else None
+        plan = self._plan
+        if plan is None or plan.dialect is not connection.dialect:
+            plan = self._plan = _Plan.of(self.statement, connection.dialect)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        got = driver.execute(plan.sql, tuple(params[name] for name in plan.names)).fetchone()
+        if got is None:
+            return None
+        return tuple(value if process is None else process(value)
+                     for value, process in zip(got, plan.processors, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    dialect: Dialect
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> _Plan:
+        compiled = statement.compile(dialect=dialect)
+        processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                           for column in statement.selected_columns)
+        return cls(dialect, compiled.string, tuple(compiled.positiontup or ()), processors)

@@ -40,6 +40,7 @@ from sqlalchemy import ColumnElement, bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from dataloft.errors import Busy
+from dataloft.kit.db import Lookup
 from dataloft.models import Dataset, Record, RecordVector
 from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist, restricted
 from dataloft.storage.index.base import IndexRow
@@ -202,7 +203,7 @@ class SqliteIndex:
                 row = _version(session, dataset_id)
             if row is None:
                 return
-            current = partial(self._current, dataset_id, int(row.index_version), mark)
+            current = partial(self._current, dataset_id, row[0], mark)
             left = end - time.monotonic()
             with self._changed:
                 # Re-read now and then: a later write moves the version to wait for.
@@ -305,7 +306,7 @@ class SqliteIndex:
         row = _version(session, dataset_id)
         if row is None:
             return None
-        version, key = int(row.index_version), (kind, dataset_id)
+        (version, dimension), key = row, (kind, dataset_id)
         hit = self._hit(key, version)
         if hit is not None:
             return hit[0]
@@ -315,7 +316,7 @@ class SqliteIndex:
             records = build.count(session, dataset_id)
             deadline = time.monotonic() + wait if records > self.inline_records else None
         try:
-            return self._update(key, session, version, int(row.embedding_dimension or 0),
+            return self._update(key, session, version, dimension,
                                 pending, deadline, records)
         except TooBig:
             # A build, or a delta too big to make here: the warmer makes it, and this
@@ -482,15 +483,15 @@ def _busy(dataset_id: str) -> Busy:
                 "in a few seconds", headers={"Retry-After": "2"}, reason="index_building")
 
 
-# Read on every search (once per side): built once and run on the session's connection,
-# as the ORM execute path costs several times the indexed read (docs/decisions.md).
-_VERSION = select(Dataset.index_version, Dataset.embedding_dimension).where(
-    Dataset.id == bindparam("dataset_id"))
+# Read on every search (once per side): a Lookup, as SQLAlchemy costs more than the read.
+_VERSION = Lookup(select(Dataset.index_version, Dataset.embedding_dimension).where(
+    Dataset.id == bindparam("dataset_id")))
 
 
-def _version(session: Session, dataset_id: str) -> Any:
-    """The dataset's (index_version, embedding_dimension) in the caller's snapshot."""
-    return session.connection().execute(_VERSION, {"dataset_id": dataset_id}).first()
+def _version(session: Session, dataset_id: str) -> tuple[int, int] | None:
+    """The dataset's (index_version, embedding_dimension or 0) in the caller's snapshot."""
+    row = _VERSION.first(session, {"dataset_id": dataset_id})
+    return (int(row[0]), int(row[1] or 0)) if row is not None else None
 
 
 def _forget(session: Session) -> None:
