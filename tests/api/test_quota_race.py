@@ -6,6 +6,8 @@
   and the API answered 500);
 - a charge that fit when made but not when its transaction commits (another filled the
   quota meanwhile): refused at the commit, nothing written;
+- a request the database aborts to break a lock cycle (held here from outside): 503
+  SERVICE_BUSY with Retry-After, never a 500, and nothing written;
 - charges in savepoints (both backends): a rolled-back savepoint's are not counted; at a
   release all charged so far are counted, so the savepoint can catch its refusal."""
 
@@ -29,7 +31,7 @@ from dataloft.quotas import service as quotas
 from dataloft.records import repository as records
 from dataloft.records.repository import NewRecord
 from dataloft.storage.index.postgres import PostgresIndex
-from tests.support.api import app_context, create_dataset
+from tests.support.api import app_context, assert_envelope, create_dataset
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -191,3 +193,38 @@ def test_charges_in_savepoints_count_with_them(app_client: TestClient) -> None:
         quotas.charge(s, org_id, files=-1)
     with db.read() as s:
         assert quotas.usage(s, org_id)["files"] == 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_request_aborted_for_a_lock_cycle_is_answered_busy(
+        settings: Settings, app_client: TestClient) -> None:
+    engine = create_engine(str(settings.database_url))
+    ds = create_dataset(app_client)
+    with Session(engine) as s:
+        found = dataset_rows.dataset_by_id(s, ds)
+        assert found is not None
+        org_id = found.org_id
+    answers: list[object] = []
+    with Session(engine) as outside:
+        # The request's own backend waits first, so its deadlock check (after
+        # deadlock_timeout) finds the cycle before ours would: ours waits 20 s to be sure.
+        outside.execute(text("SET LOCAL deadlock_timeout = '20s'"))
+        repository.add(outside, org_id, "records", 0, None)  # holds the org's quota row
+
+        def create() -> None:
+            answers.append(app_client.post(f"/api/v1/dataset/{ds}/record/create",
+                                           json={"text": "caught in a cycle"}))
+
+        thread, failures = _in_thread(create)
+        _wait_for_lock_wait(engine)  # the request, at its commit, waits for the quota row
+        outside.execute(text("UPDATE datasets SET name = name WHERE id = :d"), {"d": ds})
+        thread.join(60)
+        outside.rollback()
+    assert not thread.is_alive() and failures == []
+    (answer,) = answers
+    assert answer.status_code == 503, answer.text  # type: ignore[attr-defined]
+    assert answer.headers["Retry-After"] == "1"  # type: ignore[attr-defined]
+    assert_envelope(answer, 503, "SERVICE_BUSY")  # type: ignore[arg-type]
+    listed = app_client.get(f"/api/v1/dataset/{ds}/record/list").json()
+    assert listed["items"] == []
+    engine.dispose()
