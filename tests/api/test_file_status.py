@@ -19,7 +19,7 @@ from dataloft.jobs.worker import WorkerConfig, WorkerPool
 from dataloft.sync.service import SYNC_JOB
 from dataloft.sync.tasks import SyncHandler
 from tests.conftest import KEY, BackendSettings
-from tests.support.api import assert_envelope, create_dataset, create_file
+from tests.support.api import app_context, assert_envelope, create_dataset, create_file
 
 
 @pytest.fixture
@@ -27,11 +27,6 @@ def client(tmp_path: Path, backend_settings: BackendSettings) -> Iterator[TestCl
     settings = backend_settings(tmp_path, workers=0, sync_cooldown_seconds=120)
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
         yield c
-
-
-def _ctx(client: TestClient) -> Context:
-    ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
-    return ctx
 
 
 def _pool(ctx: Context) -> WorkerPool:
@@ -63,7 +58,7 @@ def test_queued_in_progress_completed(client: TestClient) -> None:
     assert queued["status"] == "queued" and queued["lastError"] is None
     assert _listed(client, ds, file_id)["status"] == "queued"
 
-    ctx = _ctx(client)
+    ctx = app_context(client)
     with ctx.db.write() as session:
         lease = queue.claim(session, "test-worker", 60_000)
     assert lease is not None
@@ -86,7 +81,7 @@ def test_failed_with_the_typed_error(client: TestClient) -> None:
                           content_type="application/octet-stream")
     client.post(f"/api/v1/dataset/{ds}/file/{file_id}/attach", json={"type": "source"})
     client.post(f"/api/v1/dataset/{ds}/file/{file_id}/sync", json={})
-    assert _pool(_ctx(client)).run_once()
+    assert _pool(app_context(client)).run_once()
     (failed,) = _attachments(client, file_id)
     assert failed["status"] == "failed" and failed["recordCount"] == 0
     assert failed["lastError"]["code"] == "unsupported_format"

@@ -28,7 +28,7 @@ from dataloft.models import File, Record, SqlTable
 from dataloft.sync.service import SYNC_JOB
 from dataloft.sync.tasks import SyncHandler
 from tests.conftest import KEY, BackendSettings
-from tests.support.api import create_dataset, create_file
+from tests.support.api import app_context, create_dataset, create_file
 
 WORDS = ["tide", "harbour", "lantern", "cedar", "quartz", "meadow", "falcon", "ember",
          "willow", "granite", "orchid", "comet", "river", "signal", "velvet", "anchor"]
@@ -39,11 +39,6 @@ def client(tmp_path: Path, backend_settings: BackendSettings) -> Iterator[TestCl
     settings = backend_settings(tmp_path, workers=0, sync_cooldown_seconds=0)
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as c:
         yield c
-
-
-def _ctx(client: TestClient) -> Context:
-    ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
-    return ctx
 
 
 def _pool(ctx: Context, parallel: int) -> tuple[WorkerPool, SyncHandler]:
@@ -84,7 +79,7 @@ def _both(client: TestClient, file_ids: list[str], parallel: int
           ) -> tuple[str, str, SyncHandler]:
     """(serial dataset, dataset prepared ahead, its handler): `file_ids` synced into each,
     one after another, then with `parallel` preparations at once."""
-    ctx = _ctx(client)
+    ctx = app_context(client)
     serial_ds, ahead_ds = create_dataset(client), create_dataset(client)
     serial, _ = _pool(ctx, 1)
     _queue(client, serial_ds, file_ids)
@@ -145,7 +140,7 @@ def _unnamed_blobs(ctx: Context) -> set[str]:
 
 def test_files_prepared_ahead_commit_what_one_after_another_commits(client: TestClient
                                                                     ) -> None:
-    ctx = _ctx(client)
+    ctx = app_context(client)
     file_ids = _files(client, 5)
     serial_ds, ahead_ds, handler = _both(client, file_ids, 3)
     # The first sync prepared its own file; each later one found its product made ahead.
@@ -166,7 +161,7 @@ def test_files_prepared_ahead_commit_what_one_after_another_commits(client: Test
 
 
 def test_commits_follow_the_queue_order(client: TestClient) -> None:
-    ctx = _ctx(client)
+    ctx = app_context(client)
     file_ids = _files(client, 4)
     ds = create_dataset(client)
     pool, handler = _pool(ctx, 4)
@@ -180,7 +175,7 @@ def test_commits_follow_the_queue_order(client: TestClient) -> None:
 
 
 def test_a_failing_file_does_not_stop_the_others(client: TestClient) -> None:
-    ctx = _ctx(client)
+    ctx = app_context(client)
     good = _files(client, 3)
     broken = create_file(client, b"%PDF-1.7 this is not a pdf at all", name="broken.pdf",
                          content_type="application/pdf")
@@ -195,7 +190,7 @@ def test_a_failing_file_does_not_stop_the_others(client: TestClient) -> None:
 
 
 def test_a_file_deleted_before_its_turn_leaves_nothing(client: TestClient) -> None:
-    ctx = _ctx(client)
+    ctx = app_context(client)
     first, doomed, last = _files(client, 3)
     ds = create_dataset(client)
     pool, handler = _pool(ctx, 3)
@@ -216,7 +211,7 @@ def test_a_file_deleted_before_its_turn_leaves_nothing(client: TestClient) -> No
 
 
 def test_a_file_changed_before_its_turn_syncs_its_new_version(client: TestClient) -> None:
-    ctx = _ctx(client)
+    ctx = app_context(client)
     first, changed = _files(client, 2)
     ds = create_dataset(client)
     pool, handler = _pool(ctx, 2)
@@ -287,7 +282,7 @@ def test_any_script_ends_as_one_after_another(client: TestClient, script_files: 
                                               first: list[Step], steps: list[Step]) -> None:
     """Syncs queued first (some files twice, a broken one), then any mix of turns taken,
     syncs asked, files detached and chunking changed: the serial records and events."""
-    ctx = _ctx(client)
+    ctx = app_context(client)
     steps = first + steps
     serial_ds, ahead_ds = create_dataset(client), create_dataset(client)
     serial, _ = _pool(ctx, 1)

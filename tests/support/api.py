@@ -7,7 +7,15 @@ from typing import Any
 
 import httpx
 
+from dataloft.context import Context
+
 TERMINAL = ("sync.completed", "sync.failed")
+
+
+def app_context(client: Any) -> Context:
+    """The running app's context (database, blobs, index) behind a TestClient."""
+    ctx: Context = client.app.state.ctx
+    return ctx
 
 
 def create_file(client: Any, content: bytes, name: str = "doc.txt",

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -55,6 +55,22 @@ def _describe(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+async def _bug(req: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return _respond(req, 500, "internal error", "INTERNAL_ERROR")
+
+
+async def _conflict(req: Request, exc: OperationalError) -> JSONResponse:
+    # PostgreSQL aborted the request's transaction to break a lock cycle (40P01) or a
+    # serialisation conflict (40001): it rolled back whole, and the same request can
+    # succeed now. Logged loudly, since a cycle among our own writers is a lock-order bug.
+    if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):
+        log.warning("transaction aborted by the database: %s", exc.orig)
+        busy = Busy("a concurrent write conflicted with this one; retry it")
+        return _respond(req, busy.status, busy.message, busy.code, {"Retry-After": "1"})
+    return await _bug(req, exc)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DataloftError)
     async def _ours(req: Request, exc: DataloftError) -> JSONResponse:
@@ -95,7 +111,5 @@ def install(app: FastAPI) -> None:
         busy = Busy("the database is busy; retry shortly")
         return _respond(req, busy.status, busy.message, busy.code, {"Retry-After": "5"})
 
-    @app.exception_handler(Exception)
-    async def _bug(req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return _respond(req, 500, "internal error", "INTERNAL_ERROR")
+    app.add_exception_handler(Exception, _bug)
+    app.add_exception_handler(OperationalError, _conflict)  # type: ignore[arg-type]

@@ -6,6 +6,14 @@ charge raises `QuotaExceeded` (413 QUOTA_EXCEEDED), so the transaction rolls bac
 The instance defaults (DATALOFT_ORG_MAX_*) travel with the database's sessions
 (`session.info[SESSION_KEY]`, set by the context), so the layers that charge need no
 settings of their own; an organisation's overrides are set by an instance admin.
+
+A charge is checked at once against the committed usage (so a refusal comes before the
+work), but the org's counters move only as the transaction commits (`settle`, run by the
+session's before_commit hook). Every writer of an org updates its one quota row; taken
+anywhere earlier, that row lock joins lock cycles with the rows a transaction takes after
+it (PostgreSQL answered a record create racing a sync commit with a deadlock), and it would
+hold back the org's every other write for a whole long commit. Taken last, no transaction
+waits for anything while holding it. The atomic conditional UPDATE at commit decides.
 """
 
 from __future__ import annotations
@@ -13,13 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from dataloft.errors import BadRequest, QuotaExceeded
 from dataloft.quotas import repository
 from dataloft.quotas.repository import UNLIMITED, Kind
 
 SESSION_KEY = "dataloft.quota_limits"
+_PENDING_KEY = "dataloft.quota_pending"
 # The wire name of each quota, and the setting that sets its instance default.
 WIRE: dict[Kind, str] = {"storage_bytes": "storageBytes", "records": "records",
                          "files": "files"}
@@ -53,15 +63,79 @@ def _defaults(session: Session) -> Limits:
     return found if isinstance(found, Limits) else Limits()
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A charge made in `txn` (the savepoint it was made in, if any), not yet counted."""
+
+    txn: SessionTransaction
+    org_id: str
+    kind: Kind
+    n: int
+
+
+def _pending(session: Session) -> list[_Pending]:
+    found: list[_Pending] = session.info.setdefault(_PENDING_KEY, [])
+    return found
+
+
+def _pending_sum(session: Session, org_id: str, kind: Kind) -> int:
+    return sum(p.n for p in session.info.get(_PENDING_KEY, ())
+               if p.org_id == org_id and p.kind == kind)
+
+
 def charge(session: Session, org_id: str, *, storage_bytes: int = 0, records: int = 0,
            files: int = 0) -> None:
-    """Count what this transaction adds (negative: removes); refused past a limit."""
-    defaults = _defaults(session)
+    """Count what this transaction adds (negative: removes) once it commits; refused now
+    past a limit as the committed usage stands, or at commit if others filled it meanwhile."""
+    install()
     wanted: tuple[tuple[Kind, int], ...] = (
         ("storage_bytes", storage_bytes), ("records", records), ("files", files))
+    txn = session.get_nested_transaction() or session.get_transaction() or session.begin()
     for kind, n in wanted:
-        if n and not repository.add(session, org_id, kind, n, defaults.of(kind)):
+        if not n:
+            continue
+        limit = _limit(session, org_id, kind) if n > 0 else None
+        if limit is not None and _used(session, org_id, kind) + n > limit:
             raise _exceeded(session, org_id, kind, n)
+        _pending(session).append(_Pending(txn, org_id, kind, n))
+
+
+def settle(session: Session) -> None:
+    """Move the counters by the charges made so far, one statement per org and kind in a
+    fixed order (two transactions charging the same orgs lock their rows alike). Runs at
+    a savepoint's release too, so that a savepoint can catch its refusal; refused, the
+    charges stay pending for the rollback to sort out (`_forget`)."""
+    pending = session.info.pop(_PENDING_KEY, [])
+    due: dict[tuple[str, Kind], int] = {}
+    for p in pending:
+        due[(p.org_id, p.kind)] = due.get((p.org_id, p.kind), 0) + p.n
+    defaults = _defaults(session)
+    for (org_id, kind), n in sorted(due.items()):
+        if n and not repository.add(session, org_id, kind, n, defaults.of(kind)):
+            session.info[_PENDING_KEY] = pending
+            raise _exceeded(session, org_id, kind, n)
+
+
+def _forget(session: Session, previous: SessionTransaction) -> None:
+    """A rolled-back transaction or savepoint takes its charges (and its savepoints') along."""
+    session.info[_PENDING_KEY] = [p for p in session.info.get(_PENDING_KEY, ())
+                                  if not _within(p.txn, previous)]
+
+
+def _within(txn: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while txn is not None:
+        if txn is outer:
+            return True
+        txn = txn.parent
+    return False
+
+
+def install() -> None:
+    """Hook `settle` into every session's commit (once per process); `charge` calls it, so
+    no charge can go uncounted for want of the hook."""
+    if not event.contains(Session, "before_commit", settle):
+        event.listen(Session, "before_commit", settle)
+        event.listen(Session, "after_soft_rollback", _forget)
 
 
 def precheck(session: Session, org_id: str, *, storage_bytes: int) -> None:
@@ -79,8 +153,9 @@ def release(session: Session, org_id: str, *, storage_bytes: int = 0, records: i
 
 
 def _used(session: Session, org_id: str, kind: Kind) -> int:
+    """Committed usage plus what this transaction has charged so far."""
     row = repository.get(session, org_id)
-    return 0 if row is None else int(getattr(row, kind))
+    return (0 if row is None else int(getattr(row, kind))) + _pending_sum(session, org_id, kind)
 
 
 def _limit(session: Session, org_id: str, kind: Kind) -> int | None:

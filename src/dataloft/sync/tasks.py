@@ -234,7 +234,26 @@ class SyncHandler:
         job: in the same transaction, or, where the index keeps in-process structures (the
         embedded default), in a second one once they are current, so the first search
         after the announcement does not wait for their build (docs/decisions.md)."""
-        settle, began = self.index.settles, time.monotonic()
+        settle = self.index.settles
+        try:
+            removed = self._swap(lease, plan, product, started, settle)
+        except QuotaExceeded as exc:  # refused at the charge or the commit: the old records stay
+            raise JobFailed("storage_limit", exc.message) from exc
+        if removed is None or not settle:
+            return
+        # The job still runs, so the file's status says in_progress until the announcement;
+        # a crash in between retries the sync, which replaces these records with the same.
+        self.index.settle(plan.dataset_id, max(0.0, deadline.remaining()) if deadline
+                          else self.limits.sync_timeout_s)
+        with self.db.write() as session:
+            self._announce(session, lease, plan, product, removed, started)
+
+    def _swap(self, lease: Lease, plan: Plan, product: Product, started: float,
+              settle: bool) -> int | None:
+        """The commit's first transaction: the file's records and tables replaced (and,
+        unless the index `settle`s, the announcement); the records replaced, None if the
+        file or its attachment went meanwhile."""
+        began = time.monotonic()
         with self.db.write() as session:
             # The file's row lock orders this commit and a deletion of the file (which takes
             # it first too): else, on PostgreSQL, a deletion could pass between this check
@@ -243,15 +262,12 @@ class SyncHandler:
             link = datasets.attachment(session, plan.dataset_id, plan.file_id)
             if link is None or file_row is None:
                 queue.finish(session, lease)
-                return
+                return None
             removed = records.delete_where(session, self.index, org_id=plan.org_id,
                                            dataset_id=plan.dataset_id, file_id=plan.file_id)
-            try:
-                records.insert_batches(session, self.index, plan.org_id, plan.dataset_id,
-                                       product.records.batches() if product.records else (),
-                                       product.count, file_id=plan.file_id)
-            except QuotaExceeded as exc:  # rolls back: the old records stay
-                raise JobFailed("storage_limit", exc.message) from exc
+            records.insert_batches(session, self.index, plan.org_id, plan.dataset_id,
+                                   product.records.batches() if product.records else (),
+                                   product.count, file_id=plan.file_id)
             catalog.replace(session, plan.org_id, plan.dataset_id, plan.file_id, plan.version,
                             product.tables)
             dataset = dataset_rows.dataset_by_id(session, plan.dataset_id)
@@ -260,18 +276,13 @@ class SyncHandler:
             link.synced_version, link.synced_at = plan.version, now_ms()
             if not settle:
                 self._announce(session, lease, plan, product, removed, started)
-                return
+                return removed
             # Still ours (else this rolls back, as `finish` would), and renewed: a long
             # commit keeps the heartbeat from the writer, and the lease must outlast it.
             if not queue.heartbeat(session, lease, int(self.lease_seconds * 1000),
                                    held_ms=int((time.monotonic() - began) * 1000)):
                 raise LeaseLost(lease.job_id)
-        # The job still runs, so the file's status says in_progress until the announcement;
-        # a crash in between retries the sync, which replaces these records with the same.
-        self.index.settle(plan.dataset_id, max(0.0, deadline.remaining()) if deadline
-                          else self.limits.sync_timeout_s)
-        with self.db.write() as session:
-            self._announce(session, lease, plan, product, removed, started)
+        return removed
 
     def _announce(self, session: Session, lease: Lease, plan: Plan, product: Product,
                   removed: int, started: float) -> None:
