@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from dataloft.models import Record
 from dataloft.search.repository import records_by_pk
-from tests.support.api import create_dataset, create_file, sync
+from tests.support.api import app_context, create_dataset, create_file, sync
 
 
 def test_records_by_pk_reads_the_live_records_asked_for(app_client: TestClient) -> None:
@@ -17,7 +17,7 @@ def test_records_by_pk_reads_the_live_records_asked_for(app_client: TestClient) 
     text = "\n\n".join(f"Paragraph {i} about owls and ships, number {i}." for i in range(400))
     fid = create_file(app_client, text.encode(), name="owls.txt")
     sync(app_client, ds, fid)
-    db = app_client.app.state.ctx.db  # type: ignore[attr-defined]
+    db = app_context(app_client).db
     with db.read() as session:
         rows = session.execute(select(Record.pk, Record.id, Record.text, Record.meta)
                                .where(Record.dataset_id == ds)).all()
