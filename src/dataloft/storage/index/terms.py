@@ -67,6 +67,8 @@ class _Stems(dict[str, str]):
 
 
 _stems = _Stems()
+# A word's stem ('' for a stop word): highlights map a record's distinct words through it.
+stem_of = _stems.__getitem__
 
 
 # The combining-mark blocks: what NFKD splits accents into.
@@ -85,6 +87,9 @@ def _fold(text: str) -> str:
 # per request; index builds every record).
 _NON_WORD = bytes(c if chr(c).isalnum() or chr(c) == "_" else 32 for c in range(128)) \
     + bytes([32]) * 128
+
+
+fold = _fold
 
 
 def words(folded: str) -> list[str]:
