@@ -137,6 +137,8 @@ class _Plan:
     @classmethod
     def of(cls, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> _Plan:
         compiled = statement.compile(dialect=dialect)
+        if compiled.post_compile_params:  # an expanding IN is rendered per execution
+            raise ValueError("a Lookup takes plain bound parameters only")
         processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
                            for column in statement.selected_columns)
         return cls(dialect, compiled.string, tuple(compiled.positiontup or ()), processors)
