@@ -87,14 +87,21 @@ def _in_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseExc
     return thread, failures
 
 
-def _wait_for_lock_wait(engine: Engine) -> None:
-    """Until some other session of this database waits for a row lock."""
-    end = time.monotonic() + 30
+def _wait_for_lock_wait(engine: Engine, thread: threading.Thread,
+                        failures: list[BaseException]) -> None:
+    """Until some other session of this database waits for a row lock (`thread`, which
+    must not end first: its `failures` say why it did)."""
+    end = time.monotonic() + 60
     with engine.connect() as conn:
         while time.monotonic() < end:
-            if conn.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).scalar():
+            assert thread.is_alive(), f"ended without waiting: {failures!r}"
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).scalar()
+            # pg_stat_activity is read once per transaction and kept until it ends: a new
+            # transaction per look, or the first look's answer would be the only one.
+            conn.rollback()
+            if waiting:
                 return
             time.sleep(0.05)
     raise AssertionError("the other transaction never waited for a lock")
@@ -130,7 +137,7 @@ def test_a_record_create_and_a_sync_commit_of_one_org_do_not_deadlock(
                 records.insert_batches(s, index, org_id, ds, [[NewRecord(text="synced")]], 1)
 
         thread, failures = _in_thread(sync_commit)
-        _wait_for_lock_wait(engine)  # the sync commit waits for the dataset's row
+        _wait_for_lock_wait(engine, thread, failures)  # the sync commit: for the dataset
         records.insert_records(create, index, org_id, ds, [NewRecord(text="created")])
         create.commit()
     thread.join(60)
@@ -216,7 +223,8 @@ def test_a_request_aborted_for_a_lock_cycle_is_answered_busy(
                                            json={"text": "caught in a cycle"}))
 
         thread, failures = _in_thread(create)
-        _wait_for_lock_wait(engine)  # the request, at its commit, waits for the quota row
+        # The request, at its commit, waits for the quota row.
+        _wait_for_lock_wait(engine, thread, failures)
         outside.execute(text("UPDATE datasets SET name = name WHERE id = :d"), {"d": ds})
         thread.join(60)
         outside.rollback()
