@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from dataloft.errors import BadRequest, QuotaExceeded
+from dataloft.models import OrgQuota
 from dataloft.quotas import repository
 from dataloft.quotas.repository import UNLIMITED, Kind
 
@@ -91,11 +92,13 @@ def charge(session: Session, org_id: str, *, storage_bytes: int = 0, records: in
     wanted: tuple[tuple[Kind, int], ...] = (
         ("storage_bytes", storage_bytes), ("records", records), ("files", files))
     txn = session.get_nested_transaction() or session.get_transaction() or session.begin()
+    # One read of the org's row for every kind: it holds both the usage and the overrides.
+    row = repository.get(session, org_id) if any(n > 0 for _, n in wanted) else None
     for kind, n in wanted:
         if not n:
             continue
-        limit = _limit(session, org_id, kind) if n > 0 else None
-        if limit is not None and _used(session, org_id, kind) + n > limit:
+        limit = _limit_of(session, row, kind) if n > 0 else None
+        if limit is not None and _used_of(session, row, org_id, kind) + n > limit:
             raise _exceeded(session, org_id, kind, n)
         _pending(session).append(_Pending(txn, org_id, kind, n))
 
@@ -153,13 +156,19 @@ def release(session: Session, org_id: str, *, storage_bytes: int = 0, records: i
 
 
 def _used(session: Session, org_id: str, kind: Kind) -> int:
-    """Committed usage plus what this transaction has charged so far."""
-    row = repository.get(session, org_id)
+    return _used_of(session, repository.get(session, org_id), org_id, kind)
+
+
+def _used_of(session: Session, row: OrgQuota | None, org_id: str, kind: Kind) -> int:
+    """Committed usage (`row`, the org's) plus what this transaction has charged so far."""
     return (0 if row is None else int(getattr(row, kind))) + _pending_sum(session, org_id, kind)
 
 
 def _limit(session: Session, org_id: str, kind: Kind) -> int | None:
-    row = repository.get(session, org_id)
+    return _limit_of(session, repository.get(session, org_id), kind)
+
+
+def _limit_of(session: Session, row: OrgQuota | None, kind: Kind) -> int | None:
     override = None if row is None else getattr(row, f"max_{kind}")
     if override is None:
         return _defaults(session).of(kind)

@@ -59,11 +59,6 @@ def spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def sentences(text: str) -> list[str]:
-    """The pieces of `re.split(r"(?<=[.!?])\\s+|\\n+", text)`."""
-    return [text[s:e] for s, e in spans(text)]
-
-
 def quote(sentence: str) -> str:
     """A stripped sentence as quoted: clipped to MAX_CHARS."""
     return sentence if len(sentence) <= MAX_CHARS else sentence[: MAX_CHARS - 1].rstrip() + "…"
