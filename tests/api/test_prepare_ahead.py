@@ -9,6 +9,8 @@ equal: records, versions, events, answers."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from dataloft.context import Context
 from dataloft.files.tasks import BlobDeleteHandler
 from dataloft.jobs.queue import BLOB_DELETE
 from dataloft.jobs.worker import WorkerConfig, WorkerPool
-from dataloft.models import File, Record, SqlTable
+from dataloft.models import File, Job, Record, SqlTable
 from dataloft.sync.service import SYNC_JOB
 from dataloft.sync.tasks import SyncHandler
 from tests.conftest import KEY, BackendSettings
@@ -208,6 +210,47 @@ def test_a_file_deleted_before_its_turn_leaves_nothing(client: TestClient) -> No
     assert _attachments(client, ds)[last][0] == "completed"
     assert not handler.ahead.pending()
     assert not _unnamed_blobs(ctx)  # the doomed file's snapshots were made, then dropped
+
+
+def _job_of(ctx: Context, file_id: str) -> str:
+    with ctx.db.read() as session:
+        jobs = session.execute(select(Job.id, Job.payload).where(Job.kind == SYNC_JOB)).all()
+    return next(job_id for job_id, payload in jobs if payload.get("fileId") == file_id)
+
+
+def test_a_file_deleted_while_it_prepares_leaves_nothing(client: TestClient) -> None:
+    ctx = app_context(client)
+    big = ("id,name,amount\n" + "\n".join(
+        f"{i},{WORDS[i % len(WORDS)]} {WORDS[(i * 5) % len(WORDS)]},{i}" for i in range(6000))
+        + "\n").encode()
+    first = create_file(client, _document(0) * 20, name="first.txt")
+    doomed = create_file(client, big, name="doomed.csv", content_type="text/csv")
+    ds = create_dataset(client)
+    pool, handler = _pool(ctx, 2)
+    _queue(client, ds, [first, doomed])
+    job = _job_of(ctx, doomed)
+    running = threading.Thread(target=pool.run_once)
+    running.start()
+    try:
+        # Delete it once its preparation has started and not ended (the first sync runs).
+        deadline = time.monotonic() + 60
+        while job not in handler.ahead.pending():
+            assert running.is_alive() and time.monotonic() < deadline, "never prepared ahead"
+            time.sleep(0.005)
+        r = client.post(f"/api/v1/file/{doomed}/delete", json={})
+        assert r.status_code == 200, r.text
+    finally:
+        running.join(120)
+    _drain(pool)
+    handler.ahead.settle()
+    assert handler.ahead.handed == 0 and not handler.ahead.pending()
+    with ctx.db.read() as session:
+        assert not session.scalars(select(Record.id).where(Record.file_id == doomed)).all()
+        assert not session.scalars(select(SqlTable.id).where(
+            SqlTable.file_id == doomed)).all()
+    assert _attachments(client, ds)[first][0] == "completed"
+    assert set(_attachments(client, ds)) == {first}
+    assert not _unnamed_blobs(ctx)  # whatever the preparation had written was freed
 
 
 def test_a_file_changed_before_its_turn_syncs_its_new_version(client: TestClient) -> None:

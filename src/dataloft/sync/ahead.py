@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -47,7 +47,7 @@ Produce = Callable[["Plan", Callable[[], bool], ExitStack], "Product | None"]
 Discard = Callable[["Product"], None]
 
 
-@dataclass
+@dataclass(eq=False)  # one per preparation: kept in sets by identity
 class Prepared:
     job_id: str
     plan: Plan
@@ -65,7 +65,10 @@ class PrepareAhead:
         self.db, self.slots, self.kind = db, max(0, slots), kind
         self._plan_of, self._produce, self._discard = plan_of, produce, discard
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)
         self._entries: dict[str, Prepared] = {}
+        # Every preparation whose thread still runs, dropped ones included (`settle`).
+        self._running: set[Prepared] = set()
         self._owner = process_owner()
         self.handed = 0  # products a sync took (for tests and logs)
         # Set while no sync of this process commits: a preparation running ahead waits at
@@ -111,10 +114,19 @@ class PrepareAhead:
         entry = Prepared(job_id, plan)
         with self._lock:
             self._entries[job_id] = entry
+            self._running.add(entry)
         threading.Thread(target=self._run, args=(entry,), daemon=True,
                          name=f"dataloft-ahead-{job_id}").start()
 
     def _run(self, entry: Prepared) -> None:
+        try:
+            self._prepare(entry)
+        finally:
+            with self._lock:
+                self._running.discard(entry)
+                self._ended.notify_all()
+
+    def _prepare(self, entry: Prepared) -> None:
         try:
             product = self._produce(entry.plan, lambda: self._alive(entry), entry.stack)
         except BaseException as exc:  # a failure is the serial sync's to meet, if it comes
@@ -246,10 +258,10 @@ class PrepareAhead:
             return list(self._entries)
 
     def settle(self, timeout: float = 60.0) -> None:
-        """Wait until every preparation running ahead ended (tests)."""
-        with self._lock:
-            futures = [e.done for e in self._entries.values()]
-        wait(futures, timeout)
+        """Wait until every preparation's thread ended, dropped ones too: what a dropped
+        one made is freed as it ends (tests)."""
+        with self._ended:
+            self._ended.wait_for(lambda: not self._running, timeout)
 
     def close(self) -> None:
         with self._lock:

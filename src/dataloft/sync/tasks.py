@@ -174,7 +174,10 @@ class SyncHandler:
 
     def _discard(self, product: Product) -> None:
         """A product no sync will commit: its table snapshots are named by no row."""
-        for table in product.tables:
+        self._discard_tables(product.tables)
+
+    def _discard_tables(self, tables: list[snapshot.TableSnapshot]) -> None:
+        for table in tables:
             if table.blob_key:
                 self.blobs.delete(table.blob_key)
 
@@ -214,19 +217,24 @@ class SyncHandler:
         file_type = content_type_for(fmt, plan.content_type)
         tables = pool.submit(self._write_tables, plan, file_type, items, extraction, deadline)
         out = stack.enter_context(Spool("dataloft-records-"))
+        product: Product | None = None
         try:
             built = self._build(plan, file_type, items, out, alive, deadline, pool, extraction,
                                 reuse)
+            if built is None:
+                return None
+            extraction.result()  # its failure, if any, is the sync's
+            count, reused = built
+            if not count:
+                raise JobFailed("empty_content", "the file contains no extractable text")
+            product = Product(out, count, reused, tables.result())
+            return product
         finally:
             wait([extraction])
             wait([tables])
-        if built is None:
-            return None
-        extraction.result()  # its failure, if any, is the sync's
-        count, reused = built
-        if not count:
-            raise JobFailed("empty_content", "the file contains no extractable text")
-        return Product(out, count, reused, tables.result())
+            if product is None and not tables.exception():
+                # Stopped or failed: the snapshots written meanwhile are named by no row.
+                self._discard_tables(tables.result())
 
     def commit(self, lease: Lease, plan: Plan, product: Product, started: float,
                deadline: Deadline | None = None) -> None:
