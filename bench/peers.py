@@ -15,6 +15,8 @@ Loaded into:
   on its own);
 - Chroma in-process (PersistentClient, HNSW, cosine), load = the `add` calls;
 - Chroma's HTTP server (`chroma run` on a local port, HttpClient), load = the `add` calls;
+  queried twice: `chroma-http` asks back ids only (`include=[]`), `chroma-http-docs` asks
+  back what a dataloft answer carries too (documents, metadatas, distances);
 - LanceDB (embedded) with an IVF_PQ index (cosine; LanceDB's default partition counts),
   load = create_table + create_index; and LanceDB's native full-text index (BM25) for
   lexical, load = create_fts_index. Chroma's `where_document` is a substring filter with no
@@ -85,9 +87,10 @@ from dataloft.ingest.embed.wordllama import WordLlamaEmbedder  # noqa: E402
 VENV = REPO / "bench" / ".peers-venv"
 WORKER = REPO / "bench" / "peers_worker.py"
 DL_MODES = ["semantic", "lexical", "hybrid"]
-ALL_PEERS = ["chroma", "chroma-http", "lance", "lance-fts"]
+ALL_PEERS = ["chroma", "chroma-http", "chroma-http-docs", "lance", "lance-fts"]
 PEERS = list(ALL_PEERS)  # narrowed by --peers
-PEER_MODE = {"chroma": "vector", "chroma-http": "vector", "lance": "vector (IVF_PQ)",
+PEER_MODE = {"chroma": "vector", "chroma-http": "vector",
+             "chroma-http-docs": "vector, texts returned", "lance": "vector (IVF_PQ)",
              "lance-fts": "lexical (FTS, BM25)"}
 EMBED_BATCH = 512
 
@@ -251,7 +254,8 @@ def run_size(args: argparse.Namespace, python: Path | None, docs: list[dict[str,
     with tempfile.TemporaryDirectory(prefix="dataloft-peers-") as tmp:
         work = Path(tmp)
         server = Server().start()
-        chroma = ChromaServer(work) if "chroma-http" in PEERS else None
+        chroma = ChromaServer(work) if {"chroma-http", "chroma-http-docs"} & set(PEERS) \
+            else None
         worker = Worker(python) if python else None
         api = Api(server.url, server.key)
         try:

@@ -60,8 +60,9 @@ class Peers:
         out = {}
         if "chroma" in systems:
             out["chroma"] = self._load_chroma_local(ids, texts, vecs)
-        if "chroma-http" in systems:
-            out["chroma-http"] = self._load_chroma_http(chroma_url, ids, texts, vecs)
+        http = [n for n in ("chroma-http", "chroma-http-docs") if n in systems]
+        if http:  # one collection: the two differ only in what a query asks back
+            out.update(dict.fromkeys(http, self._load_chroma_http(chroma_url, ids, texts, vecs)))
         if "lance" in systems or "lance-fts" in systems:
             out.update(self._load_lance(ids, texts, vecs, lance_index, systems))
         return out
@@ -137,10 +138,13 @@ class Peers:
     def search(self, system: str, q: int) -> dict[str, Any]:
         assert self.qvecs is not None
         vec = self.qvecs[q]
-        if system in ("chroma", "chroma-http"):
+        if system in ("chroma", "chroma-http", "chroma-http-docs"):
             coll = self.chroma_local if system == "chroma" else self.chroma_http
+            # -docs asks back what a dataloft answer carries (text, metadata, score).
+            include = ["documents", "metadatas", "distances"] if system.endswith("-docs") \
+                else []
             t = time.perf_counter()
-            res = coll.query(query_embeddings=[vec], n_results=TAKE, include=[])
+            res = coll.query(query_embeddings=[vec], n_results=TAKE, include=include)
             ms = (time.perf_counter() - t) * 1000
             return {"ms": ms, "ids": list(res["ids"][0])}
         if system == "lance":
