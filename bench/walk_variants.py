@@ -14,8 +14,9 @@ variant is `codes:dims:order:connectivity:expansion_add:dtype:width:rescore`:
 - then the walk: `width` wide, the best `rescore` rescored exactly on the float32 matrix.
 
 Per query every variant runs in turn (the first rotating), optionally after a --sleep as a
-server's thread sleeps between requests (caches go cold). Reported: recall@10 against
-exact, thread-CPU median of walk + rescoring, its ratio to the first variant, and
+server's thread sleeps between requests, and/or after reading --thrash MiB (caches go
+cold: without it, a walk right after another on the same graph finds it warm). Reported:
+recall@10 against exact, thread-CPU median of walk + rescoring, its ratio to the first variant, and
 usearch's count of distances computed per walk (load-independent, unlike the CPU).
 
     PYTHONPATH=src .venv/bin/python bench/walk_variants.py --records 22846 --sleep 0.002 \
@@ -120,6 +121,9 @@ def main() -> int:
     p.add_argument("--variants", default="full:256:row:32:128:i8:320:64")
     p.add_argument("--passes", type=int, default=2)
     p.add_argument("--sleep", type=float, default=0.0, help="seconds before each walk")
+    p.add_argument("--thrash", type=int, default=0,
+                   help="MiB read before each walk, untimed: every walk starts on caches "
+                        "another graph's walk did not leave warm")
     p.add_argument("--cache", type=Path, default=Path("/tmp/semgraph"))
     p.add_argument("--save", action="store_true", help="keep each graph under --cache")
     args = p.parse_args()
@@ -129,6 +133,7 @@ def main() -> int:
     pks = np.arange(len(v), dtype=np.int64)
     sample = v[np.random.default_rng(0).choice(len(v), min(len(v), 20_000), replace=False)]
     basis = np.linalg.svd(sample, full_matrices=False)[2]
+    junk = np.ones(args.thrash << 18, dtype=np.float32)
     graphs: dict[str, tuple[Index, Codes]] = {}
     runs = []
     for variant in args.variants.split(","):
@@ -147,6 +152,8 @@ def main() -> int:
                 index.expansion_search = width  # type: ignore[misc]
                 if args.sleep:
                     time.sleep(args.sleep)
+                if len(junk):
+                    junk.sum()
                 t = time.thread_time_ns()
                 match = index.search(coded[i], rescore, threads=1)
                 rows = np.asarray(match.keys, dtype=np.int64)
