@@ -49,8 +49,11 @@ def unit(a: np.ndarray) -> np.ndarray:
     return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
 
 
+centre = np.zeros(1, dtype=np.float32)
+
+
 def codes(kind: str, dims: int, basis: np.ndarray) -> Codes:
-    if kind == "full":
+    if kind in ("full", "fullip"):  # unit vectors: inner product orders as cosine
         return lambda a: a
     if kind == "prefix":
         return lambda a: unit(a[:, :dims])
@@ -58,6 +61,8 @@ def codes(kind: str, dims: int, basis: np.ndarray) -> Codes:
         return lambda a: unit(a @ basis[:dims].T)
     if kind == "pcaip":
         return lambda a: (a @ basis[:dims].T).astype(np.float32)
+    if kind == "centreip":  # q . (x - m) orders as q . x: the same ranking, spread codes
+        return lambda a: (a - centre).astype(np.float32) if len(a) > 300 else a
     raise ValueError(kind)
 
 
@@ -99,7 +104,7 @@ def build(v: np.ndarray, spec: list[str], basis: np.ndarray, cache: Path | None
         assert restored is not None
         return restored, f
     w = f(v)
-    index = Index(ndim=int(w.shape[1]), metric="ip" if kind == "pcaip" else "cos",
+    index = Index(ndim=int(w.shape[1]), metric="ip" if kind.endswith("ip") else "cos",
                   dtype=dtype, connectivity=int(conn), expansion_add=int(ea))
     rows = order(how, v, basis)
     started = time.process_time()
@@ -133,6 +138,8 @@ def main() -> int:
     pks = np.arange(len(v), dtype=np.int64)
     sample = v[np.random.default_rng(0).choice(len(v), min(len(v), 20_000), replace=False)]
     basis = np.linalg.svd(sample, full_matrices=False)[2]
+    global centre
+    centre = sample.mean(0)
     junk = np.ones(args.thrash << 18, dtype=np.float32)
     graphs: dict[str, tuple[Index, Codes]] = {}
     runs = []
