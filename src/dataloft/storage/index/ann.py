@@ -22,12 +22,12 @@ Parameters, measured on real vectors (WordLlama, SciFact + synthesised abstracts
 test queries, recall@10 against an exact scan; docs/benchmarks.md §31): queries sit far
 from the documents (cosine 0.2-0.5, the documents share a strong common direction), so a
 walk must be wider than the contract suite's clustered vectors need. Connectivity 32 and
-expansion_add 200 with every walk at least 256 wide give 0.995 at 23k vectors and 0.987
-at 228k, as expansion_add 128 walking 320 wide did, for ~0.93x the distances per walk
-(§40; the build costs ~1.6x). The recall of the top 10 depends on the walk's width, not
-on how many of its candidates are rescored, so an unfiltered search rescores only its k.
-The width belongs to the graph (saved with it): a graph saved with expansion_add 128 keeps
-its 320-wide walk until it is rebuilt.
+expansion_add 200 with every walk at least 256 wide give 0.997 at 23k vectors and 0.988
+at 228k (expansion_add 128 walking 320 wide, on the cosine: 0.995 and 0.987) for ~0.93x
+the distances per walk (§40; the build costs ~1.2x, ~1.6x on the cosine). The recall of
+the top 10 depends on the walk's width, not on how many of its candidates are rescored, so
+an unfiltered search rescores only its k. The width belongs to the graph (saved with it):
+a graph saved with expansion_add 128 keeps its 320-wide walk until it is rebuilt.
 """
 
 from __future__ import annotations
