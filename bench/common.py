@@ -54,6 +54,9 @@ class Server:
     tmp: tempfile.TemporaryDirectory[str] | None = None
     # A data dir to start from (copied): a dataset loaded once, searched by several builds.
     seed: Path | None = None
+    # Paths under the copied seed to delete before starting (e.g. "index": the saved index
+    # structures, so the server builds its own from the database).
+    drop: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -68,6 +71,8 @@ class Server:
         data_dir = Path(self.tmp.name) / "data"
         if self.seed is not None:
             shutil.copytree(self.seed, data_dir)
+            for rel in self.drop:
+                shutil.rmtree(data_dir / rel, ignore_errors=True)
         env = {
             **os.environ,
             "DATALOFT_DATA_DIR": str(data_dir),

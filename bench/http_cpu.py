@@ -63,9 +63,9 @@ def _corpus(data: Path, rows: int) -> list[dict[str, str]]:
 
 
 def _start(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]],
-           seed: Path | None = None) -> tuple[Server, Api, str]:
+           seed: Path | None = None, rebuild: bool = False) -> tuple[Server, Api, str]:
     if seed is not None:
-        return _from_seed(name, src, env, docs, seed)
+        return _from_seed(name, src, env, docs, seed, rebuild)
     server = Server(env_extra={"PYTHONPATH": src, **env}).start()
     api = Api(server.url, server.key)
     ing = ingest(api, [("corpus.jsonl", corpus_jsonl(docs))], probe_text(docs[-1]),
@@ -75,7 +75,7 @@ def _start(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]],
 
 
 def _from_seed(name: str, src: str, env: dict[str, str], docs: list[dict[str, str]],
-               seed: Path) -> tuple[Server, Api, str]:
+               seed: Path, rebuild: bool = False) -> tuple[Server, Api, str]:
     """A server on a copy of `seed` (a data dir loaded once; made here, by this build,
     when missing): every build searches the very same records, and a 100k load is paid
     once across runs."""
@@ -91,7 +91,10 @@ def _from_seed(name: str, src: str, env: dict[str, str], docs: list[dict[str, st
         marker.write_text(dataset_id)
         server.stop()
     dataset_id = marker.read_text().strip()
-    server = Server(env_extra={"PYTHONPATH": src, **env}, seed=seed / "data").start()
+    # rebuild: the copy loses its saved index structures, so this build makes its own
+    # (terms, matrix, graph) from the database, as after an upgrade that changed them.
+    server = Server(env_extra={"PYTHONPATH": src, **env}, seed=seed / "data",
+                    drop=("index",) if rebuild else ()).start()
     api = Api(server.url, server.key)
     api.search(dataset_id, probe_text(docs[-1]), 10, "hybrid").raise_for_status()
     wait_idle(server)
@@ -136,7 +139,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seed = args.seed_dir
     if seed is not None:
         seed.mkdir(parents=True, exist_ok=True)
-    started = [(name, *_start(name, src, env, docs, seed)) for name, src in builds]
+    started = [(name, *_start(name, src, env, docs, seed, args.rebuild))
+               for name, src in builds]
     spies: list[subprocess.Popen[bytes]] = []
     try:
         if args.settle:
@@ -207,6 +211,8 @@ def main() -> None:
     ap.add_argument("--take", type=int, default=10)
     ap.add_argument("--settle", type=float, default=0.0)
     ap.add_argument("--server-env", action="append", default=[])
+    ap.add_argument("--rebuild", action="store_true", help="with --seed-dir: every build "
+                    "starts without the seed's saved index structures and builds its own")
     ap.add_argument("--seed-dir", type=Path, help="load once into DIR (when missing), then "
                     "start every build on a copy of it, once its background work is done")
     ap.add_argument("--spy", action="append", default=[], help="NAME=OUT: py-spy that build")

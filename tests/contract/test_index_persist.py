@@ -27,7 +27,7 @@ from sqlalchemy import delete, event
 from dataloft.errors import Busy
 from dataloft.models import Dataset
 from dataloft.records import repository as records
-from dataloft.storage.index import delta, persist
+from dataloft.storage.index import ann, delta, persist
 from dataloft.storage.index.sqlite import SqliteIndex
 from tests.contract import test_index as contract
 from tests.contract.test_index import Backend, Row, add, assert_same_topk, brute_force, clustered
@@ -242,9 +242,32 @@ def test_the_graph_is_saved_and_viewed_after_a_restart(sqlite: Backend, tmp_path
     graph = restarted._cache[("vectors", ds)][1].graph
     assert graph is not None and graph.searches >= len(queries)
     assert graph.saved == str(copy / "graph.usearch")
+    assert graph.width == ann.EXPANSION_SEARCH
     assert float(np.mean(recalls)) >= 0.99
     restarted.wait()
     assert not restarted.graphs._pending, "the saved graph was built again"
+
+
+def test_a_graph_saved_without_its_width_is_walked_as_wide_as_it_was(
+        sqlite: Backend, tmp_path: Path) -> None:
+    # Graphs saved before the width was saved with them were built with expansion_add 128,
+    # whose recall needs a 320-wide walk: a restart must not walk them narrower.
+    ds = sqlite.new_dataset(DIM)
+    index = _index(sqlite, tmp_path, ann_min_records=1_000)
+    with sqlite.db.write() as s:
+        add(s, index, sqlite, ds, _rows(ds, np.random.default_rng(6), 1_500))
+    index.wait()
+    [copy] = _copies(tmp_path, ds)
+    meta = json.loads((copy / "meta.json").read_text())
+    assert meta["graph_width"] == ann.EXPANSION_SEARCH < ann.LEGACY_WIDTH
+    del meta["graph_width"]
+    (copy / "meta.json").write_text(json.dumps(meta))
+    restarted = _index(sqlite, tmp_path, ann_min_records=1_000)
+    with sqlite.db.read() as s:
+        restarted.semantic(s, [ds], VECTORS[0], 10)
+    graph = restarted._cache[("vectors", ds)][1].graph
+    assert graph is not None and graph.searches == 1
+    assert graph.width == graph._index.expansion_search == ann.LEGACY_WIDTH
 
 
 def test_fingerprints_are_the_same_in_every_process() -> None:

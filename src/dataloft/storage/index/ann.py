@@ -5,8 +5,11 @@ above it, a graph over the matrix is queued on a builder thread when the matrix 
 (once per index_version, single-flight); the exact scan serves until the graph is ready.
 A search walks the graph for a few candidates that are then scored
 exactly against the float32 matrix: returned scores are exact cosines, only the choice of
-candidates is approximate. The graph stores int8 codes (usearch quantises cosine vectors
-to [-127, 127]), a quarter of float32, since it only ranks candidates for the rescoring.
+candidates is approximate. The graph stores int8 codes (usearch quantises the vectors to
+[-127, 127]), a quarter of float32, since it only ranks candidates for the rescoring. Its
+metric is the inner product: the vectors are unit-length (embedders' contract), so it ranks
+as the cosine does and as the exact rescoring's dot product does, and its int8 kernel
+skips the two norms the cosine's computes at every distance (~0.7x the walk's CPU, §40).
 
 Restricted searches (access policy, filter) keep the contract's guarantees the way the
 PostgreSQL adapter does (storage/index/postgres_vectors.py): the caller counts the allowed
@@ -19,10 +22,12 @@ Parameters, measured on real vectors (WordLlama, SciFact + synthesised abstracts
 test queries, recall@10 against an exact scan; docs/benchmarks.md §31): queries sit far
 from the documents (cosine 0.2-0.5, the documents share a strong common direction), so a
 walk must be wider than the contract suite's clustered vectors need. Connectivity 32 and
-expansion_add 128 with every walk at least 320 wide give 0.995 at 23k vectors and 0.987
-at 228k (connectivity 16 / 96 walking 400 wide: 0.992 and 0.981), for less CPU per walk;
-the build takes ~1.7x as long. The recall of the top 10 depends on the walk's width, not
-on how many of its candidates are rescored, so an unfiltered search rescores only its k.
+expansion_add 200 with every walk at least 256 wide give 0.997 at 23k vectors and 0.988
+at 228k (expansion_add 128 walking 320 wide, on the cosine: 0.995 and 0.987) for ~0.93x
+the distances per walk (§40; the build costs ~1.2x, ~1.6x on the cosine). The recall of
+the top 10 depends on the walk's width, not on how many of its candidates are rescored, so
+an unfiltered search rescores only its k. The width belongs to the graph (saved with it):
+a graph saved with expansion_add 128 keeps its 320-wide walk until it is rebuilt.
 """
 
 from __future__ import annotations
@@ -41,8 +46,11 @@ from dataloft.storage.index import mapped
 from dataloft.storage.index.terms import top
 
 CONNECTIVITY = 32
-EXPANSION_ADD = 128
-EXPANSION_SEARCH = 320
+EXPANSION_ADD = 200
+EXPANSION_SEARCH = 256
+# The walk's width for a saved graph that does not say its own (built with expansion_add
+# 128 before the width was saved with it).
+LEGACY_WIDTH = 320
 OVERFETCH = 2
 MIN_FETCH = 64
 # A filtered walk that would fetch more than this share of the graph goes exact instead:
@@ -64,10 +72,12 @@ class Graph:
     """An HNSW graph over the rows of one vector matrix; keys are row numbers."""
 
     def __init__(self, vectors: np.ndarray | None, stale: Callable[[], bool] | None = None,
-                 *, saved: str | None = None) -> None:
+                 *, saved: str | None = None, width: int = EXPANSION_SEARCH) -> None:
         """A graph over `vectors`, or (vectors None) the one saved at `saved`, viewed in
-        place (memory-mapped, read-only): a restart pays no build."""
+        place (memory-mapped, read-only): a restart pays no build. `width`: how wide
+        every walk is, which the recall needs as the build's expansion_add decided."""
         self.saved = saved  # the file this graph is saved in, if any
+        self.width = width
         self.searches = 0  # walks so far: lets tests see which path a search took
         # usearch keys its per-search scratch space by a thread slot (0 here), so two
         # concurrent searches would share one: one walk at a time (~0.5 ms each).
@@ -79,13 +89,13 @@ class Graph:
                 raise ValueError(f"{saved}: not a usearch index")
             # restore() keeps the graph, not the expansion settings: set them again.
             viewed.expansion_add = EXPANSION_ADD  # type: ignore[misc]  # a setter the stub lacks
-            viewed.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]
+            viewed.expansion_search = width  # type: ignore[misc]
             self._index = viewed
             self.size = len(viewed)
             return
-        self._index = _Hnsw(ndim=int(vectors.shape[1]), metric="cos", dtype="i8",
+        self._index = _Hnsw(ndim=int(vectors.shape[1]), metric="ip", dtype="i8",
                             connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD,
-                            expansion_search=EXPANSION_SEARCH)
+                            expansion_search=width)
         # One thread: insertion order shapes an HNSW graph, and a parallel build interleaves
         # inserts differently on every run. Single-threaded, the graph and so every search
         # result is reproducible (usearch's level draws use a fixed seed).
@@ -130,7 +140,7 @@ def nearest(graph: Graph, vectors: np.ndarray, pks: np.ndarray, query: np.ndarra
     n = len(pks)
     want = min(k, n)
     memo = _Memo(allowed) if allowed is not None else None
-    # The walk is at least EXPANSION_SEARCH wide whatever it returns, and its candidates
+    # The walk is at least the graph's width wide whatever it returns, and its candidates
     # are rescored exactly: an unfiltered search needs only its k (recall@10 on real
     # vectors is the same from the walk's best 32 as from all of it, docs/benchmarks.md
     # §31). A filtered one fetches more, since some of them will not pass.

@@ -180,6 +180,7 @@ def _write(tmp: Path, dataset_id: str, version: int, terms: Terms | None,
             "terms": terms is not None, "matrix": matrix is not None,
             "dimension": None if matrix is None else int(matrix.vectors.shape[1]),
             "graph": graph is not None,
+            "graph_width": None if graph is None else graph.width,
             "files": {p.name: [p.stat().st_size, checksum(p)] for p in sorted(tmp.iterdir())}}
 
 
@@ -266,7 +267,8 @@ def _matrix(copy: Path, array: Any, meta: dict[str, Any]) -> Matrix:
             and len(matrix.fps) == len(pks) and len(matrix.seen.pks) == len(matrix.seen.fps)):
         raise ValueError("vector matrix arrays disagree")
     if meta["graph"]:
-        graph = ann.Graph(None, saved=str(copy / _GRAPH))
+        graph = ann.Graph(None, saved=str(copy / _GRAPH),
+                          width=int(meta.get("graph_width") or ann.LEGACY_WIDTH))
         remap = array("g_remap") if (copy / "g_remap.npy").exists() else None
         extra = array("g_extra") if remap is not None else None
         if graph.dimension != vectors.shape[1] or (
