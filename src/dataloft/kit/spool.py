@@ -103,6 +103,15 @@ class Spool:
         self.close()
 
 
+def read_batches(fd: int) -> Iterator[list[Any]]:
+    """Every batch of a finished spool without a header, read through a descriptor (a
+    child given the spool's, as `Spool.fileno` hands it)."""
+    at = 0
+    while (frame := _read_frame(fd, at)) is not None:
+        at, batch = frame
+        yield batch
+
+
 def _write_frame(fh: IO[bytes], value: Any) -> None:
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     fh.write(_LENGTH.pack(len(data)))
