@@ -57,6 +57,10 @@ class Spool:
     def append(self, batch: list[Any]) -> None:
         _write_frame(self._fh, batch)
 
+    def flush(self) -> None:
+        """Hand what was appended to the file (a reader through the descriptor sees it)."""
+        self._fh.flush()
+
     def header(self) -> Any:
         """The header frame (waiting for the writer); None if it ended without one."""
         for _at, value in self._frames():

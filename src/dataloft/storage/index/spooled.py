@@ -85,6 +85,7 @@ class Early:
         if self.scratch is not None:
             self.scratch.mkdir(parents=True, exist_ok=True)
         out = Path(tempfile.mkdtemp(prefix=".early-", dir=self.scratch))
+        records.flush()  # the child reads the file, not this process's write buffer
         future = self._pool.submit(
             confine.run, made, (confine.Inherited(records.fileno()), count, dimension,
                                 str(out)),
