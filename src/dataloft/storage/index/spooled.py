@@ -124,6 +124,7 @@ class Early:
         try:
             made = _load(job, *job.future.result(), map_min_bytes)
             self.adopted += 1
+            log.info("the index structures of %s were made from its sync's spool", dataset_id)
             return made
         except Exception:  # the warmer builds from the database instead
             log.exception("the spooled index build of %s failed; building from the records",
