@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -61,8 +62,17 @@ class _Job:
     out: Path
     count: int
     dimension: int
+    go: int  # the write end of the child's go-ahead pipe (-1: closed)
     # Set in the commit's transaction: (index_version, first pk, updated_at).
     landed: tuple[int, int, int] | None = None
+
+    def release(self, write: bool) -> None:
+        """Let the child write its files (`write`) or end without them."""
+        if self.go >= 0:
+            if write:
+                os.write(self.go, b"1")
+            os.close(self.go)
+            self.go = -1
 
 
 class Early:
@@ -86,11 +96,15 @@ class Early:
             self.scratch.mkdir(parents=True, exist_ok=True)
         out = Path(tempfile.mkdtemp(prefix=".early-", dir=self.scratch))
         records.flush()  # the child reads the file, not this process's write buffer
+        # Descriptors of our own until the child ends: the child is forked when a pool
+        # thread gets to it, and the sync may have closed its spool by then.
+        spool, (wait, go) = os.dup(records.fileno()), os.pipe()
         future = self._pool.submit(
-            confine.run, made, (confine.Inherited(records.fileno()), count, dimension,
-                                str(out)),
+            confine.run, made, (confine.Inherited(spool), confine.Inherited(wait), count,
+                                dimension, str(out)),
             preload=PRELOAD, memory_bytes=self.memory_bytes, timeout_s=TIMEOUT_S)
-        self._drop(dataset_id, _Job(future, out, count, dimension))
+        future.add_done_callback(lambda _f: _close(spool, wait))
+        self._drop(dataset_id, _Job(future, out, count, dimension, go))
 
     def landed(self, session: Session, dataset_id: str, first: int, count: int) -> None:
         """In the transaction that inserted the records (pks `first` onwards): keep the
@@ -121,6 +135,7 @@ class Early:
         if job.landed is None or job.landed[0] != version or job.dimension != dimension:
             _clean(job)
             return None
+        job.release(write=True)
         try:
             made = _load(job, *job.future.result(), map_min_bytes)
             self.adopted += 1
@@ -142,7 +157,13 @@ class Early:
             _clean(old)
 
 
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
 def _clean(job: _Job) -> None:
+    job.release(write=False)
     job.future.add_done_callback(lambda _f: shutil.rmtree(job.out, ignore_errors=True))
 
 
@@ -167,27 +188,27 @@ def _load(job: _Job, records: int, rows: int, map_min_bytes: int) -> tuple[Terms
     return terms, Matrix(pks[at], vectors, fps[at], Catalog(pks, fps))
 
 
-def made(fd: int, count: int, dimension: int, out: str) -> tuple[int, int]:
-    """In the child: the spool's term index and vector rows written under `out`; returns
-    (records, vector rows)."""
+def made(fd: int, go: int, count: int, dimension: int, out: str) -> tuple[int, int]:
+    """In the child: the spool's term index and vector rows written under `out` once `go`
+    says so (the commit's end: written during the commit, a GiB of vectors at 1M rows held
+    its COMMIT's fsync back by ~17 s, section 38); returns (records, vector rows)."""
     hashes, at = array("Q"), array("q")
     width = 4 * dimension
-    where = Path(out)
-    with open(where / "vectors", "wb") as vectors:
-        def records() -> Any:
-            number = 0
-            for batch in read_batches(fd):
-                blobs = []
-                for r in batch:
-                    hashes.append(hash(int.from_bytes(r.id.encode(), "little")) * _MIX & _MASK)
-                    if r.vector is not None and len(r.vector) == width:
-                        at.append(number)
-                        blobs.append(r.vector)
-                    yield number, r.text, _row(r.meta_json, number)
-                    number += 1
-                vectors.write(b"".join(blobs))
 
-        index = RowTerms.build(records())
+    def records() -> Any:
+        number = 0
+        for batch in read_batches(fd):
+            for r in batch:
+                hashes.append(hash(int.from_bytes(r.id.encode(), "little")) * _MIX & _MASK)
+                if r.vector is not None and len(r.vector) == width:
+                    at.append(number)
+                yield number, r.text, _row(r.meta_json, number)
+                number += 1
+
+    index = RowTerms.build(records())
+    if os.read(go, 1) != b"1":
+        return 0, 0  # dropped: the commit did not land these records alone
+    where = Path(out)
     t = index.rows
     for name, value in (("r_pks", t.pks), ("r_starts", t.starts), ("r_docs", t.docs),
                         ("r_tf", t.tf), ("r_length", t.length), ("t_row_of", index.row_of),
@@ -195,6 +216,10 @@ def made(fd: int, count: int, dimension: int, out: str) -> tuple[int, int]:
                         ("m_rows", np.frombuffer(at, dtype=np.int64))):
         np.save(where / f"{name}.npy", value, allow_pickle=False)
     (where / "vocab").write_bytes(t.vocab.blob)
+    with open(where / "vectors", "wb") as vectors:
+        for batch in read_batches(fd):
+            vectors.write(b"".join(r.vector for r in batch
+                                   if r.vector is not None and len(r.vector) == width))
     return len(index.pks), len(at)
 
 
