@@ -102,7 +102,8 @@ class Early:
         future = self._pool.submit(
             confine.run, made, (confine.Inherited(spool), confine.Inherited(wait), count,
                                 dimension, str(out)),
-            preload=PRELOAD, memory_bytes=self.memory_bytes, timeout_s=TIMEOUT_S)
+            preload=PRELOAD, memory_bytes=self.memory_bytes, timeout_s=TIMEOUT_S,
+            niceness=0)  # not batch work: the sync's announcement waits for it
         future.add_done_callback(lambda _f: _close(spool, wait))
         self._drop(dataset_id, _Job(future, out, count, dimension, go))
 
