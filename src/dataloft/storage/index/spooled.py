@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 from array import array
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,6 @@ class Early:
         self.adopted = 0  # syncs whose structures came from their spool
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="dataloft-early")
 
     def start(self, dataset_id: str, records: Spool, count: int, dimension: int) -> None:
         """Begin making the structures of `records` (a finished spool of `count` records
@@ -99,12 +98,23 @@ class Early:
         # Descriptors of our own until the child ends: the child is forked when a pool
         # thread gets to it, and the sync may have closed its spool by then.
         spool, (wait, go) = os.dup(records.fileno()), os.pipe()
-        future = self._pool.submit(
-            confine.run, made, (confine.Inherited(spool), confine.Inherited(wait), count,
-                                dimension, str(out)),
-            preload=PRELOAD, memory_bytes=self.memory_bytes, timeout_s=TIMEOUT_S,
-            niceness=0)  # not batch work: the sync's announcement waits for it
-        future.add_done_callback(lambda _f: _close(spool, wait))
+        future: Future[tuple[int, int]] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(confine.run(
+                    made, (confine.Inherited(spool), confine.Inherited(wait), count,
+                           dimension, str(out)),
+                    preload=PRELOAD, memory_bytes=self.memory_bytes, timeout_s=TIMEOUT_S,
+                    niceness=0))  # not batch work: the sync's announcement waits for it
+            except BaseException as exc:  # noqa: BLE001 - the warmer reads it
+                future.set_exception(exc)
+            finally:
+                _close(spool, wait)
+
+        # A daemon thread, not a pool's: a child still waiting for its go-ahead (a commit
+        # that failed) must not hold the process's exit.
+        threading.Thread(target=run, name="dataloft-early", daemon=True).start()
         self._drop(dataset_id, _Job(future, out, count, dimension, go))
 
     def landed(self, session: Session, dataset_id: str, first: int, count: int) -> None:
