@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 
 from dataloft.datasets import repository as rows_repository
 from dataloft.errors import Busy
+from dataloft.kit.spool import Spool
 from dataloft.kit.vectors import to_blob
 from dataloft.models import Dataset, Record
 from dataloft.records import repository as records
+from dataloft.records.repository import NewRecord
 from dataloft.storage.index import build
 from dataloft.storage.index.sqlite import SqliteIndex
 from tests.contract import test_index as contract
@@ -346,3 +348,69 @@ def _graphed(sqlite: Backend, seed: int) -> tuple[SqliteIndex, str, dict[int, Ro
     with sqlite.db.read() as s:
         index.semantic(s, [ds], queries[0], 10)
     return index, ds, model, queries
+
+
+# Row fields as a table's rows carry them, and odd JSON values a meta may hold.
+_cells = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(
+    ["", "Sheet1", "1", "a\x1fb"]), st.floats(0, 2, allow_nan=False), st.just([1, "x"]))
+_spooled_rows = st.lists(st.tuples(st.booleans(), _cells, _cells, st.lists(_text, min_size=1,
+                                                                           max_size=3)),
+                         min_size=1, max_size=12)
+
+
+def _spooled(ds: str, rng: np.random.Generator, rows: list[tuple[Any, ...]]) -> list[NewRecord]:
+    out = []
+    for split, sheet, row, texts in rows:
+        for n, text in enumerate(texts if split else texts[:1]):
+            meta = {"part": n, "sheet": sheet, "row": row} if split else {"row": row}
+            vector = clustered(rng, 1, DIM)[0] if n % 2 == 0 else None
+            out.append(NewRecord(text=text, meta=meta,
+                                 vector=None if vector is None else to_blob(vector)))
+    records.prepare(out)
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=_spooled_rows, ops=st.lists(_ops, max_size=4))
+def test_structures_made_from_a_spool_are_a_fresh_build(sqlite: Backend,
+                                                        rows: list[tuple[Any, ...]],
+                                                        ops: list[tuple[Any, ...]]) -> None:
+    """A sync's records spooled and inserted as a sync commits them (storage/index/
+    spooled.py: the structures are made in a child from the spool, not from the records):
+    array for array the structures a build from the committed records makes, and the base
+    of later deltas that answer as a fresh build."""
+    index = SqliteIndex(reader=sqlite.db.read)
+    index.early.min_records = 1
+    ds = sqlite.new_dataset(DIM)
+    new = _spooled(ds, np.random.default_rng(len(rows)), rows)
+    with Spool() as spool:
+        spool.append(new[: len(new) // 2])
+        spool.append(new[len(new) // 2 :])
+        index.ahead(ds, spool, len(new), DIM)
+        with sqlite.db.write() as s:
+            got = records.insert_batches(s, index, sqlite.org_id, ds, spool.batches(), len(new))
+            index.landed(s, ds, got[0][0], len(got))
+        index.wait()
+    assert index.early.adopted == 1
+    with sqlite.db.read() as s:
+        version = _version(sqlite, ds)
+        terms, matrix = (index._cache[(kind, ds)] for kind in ("terms", "vectors"))
+        assert terms[0] == matrix[0] == version
+        fresh = build.build_terms(s, ds)
+        fresh_matrix = build.build_matrix(s, ds, DIM, build.delta.catalog(s, ds))
+    for a, b in ((terms[1].fps, fresh.fps), (terms[1].index.pks, fresh.index.pks),
+                 (terms[1].index.row_of, fresh.index.row_of),
+                 (matrix[1].pks, fresh_matrix.pks), (matrix[1].fps, fresh_matrix.fps),
+                 (matrix[1].vectors, fresh_matrix.vectors),
+                 (matrix[1].seen.fps, fresh_matrix.seen.fps)):
+        assert np.array_equal(a, b)
+    g, w = terms[1].index.rows, fresh.index.rows
+    assert g.vocab.blob == w.vocab.blob
+    for name in ("pks", "starts", "docs", "tf", "length", "idf", "norm"):
+        assert np.array_equal(getattr(g, name), getattr(w, name)), name
+    files = {"spooled": [pk for pk, _ in got]}
+    for op in ops:
+        with sqlite.db.write() as s:
+            _apply(s, index, sqlite, ds, op, files)
+        _same_as_fresh(index, sqlite, ds)

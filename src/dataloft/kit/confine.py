@@ -128,7 +128,8 @@ class ConfinedProcess(ForkServerProcess):
 
 def run(fn: Callable[..., Any], args: tuple[Any, ...], *, preload: Sequence[str],
         memory_bytes: int, timeout_s: float,
-        progress: Callable[[], object] | None = None, limit_s: float | None = None) -> Any:
+        progress: Callable[[], object] | None = None, limit_s: float | None = None,
+        niceness: int = NICENESS) -> Any:
     """`fn(*args)` in a confined child; `fn` must be importable (module-level).
 
     With `progress` (a value that changes while the child makes headway, such as the size
@@ -136,8 +137,8 @@ def run(fn: Callable[..., Any], args: tuple[Any, ...], *, preload: Sequence[str]
     `limit_s` in all: a child whose output is consumed as it comes (and whose CPU that
     consumer shares) is not cut off for being slow while it advances."""
     reader, writer = multiprocessing.Pipe(duplex=False)
-    proc = process(_child, (fn, args, writer, memory_bytes, timeout_s), preload=preload,
-                   name="dataloft-confined")
+    proc = process(_child, (fn, args, writer, memory_bytes, timeout_s, niceness),
+                   preload=preload, name="dataloft-confined")
     try:
         proc.start()
     finally:
@@ -304,8 +305,8 @@ _ALLOCATOR_FAILURES = ("bad_alloc", "cannot allocate memory", "out of memory",
 
 
 def _child(fn: Callable[..., Any], args: tuple[Any, ...], writer: Connection,
-           memory_bytes: int, timeout_s: float) -> None:
-    _confine(memory_bytes, timeout_s)
+           memory_bytes: int, timeout_s: float, niceness: int = NICENESS) -> None:
+    _confine(memory_bytes, timeout_s, niceness)
     try:
         payload = _outcome(fn, args)
     except MemoryError:
@@ -345,7 +346,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     return "crashed", text[:2000]
 
 
-def _confine(memory_bytes: int, timeout_s: float) -> None:
+def _confine(memory_bytes: int, timeout_s: float, niceness: int = NICENESS) -> None:
     data = int(memory_bytes * DATA_FACTOR)
     resource.setrlimit(resource.RLIMIT_DATA, (data, data))
     cpu = math.ceil(timeout_s) * (os.cpu_count() or 1) + CPU_GRACE_S
@@ -353,7 +354,7 @@ def _confine(memory_bytes: int, timeout_s: float) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     sys.setrecursionlimit(RECURSION_LIMIT)
     with contextlib.suppress(OSError):
-        os.nice(NICENESS)
+        os.nice(niceness)
     first_to_be_killed()
     die_with_parent()
 

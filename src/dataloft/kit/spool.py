@@ -57,6 +57,10 @@ class Spool:
     def append(self, batch: list[Any]) -> None:
         _write_frame(self._fh, batch)
 
+    def flush(self) -> None:
+        """Hand what was appended to the file (a reader through the descriptor sees it)."""
+        self._fh.flush()
+
     def header(self) -> Any:
         """The header frame (waiting for the writer); None if it ended without one."""
         for _at, value in self._frames():
@@ -101,6 +105,15 @@ class Spool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_batches(fd: int) -> Iterator[list[Any]]:
+    """Every batch of a finished spool without a header, read through a descriptor (a
+    child given the spool's, as `Spool.fileno` hands it)."""
+    at = 0
+    while (frame := _read_frame(fd, at)) is not None:
+        at, batch = frame
+        yield batch
 
 
 def _write_frame(fh: IO[bytes], value: Any) -> None:

@@ -243,6 +243,9 @@ class SyncHandler:
         embedded default), in a second one once they are current, so the first search
         after the announcement does not wait for their build (docs/decisions.md)."""
         settle = self.index.settles
+        if settle and product.records is not None:
+            self.index.ahead(plan.dataset_id, product.records, product.count,
+                             self.embedder.dimension)
         try:
             removed = self._swap(lease, plan, product, started, settle)
         except QuotaExceeded as exc:  # refused at the charge or the commit: the old records stay
@@ -273,9 +276,12 @@ class SyncHandler:
                 return None
             removed = records.delete_where(session, self.index, org_id=plan.org_id,
                                            dataset_id=plan.dataset_id, file_id=plan.file_id)
-            records.insert_batches(session, self.index, plan.org_id, plan.dataset_id,
-                                   product.records.batches() if product.records else (),
-                                   product.count, file_id=plan.file_id)
+            inserted = records.insert_batches(
+                session, self.index, plan.org_id, plan.dataset_id,
+                product.records.batches() if product.records else (), product.count,
+                file_id=plan.file_id)
+            if inserted:
+                self.index.landed(session, plan.dataset_id, inserted[0][0], len(inserted))
             catalog.replace(session, plan.org_id, plan.dataset_id, plan.file_id, plan.version,
                             product.tables)
             dataset = dataset_rows.dataset_by_id(session, plan.dataset_id)

@@ -17,6 +17,12 @@ Contract (tests/contract/test_index.py runs it against every adapter):
   structures are still made in the background). `settles` says whether it does anything:
   an adapter without such structures (PostgreSQL) answers False, and a sync then commits
   and announces in one transaction.
+- `ahead(dataset_id, records, count, dimension)`, called by a sync before its commit with
+  its finished records spool (records in insert order, with ids), may begin making the
+  dataset's structures from it; `landed(session, dataset_id, first, count)`, called in the
+  commit's transaction once they are inserted (pks `first` onwards on SQLite), says which
+  records those are. Only a shortcut: an adapter may ignore both, and a settle's result is
+  the same either way.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from typing import Protocol
 import numpy as np
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
+
+from dataloft.kit.spool import Spool
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class Index(Protocol):
     @property
     def settles(self) -> bool: ...
     def settle(self, dataset_id: str, timeout_s: float) -> None: ...
+    def ahead(self, dataset_id: str, records: Spool, count: int, dimension: int) -> None: ...
+    def landed(self, session: Session, dataset_id: str, first: int, count: int) -> None: ...
 
 
 _WORD = re.compile(r"\w+")

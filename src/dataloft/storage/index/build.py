@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from dataloft.errors import Busy
+from dataloft.kit.db import Lookup
 from dataloft.kit.vectors import from_blobs
-from dataloft.models import Record
+from dataloft.models import Dataset, Record
 from dataloft.storage.index import delta, mapped, rowdelta
 from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.rows import RowTerms, row_key
@@ -201,3 +203,19 @@ def count(session: Session, dataset_id: str) -> int:
     """The dataset's records, in the caller's snapshot (one indexed count)."""
     return int(session.scalar(select(func.count()).select_from(Record)
                               .where(Record.dataset_id == dataset_id)) or 0)
+
+
+def busy(dataset_id: str) -> Busy:
+    return Busy(f"the search structures of dataset {dataset_id} are being built; retry "
+                "in a few seconds", headers={"Retry-After": "2"}, reason="index_building")
+
+
+# Read on every search (once per side): a Lookup, as SQLAlchemy costs more than the read.
+VERSION = Lookup(select(Dataset.index_version, Dataset.embedding_dimension).where(
+    Dataset.id == bindparam("dataset_id")))
+
+
+def version(session: Session, dataset_id: str) -> tuple[int, int] | None:
+    """The dataset's (index_version, embedding_dimension or 0) in the caller's snapshot."""
+    row = VERSION.first(session, {"dataset_id": dataset_id})
+    return (int(row[0]), int(row[1] or 0)) if row is not None else None

@@ -57,6 +57,7 @@ from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Select
 
+from dataloft.kit.spool import Spool
 from dataloft.models import Dataset, Record
 from dataloft.storage.index.base import IndexRow, tokens
 from dataloft.storage.index.postgres_vectors import (
@@ -129,6 +130,12 @@ class PostgresIndex:
     settles = False
 
     def settle(self, dataset_id: str, timeout_s: float) -> None:
+        return None
+
+    def ahead(self, dataset_id: str, records: Spool, count: int, dimension: int) -> None:
+        return None  # nothing in process to make
+
+    def landed(self, session: Session, dataset_id: str, first: int, count: int) -> None:
         return None
 
     # --- writes (inside the caller's transaction) -------------------------------------

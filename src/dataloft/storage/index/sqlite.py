@@ -36,15 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, bindparam, delete, event, select
+from sqlalchemy import ColumnElement, delete, event, select
 from sqlalchemy.orm import Session
 
-from dataloft.errors import Busy
-from dataloft.kit.db import Lookup
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist, restricted
+from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist, restricted, spooled
 from dataloft.storage.index.base import IndexRow
+from dataloft.storage.index.build import VERSION as _VERSION  # noqa: F401 (tests read it)
 from dataloft.storage.index.build import TooBig
+from dataloft.storage.index.build import busy as _busy
+from dataloft.storage.index.build import version as _version
 from dataloft.storage.index.delta import Catalog
 from dataloft.storage.index.structures import Approx, Matrix
 from dataloft.storage.index.terms import query_terms, top
@@ -105,6 +106,9 @@ class SqliteIndex:
         self._catalogs: OrderedDict[tuple[str, int], Catalog] = OrderedDict()
         self._runs = 0  # warmer runs begun; _warmed: the last one to finish, per dataset
         self._warmed: dict[str, int] = {}
+        # A big sync's structures, made from its spool in a child during its commit.
+        self.early = spooled.Early(None if self.store is None else self.store.root / ".scratch")
+        self.ahead, self.landed = self.early.start, self.early.landed
 
     # --- writes (inside the caller's transaction) -------------------------------------
 
@@ -173,6 +177,7 @@ class SqliteIndex:
                 if session.get(Dataset, dataset_id) is None:
                     self._forget_dataset(dataset_id)
                     return
+                self._adopt(session, dataset_id)
                 self._cached("terms", session, dataset_id, bounded=False)
                 self._cached("vectors", session, dataset_id, bounded=False)
             with self._changed:
@@ -181,6 +186,16 @@ class SqliteIndex:
             self._save(dataset_id)
 
         self.warmer.submit(dataset_id, job)
+
+    def _adopt(self, session: Session, dataset_id: str) -> None:
+        """Cache what a sync's child made from its spool, if it is of this version."""
+        version, dimension = _version(session, dataset_id) or (0, 0)
+        made = self.early.take(dataset_id, version, dimension, self.map_min_bytes)
+        if made is not None:
+            self._put(("terms", dataset_id), version, made[0])
+            self._put(("vectors", dataset_id), version, made[1])
+            if len(made[1].pks) >= max(1, self.ann_min_records) and self._stale(made[1]):
+                self._graph(dataset_id, made[1])
 
     @property
     def settles(self) -> bool:
@@ -476,22 +491,6 @@ class SqliteIndex:
                 return None
             self._cache.move_to_end(key)
             return (cached[1],)
-
-
-def _busy(dataset_id: str) -> Busy:
-    return Busy(f"the search structures of dataset {dataset_id} are being built; retry "
-                "in a few seconds", headers={"Retry-After": "2"}, reason="index_building")
-
-
-# Read on every search (once per side): a Lookup, as SQLAlchemy costs more than the read.
-_VERSION = Lookup(select(Dataset.index_version, Dataset.embedding_dimension).where(
-    Dataset.id == bindparam("dataset_id")))
-
-
-def _version(session: Session, dataset_id: str) -> tuple[int, int] | None:
-    """The dataset's (index_version, embedding_dimension or 0) in the caller's snapshot."""
-    row = _VERSION.first(session, {"dataset_id": dataset_id})
-    return (int(row[0]), int(row[1] or 0)) if row is not None else None
 
 
 def _forget(session: Session) -> None:

@@ -1,0 +1,126 @@
+"""A big sync's term index and vector matrix are made from its own records spool in a
+child process during its commit (storage/index/spooled.py), and are then exactly what a
+build from the committed records makes; whenever that shortcut does not apply or fails,
+the warmer builds from the records as before. Through the app: sync worker, settle, HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from dataloft.app import create_app
+from dataloft.config import Settings
+from dataloft.storage.index import build
+from dataloft.storage.index.sqlite import SqliteIndex
+from dataloft.storage.index.structures import Matrix, Terms
+from tests.conftest import KEY
+from tests.support.api import app_context, create_dataset, create_file, sync, wait_for_sync
+
+
+@contextmanager
+def _app(settings: Settings) -> Iterator[tuple[TestClient, SqliteIndex]]:
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as client:
+        index = client.app.state.ctx.index  # type: ignore[attr-defined]
+        if not isinstance(index, SqliteIndex):
+            pytest.skip("the embedded index keeps no structures of its own")
+        index.early.min_records = 1  # every sync: these files are small
+        yield client, index
+
+
+def _csv(rows: int, seed: int, long_every: int = 7) -> bytes:
+    """Rows of short fields, some with a long note, so that they split into parts."""
+    rng = np.random.default_rng(seed)
+    words = ["river", "stone", "ember", "harbor", "cloud", "apple", "field", "tower", "42",
+             "Zürich", "x9", "the", "and"]
+    lines = ["id,name,city,note"]
+    for i in range(rows):
+        note = " ".join(rng.choice(words, 90 if i % long_every == 0 else 4))
+        lines.append(f"{i},{rng.choice(words)} {i},{rng.choice(words)},{note}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _same_as_a_build(client: TestClient, index: SqliteIndex, ds: str) -> None:
+    """The cached structures are current and equal, array for array, to a full build."""
+    index.wait()
+    ctx = app_context(client)
+    with ctx.db.read() as session:
+        version, dimension = build.version(session, ds) or (0, 0)
+        terms, matrix = (index._cache[(kind, ds)] for kind in ("terms", "vectors"))
+        assert terms[0] == version and matrix[0] == version
+        fresh = build.build_terms(session, ds)
+        catalog = build.delta.catalog(session, ds)
+        fresh_matrix = build.build_matrix(session, ds, dimension, catalog)
+    _same_terms(terms[1], fresh)
+    _same_matrix(matrix[1], fresh_matrix)
+
+
+def _same_terms(got: Terms, want: Terms) -> None:
+    for a, b in ((got.fps, want.fps), (got.index.pks, want.index.pks),
+                 (got.index.row_of, want.index.row_of)):
+        assert np.array_equal(a, b)
+    g, w = got.index.rows, want.index.rows
+    assert g.vocab.blob == w.vocab.blob
+    for name in ("pks", "starts", "docs", "tf", "length", "idf", "norm"):
+        assert np.array_equal(getattr(g, name), getattr(w, name)), name
+
+
+def _same_matrix(got: Matrix, want: Matrix) -> None:
+    for name in ("pks", "vectors", "fps"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    assert np.array_equal(got.seen.pks, want.seen.pks)
+    assert np.array_equal(got.seen.fps, want.seen.fps)
+
+
+def _hits(client: TestClient, ds: str, query: str, mode: str) -> list[tuple[str, float]]:
+    r = client.post(f"/api/v1/dataset/{ds}/search", json={"search": query, "mode": mode,
+                                                            "take": 10})
+    assert r.status_code == 200, r.text
+    return [(h["id"], h["score"]) for h in r.json()["records"]]
+
+
+def test_a_sync_adopts_what_its_child_made_and_it_equals_a_build(settings: Settings) -> None:
+    with _app(settings) as (client, index):
+        ds = create_dataset(client, recordMaxTokens=48)
+        file_id = create_file(client, _csv(300, 1), name="rows.csv", content_type="text/csv")
+        assert sync(client, ds, file_id)["type"] == "sync.completed"
+        assert index.early.adopted == 1
+        _same_as_a_build(client, index, ds)
+        assert _hits(client, ds, "harbor ember", "lexical")
+        assert _hits(client, ds, "harbor ember", "semantic")
+        # A new version of the same file replaces every record: adopted again.
+        started = int(time.time() * 1000) - 1
+        r = client.post(f"/api/v1/file/{file_id}/upload", content=_csv(250, 2),
+                        headers={"Content-Type": "text/csv"})
+        assert r.status_code == 200, r.text
+        r = client.post(f"/api/v1/dataset/{ds}/file/{file_id}/sync", json={})
+        assert wait_for_sync(client, ds, file_id, after=started)["type"] == "sync.completed"
+        index.wait()
+        assert index.early.adopted == 2
+        _same_as_a_build(client, index, ds)
+
+
+def test_a_dataset_with_other_records_builds_from_them(settings: Settings) -> None:
+    with _app(settings) as (client, index):
+        ds = create_dataset(client, recordMaxTokens=48)
+        first = create_file(client, _csv(120, 3), name="a.csv", content_type="text/csv")
+        assert sync(client, ds, first)["type"] == "sync.completed"
+        second = create_file(client, _csv(150, 4), name="b.csv", content_type="text/csv")
+        assert sync(client, ds, second)["type"] == "sync.completed"
+        assert index.early.adopted == 1  # the first only: the second joined other records
+        _same_as_a_build(client, index, ds)
+
+
+def test_a_failed_child_costs_the_sync_nothing(settings: Settings) -> None:
+    with _app(settings) as (client, index):
+        index.early.memory_bytes = 1 << 20  # killed at once for memory
+        ds = create_dataset(client, recordMaxTokens=48)
+        file_id = create_file(client, _csv(200, 5), name="rows.csv", content_type="text/csv")
+        assert sync(client, ds, file_id)["type"] == "sync.completed"
+        assert index.early.adopted == 0
+        _same_as_a_build(client, index, ds)
+        assert _hits(client, ds, "stone tower", "lexical")
