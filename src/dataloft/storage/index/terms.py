@@ -75,7 +75,8 @@ stem_of = _stems.__getitem__
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
+    """Lower-cased, accents removed: how the index compares words."""
     text = text.lower()
     if text.isascii():
         return text
@@ -89,9 +90,6 @@ _NON_WORD = bytes(c if chr(c).isalnum() or chr(c) == "_" else 32 for c in range(
     + bytes([32]) * 128
 
 
-fold = _fold
-
-
 def words(folded: str) -> list[str]:
     r"""The `\w+` runs of `folded`, in order."""
     if folded.isascii():
@@ -102,7 +100,7 @@ def words(folded: str) -> list[str]:
 def stems(text: str) -> Iterator[str]:
     """The stem of every word of `text`, in order; '' for stop words. (map keeps the per-word
     loop in C: highlights run this over every returned record.)"""
-    return map(_stems.__getitem__, words(_fold(text)))
+    return map(_stems.__getitem__, words(fold(text)))
 
 
 def terms(text: str) -> list[str]:
@@ -281,7 +279,7 @@ def _batch(rows: list[tuple[int, str]], ids_of: Callable[[str], int], pks: array
     flat = array("i")  # every word's term id (-1 = stop word)
     for pk, text in rows:
         before = len(flat)
-        flat.extend(map(ids_of, words(_fold(text))))
+        flat.extend(map(ids_of, words(fold(text))))
         pks.append(pk)
         per_doc.append(len(flat) - before)
     n = len(rows)
