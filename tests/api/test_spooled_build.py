@@ -5,6 +5,7 @@ the warmer builds from the records as before. Through the app: sync worker, sett
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,3 +125,23 @@ def test_a_failed_child_costs_the_sync_nothing(settings: Settings) -> None:
         assert index.early.adopted == 0
         _same_as_a_build(client, index, ds)
         assert _hits(client, ds, "stone tower", "lexical")
+
+
+def _early_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "dataloft-early"]
+
+
+def test_a_refused_commit_leaves_no_child_waiting(settings: Settings) -> None:
+    # The org may hold fewer records than the file makes: the commit is refused whole.
+    with _app(settings.model_copy(update={"org_max_records": 50})) as (client, index):
+        ds = create_dataset(client, recordMaxTokens=48)
+        file_id = create_file(client, _csv(200, 6), name="rows.csv", content_type="text/csv")
+        done = sync(client, ds, file_id)
+        assert done["type"] == "sync.failed" and done["data"]["reason"] == "storage_limit", done
+        assert index.early.adopted == 0
+        # Its child ends with its build, not at its timeout (600 s) waiting for a go-ahead.
+        deadline = time.monotonic() + 60
+        while _early_threads():
+            assert time.monotonic() < deadline, "the child still waits"
+            time.sleep(0.05)
+        assert not index.early._jobs

@@ -246,10 +246,14 @@ class SyncHandler:
         if settle and product.records is not None:
             self.index.ahead(plan.dataset_id, product.records, product.count,
                              self.embedder.dimension)
+        removed: int | None = None
         try:
             removed = self._swap(lease, plan, product, started, settle)
         except QuotaExceeded as exc:  # refused at the charge or the commit: the old records stay
             raise JobFailed("storage_limit", exc.message) from exc
+        finally:
+            if removed is None and settle:  # nothing committed: `ahead`'s work is of no use
+                self.index.abandon(plan.dataset_id)
         if removed is None or not settle:
             return
         # The job still runs, so the file's status says in_progress until the announcement;

@@ -21,8 +21,9 @@ Contract (tests/contract/test_index.py runs it against every adapter):
   its finished records spool (records in insert order, with ids), may begin making the
   dataset's structures from it; `landed(session, dataset_id, first, count)`, called in the
   commit's transaction once they are inserted (pks `first` onwards on SQLite), says which
-  records those are. Only a shortcut: an adapter may ignore both, and a settle's result is
-  the same either way.
+  records those are; `abandon(dataset_id)`, called when the commit did not happen (refused,
+  failed, the file gone), drops what `ahead` began. Only a shortcut: an adapter may ignore
+  all three, and a settle's result is the same either way.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Index(Protocol):
     def settle(self, dataset_id: str, timeout_s: float) -> None: ...
     def ahead(self, dataset_id: str, records: Spool, count: int, dimension: int) -> None: ...
     def landed(self, session: Session, dataset_id: str, first: int, count: int) -> None: ...
+    def abandon(self, dataset_id: str) -> None: ...
 
 
 _WORD = re.compile(r"\w+")

@@ -138,6 +138,9 @@ class PostgresIndex:
     def landed(self, session: Session, dataset_id: str, first: int, count: int) -> None:
         return None
 
+    def abandon(self, dataset_id: str) -> None:
+        return None
+
     # --- writes (inside the caller's transaction) -------------------------------------
 
     def added(self, session: Session, rows: Sequence[IndexRow]) -> None:

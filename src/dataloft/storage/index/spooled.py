@@ -159,6 +159,11 @@ class Early:
         finally:
             shutil.rmtree(job.out, ignore_errors=True)  # the mappings keep the files
 
+    def abandon(self, dataset_id: str) -> None:
+        """The commit did not happen: the child ends once its build does, without waiting
+        for a go-ahead that would never come (it held its memory until its timeout)."""
+        self._drop(dataset_id, None)
+
     def _drop(self, dataset_id: str, job: _Job | None) -> None:
         with self._lock:
             old = self._jobs.pop(dataset_id, None)

@@ -108,7 +108,8 @@ class SqliteIndex:
         self._warmed: dict[str, int] = {}
         # A big sync's structures, made from its spool in a child during its commit.
         self.early = spooled.Early(None if self.store is None else self.store.root / ".scratch")
-        self.ahead, self.landed = self.early.start, self.early.landed
+        self.ahead, self.landed, self.abandon = self.early.start, self.early.landed, \
+            self.early.abandon
 
     # --- writes (inside the caller's transaction) -------------------------------------
 
