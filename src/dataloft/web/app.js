@@ -81,8 +81,10 @@ async function route() {
 
 document.getElementById("signout").addEventListener("click", () => {
   credential.clear();
-  location.hash = "#/signin";
-  signIn();
+  // A new hash routes to the form by itself: drawn here too, it was drawn twice, and the
+  // second replaced a form someone had already begun to fill.
+  if (location.hash === "#/signin") signIn();
+  else location.hash = "#/signin";
 });
 window.addEventListener("hashchange", route);
 route();
