@@ -69,10 +69,14 @@ class _Job:
     def release(self, write: bool) -> None:
         """Let the child write its files (`write`) or end without them."""
         if self.go >= 0:
-            if write:
-                os.write(self.go, b"1")
-            os.close(self.go)
-            self.go = -1
+            try:
+                if write:
+                    os.write(self.go, b"1")
+            except BrokenPipeError:  # the child already ended: its future says how
+                pass
+            finally:
+                os.close(self.go)
+                self.go = -1
 
 
 class Early:
