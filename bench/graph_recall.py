@@ -58,6 +58,14 @@ def exact_top(v: np.ndarray, q: np.ndarray, k: int = 10) -> list[set[int]]:
     return [set(row.tolist()) for row in part]
 
 
+def setup(records: int, cache: Path
+          ) -> tuple[np.ndarray, np.ndarray, list[set[int]], np.ndarray]:
+    """The vectors (contiguous), the queries, each query's exact top 10, the row keys."""
+    v, q = vectors(records, cache)
+    v = np.ascontiguousarray(v)
+    return v, q, exact_top(v, q), np.arange(len(v), dtype=np.int64)
+
+
 def build(v: np.ndarray, conn: int, ea: int, dtype: str) -> tuple[Index, float]:
     started = time.process_time()
     index = Index(ndim=int(v.shape[1]), metric="cos", dtype=dtype, connectivity=conn,
@@ -91,10 +99,7 @@ def main() -> int:
     p.add_argument("--cache", type=Path, default=Path("/tmp/semgraph"))
     p.add_argument("--save", action="store_true", help="keep each graph under --cache")
     args = p.parse_args()
-    v, q = vectors(args.records, args.cache)
-    v = np.ascontiguousarray(v)
-    exact = exact_top(v, q)
-    pks = np.arange(len(v), dtype=np.int64)
+    v, q, exact, pks = setup(args.records, args.cache)
     print(f"records {len(v)}, queries {len(q)}", flush=True)
     for spec in args.graphs.split(","):
         conn, ea, dtype = spec.split(":")

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from graph_recall import exact_top, vectors  # noqa: E402
+from graph_recall import setup  # noqa: E402
 from usearch.index import Index  # noqa: E402
 
 from dataloft.storage.index.terms import top  # noqa: E402
@@ -132,10 +132,7 @@ def main() -> int:
     p.add_argument("--cache", type=Path, default=Path("/tmp/semgraph"))
     p.add_argument("--save", action="store_true", help="keep each graph under --cache")
     args = p.parse_args()
-    v, q = vectors(args.records, args.cache)
-    v = np.ascontiguousarray(v)
-    exact = exact_top(v, q)
-    pks = np.arange(len(v), dtype=np.int64)
+    v, q, exact, pks = setup(args.records, args.cache)
     sample = v[np.random.default_rng(0).choice(len(v), min(len(v), 20_000), replace=False)]
     basis = np.linalg.svd(sample, full_matrices=False)[2]
     global centre

@@ -5,10 +5,13 @@ the warmer builds from the records as before. Through the app: sync worker, sett
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from dataloft.app import create_app
 from dataloft.config import Settings
-from dataloft.storage.index import build
+from dataloft.storage.index import build, spooled
 from dataloft.storage.index.sqlite import SqliteIndex
 from dataloft.storage.index.structures import Matrix, Terms
 from tests.conftest import KEY
@@ -84,11 +87,17 @@ def _hits(client: TestClient, ds: str, query: str, mode: str) -> list[tuple[str,
     return [(h["id"], h["score"]) for h in r.json()["records"]]
 
 
+def _synced(client: TestClient, ds: str, rows: int, seed: int, name: str = "rows.csv") -> str:
+    """A CSV of `rows` rows uploaded and synced into `ds` (the sync completed); its file id."""
+    file_id = create_file(client, _csv(rows, seed), name=name, content_type="text/csv")
+    assert sync(client, ds, file_id)["type"] == "sync.completed"
+    return file_id
+
+
 def test_a_sync_adopts_what_its_child_made_and_it_equals_a_build(settings: Settings) -> None:
     with _app(settings) as (client, index):
         ds = create_dataset(client, recordMaxTokens=48)
-        file_id = create_file(client, _csv(300, 1), name="rows.csv", content_type="text/csv")
-        assert sync(client, ds, file_id)["type"] == "sync.completed"
+        file_id = _synced(client, ds, 300, 1)
         assert index.early.adopted == 1
         _same_as_a_build(client, index, ds)
         assert _hits(client, ds, "harbor ember", "lexical")
@@ -108,10 +117,8 @@ def test_a_sync_adopts_what_its_child_made_and_it_equals_a_build(settings: Setti
 def test_a_dataset_with_other_records_builds_from_them(settings: Settings) -> None:
     with _app(settings) as (client, index):
         ds = create_dataset(client, recordMaxTokens=48)
-        first = create_file(client, _csv(120, 3), name="a.csv", content_type="text/csv")
-        assert sync(client, ds, first)["type"] == "sync.completed"
-        second = create_file(client, _csv(150, 4), name="b.csv", content_type="text/csv")
-        assert sync(client, ds, second)["type"] == "sync.completed"
+        _synced(client, ds, 120, 3, "a.csv")
+        _synced(client, ds, 150, 4, "b.csv")
         assert index.early.adopted == 1  # the first only: the second joined other records
         _same_as_a_build(client, index, ds)
 
@@ -120,8 +127,7 @@ def test_a_failed_child_costs_the_sync_nothing(settings: Settings) -> None:
     with _app(settings) as (client, index):
         index.early.memory_bytes = 1 << 20  # killed at once for memory
         ds = create_dataset(client, recordMaxTokens=48)
-        file_id = create_file(client, _csv(200, 5), name="rows.csv", content_type="text/csv")
-        assert sync(client, ds, file_id)["type"] == "sync.completed"
+        _synced(client, ds, 200, 5)
         assert index.early.adopted == 0
         _same_as_a_build(client, index, ds)
         assert _hits(client, ds, "stone tower", "lexical")
@@ -145,3 +151,15 @@ def test_a_refused_commit_leaves_no_child_waiting(settings: Settings) -> None:
             assert time.monotonic() < deadline, "the child still waits"
             time.sleep(0.05)
         assert not index.early._jobs
+
+
+def test_the_go_ahead_to_a_child_that_already_ended_is_no_error(tmp_path: Path) -> None:
+    # The child died (killed for memory): the read end of its go-ahead pipe is closed. The
+    # warmer's adoption must go on to build from the records, not fail on the write.
+    read, write = os.pipe()
+    os.close(read)
+    job = spooled._Job(Future(), tmp_path, 1, 4, write)
+    job.release(write=True)
+    assert job.go == -1
+    with pytest.raises(OSError):
+        os.fstat(write)  # closed

@@ -281,6 +281,10 @@ def test_dashboard_end_to_end(tmp_path: Path, browser: Browser) -> None:
             token = c.post("/api/v1/token/create", json={"userIdentifier": "ann"}).json()
         page.get_by_role("button", name="Sign out").click()
         assert page.evaluate("sessionStorage.getItem('dataloft.credential')") is None
+        # The hash change draws the form (once: a second draw would drop what is typed).
+        expect(page.get_by_role("heading", name="Sign in to dataloft")).to_be_visible()
+        expect(page.get_by_role("navigation")).to_be_hidden()
+        shot(page, "11-signed-out")
         page.get_by_role("textbox", name="API key").fill(token["token"])
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
