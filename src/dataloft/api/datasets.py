@@ -18,6 +18,7 @@ from dataloft.api.deps import (
 )
 from dataloft.api.files import SYSTEM_FIELDS as FILE_FIELDS
 from dataloft.api.files import Confirmed
+from dataloft.api.lean import Lean
 from dataloft.api.listing import LISTING, respond, with_meta_filter
 from dataloft.api.openapi import Documented, errors
 from dataloft.datasets import service
@@ -134,7 +135,6 @@ async def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, principal: Princ
     return answer
 
 
-@router.post("/dataset/{dataset_id}/search", response_model=SearchAnswer)
 @key_in_handler
 def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                    credentials: CredentialsDep) -> dict[str, Any]:
@@ -148,6 +148,10 @@ def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                              ctx.dialect)
         return {"id": dataset_id,
                 "records": [search.render(r, s, body.search) for r, s in hits]}
+
+
+router.add_api_route("/dataset/{dataset_id}/search", search_dataset, methods=["POST"],
+                     response_model=SearchAnswer, route_class_override=Lean)
 
 
 @router.get("/dataset/{dataset_id}/event/list", response_model=EventPage,
