@@ -83,15 +83,24 @@ from latency import parse_size, synthesize
 
 sys.path.insert(0, str(REPO / "src"))
 from dataloft.ingest.embed.wordllama import WordLlamaEmbedder  # noqa: E402
+from dataloft.search.service import SEMANTIC_FIRST  # noqa: E402
+from dataloft.storage.index import ann  # noqa: E402
 
 VENV = REPO / "bench" / ".peers-venv"
 WORKER = REPO / "bench" / "peers_worker.py"
 DL_MODES = ["semantic", "lexical", "hybrid"]
 ALL_PEERS = ["chroma", "chroma-http", "chroma-http-docs", "lance", "lance-fts"]
+# Not peers but parts of a dataloft semantic answer, timed alone in the same rotation (only
+# when named in --peers; floor-walk needs --idle): the least each part costs, whatever the
+# code around it. See floor().
+FLOORS = ["floor-http", "floor-walk", "floor-embed"]
 PEERS = list(ALL_PEERS)  # narrowed by --peers
 PEER_MODE = {"chroma": "vector", "chroma-http": "vector",
              "chroma-http-docs": "vector, texts returned", "lance": "vector (IVF_PQ)",
-             "lance-fts": "lexical (FTS, BM25)"}
+             "lance-fts": "lexical (FTS, BM25)",
+             "floor-http": "a bare ASGI app's round trip (bench/floor_server.py)",
+             "floor-walk": "dataloft's graph walk, in process",
+             "floor-embed": "dataloft's query embedding, in process"}
 EMBED_BATCH = 512
 
 
@@ -152,6 +161,66 @@ class ChromaServer:
                 self.proc.kill()
                 self.proc.wait(10)
         self.log.close()
+
+
+class Floors:
+    """The floor-* systems: a bare ASGI app on dataloft's server stack (floor-http, timed as
+    dataloft is: a search-shaped POST from this process), the graph the server saved for the
+    dataset walked here with the query's precomputed vector (floor-walk: the walk a semantic
+    request makes, SEMANTIC_FIRST hits at the saved width), and dataloft's embedder on the
+    query text (floor-embed). Each is timed alone in the rotation, so its caches are as cold
+    as the server's between requests. What a semantic answer must do at least is their sum;
+    the key, the records, the highlights and the framework come on top."""
+
+    def __init__(self, names: list[str], server: Server, dataset_id: str, qvecs: np.ndarray):
+        self.qvecs = qvecs
+        self.bare: subprocess.Popen[bytes] | None = None
+        self.http: httpx.Client | None = None
+        if "floor-http" in names:
+            port = free_port()
+            self.bare = subprocess.Popen([sys.executable, str(REPO / "bench" / "floor_server.py"),
+                                          str(port)], start_new_session=True)
+            self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    self.http.post("/ready", json={}).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or self.bare.poll() is not None:
+                        raise
+                    time.sleep(0.1)
+        self.graph: ann.Graph | None = None
+        if "floor-walk" in names:
+            assert server.tmp is not None
+            saved = sorted((Path(server.tmp.name) / "data" / "index" / dataset_id)
+                           .glob("*/graph.usearch"), key=lambda p: p.stat().st_mtime)
+            if not saved:
+                raise RuntimeError("floor-walk: the server saved no graph (run with --idle)")
+            self.graph = ann.Graph(None, saved=str(saved[-1]))
+        self.embedder = WordLlamaEmbedder() if "floor-embed" in names else None
+
+    def time(self, name: str, qi: int, query: str) -> float:
+        t = time.perf_counter()
+        if name == "floor-http":
+            assert self.http is not None
+            self.http.post("/api/v1/dataset/ds/search",
+                           json={"search": query, "take": 10, "mode": "semantic"}
+                           ).raise_for_status()
+        elif name == "floor-walk":
+            assert self.graph is not None
+            self.graph.rows(self.qvecs[qi], SEMANTIC_FIRST)
+        else:
+            assert self.embedder is not None
+            self.embedder.embed([query])
+        return (time.perf_counter() - t) * 1000
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+        if self.bare is not None:
+            self.bare.terminate()
+            self.bare.wait(20)
 
 
 class Worker:
@@ -257,6 +326,7 @@ def run_size(args: argparse.Namespace, python: Path | None, docs: list[dict[str,
         chroma = ChromaServer(work) if {"chroma-http", "chroma-http-docs"} & set(PEERS) \
             else None
         worker = Worker(python) if python else None
+        floors: Floors | None = None
         api = Api(server.url, server.key)
         try:
             with RssSampler(server.pid, interval=0.5) as rss:
@@ -278,11 +348,17 @@ def run_size(args: argparse.Namespace, python: Path | None, docs: list[dict[str,
             rec["dataloft_synced_s"] = ing.synced_s
             rec["records"] = ing.records
             if worker:
-                exact = load_peers(args, api, ing.dataset_id, work, worker, chroma, queries,
-                                   rec, to_doc)
-            lat, ranked = interleave(args, api, ing.dataset_id, worker, queries, to_doc)
+                exact, qvecs = load_peers(args, api, ing.dataset_id, work, worker, chroma,
+                                          queries, rec, to_doc)
+                if set(FLOORS) & set(PEERS):
+                    floors = Floors(PEERS, server, ing.dataset_id, qvecs)
+                    rec["load_s"].update(dict.fromkeys(FLOORS, 0.0))
+            lat, ranked = interleave(args, api, ing.dataset_id, worker, floors, queries,
+                                     to_doc)
         finally:
             api.close()
+            if floors:
+                floors.close()
             if worker:
                 worker.close()
             if chroma:
@@ -308,7 +384,8 @@ def run_size(args: argparse.Namespace, python: Path | None, docs: list[dict[str,
 
 def load_peers(args: argparse.Namespace, api: Api, dataset_id: str, work: Path,
                worker: Worker, chroma: ChromaServer | None, queries: list[tuple[str, str]],
-               rec: dict[str, Any], to_doc: dict[str, str]) -> list[list[str]]:
+               rec: dict[str, Any], to_doc: dict[str, str]
+               ) -> tuple[list[list[str]], np.ndarray]:
     """Export dataloft's records, embed them here, load the peers with them; the exact
     top records per query over those vectors (the recall oracle)."""
     records = export_records(api, dataset_id)
@@ -328,12 +405,13 @@ def load_peers(args: argparse.Namespace, api: Api, dataset_id: str, work: Path,
     if chroma:
         chroma.wait()
     loads = worker.call(op="load", dir=str(work), chroma_url=chroma.url if chroma else "",
-                        lance_index=args.lance_index, systems=PEERS)
+                        lance_index=args.lance_index,
+                        systems=[p for p in PEERS if p not in FLOORS])
     print("peers loaded: " + ", ".join(f"{k} {v:.1f} s" for k, v in loads.items()),
           flush=True)
     rec["load_s"].update(loads)
     rec["peer_info"] = worker.call(op="info")
-    return exact
+    return exact, qvecs
 
 
 def rows_of(record_ids: list[str], to_doc: dict[str, str]) -> list[str]:
@@ -346,7 +424,7 @@ def systems() -> list[str]:
 
 
 def interleave(args: argparse.Namespace, api: Api, dataset_id: str, worker: Worker | None,
-               queries: list[tuple[str, str]], to_doc: dict[str, str]
+               floors: Floors | None, queries: list[tuple[str, str]], to_doc: dict[str, str]
                ) -> tuple[dict[str, list[float]], dict[str, list[list[str]]]]:
     """Per system, the latency (ms) and the record ids returned, per query; `to_doc` learns
     the SciFact id of each record dataloft returns (from its meta)."""
@@ -363,6 +441,9 @@ def interleave(args: argparse.Namespace, api: Api, dataset_id: str, worker: Work
             to_doc.update({str(x["id"]): str((x.get("meta") or {}).get(ID_FIELD, x["id"]))
                            for x in hits})
             return ms, [str(x["id"]) for x in hits]
+        if name in FLOORS:
+            assert floors is not None
+            return floors.time(name, qi, queries[qi][1]), []
         assert worker is not None
         ans = worker.call(op="search", system=name, q=qi)
         return float(ans["ms"]), list(ans["ids"])
@@ -436,6 +517,11 @@ def paired(results: dict[int, dict[str, Any]]) -> None:
                 row.append(f"{median([x / y for x, y in zip(a, b, strict=True)]):.2f}")
             rows.append(row)
     print_table(["rows", "dataloft mode", *[f"/ {p}" for p in PEERS]], rows)
+    if {*FLOORS, "chroma-http"} <= set(PEERS):
+        print("\nthe floor of a semantic answer (floor-http + floor-walk + floor-embed, per "
+              "query) / chroma-http, median over queries: " + ", ".join(
+                  f"{size:,} {median([sum(p) / c for *p, c in zip(*(rec['lat'][f] for f in FLOORS), rec['lat']['chroma-http'], strict=True)]):.2f}"  # noqa: E501
+                  for size, rec in results.items()))
 
 
 def _growth(results: dict[int, dict[str, Any]]) -> str:
@@ -460,7 +546,8 @@ def main() -> int:
     ap.add_argument("--lance-index", default="IVF_PQ", choices=["IVF_PQ", "IVF_HNSW_SQ"])
     ap.add_argument("--peers", default=",".join(ALL_PEERS),
                     help="which peers to load and query (a 100k load of each takes minutes); "
-                         "'none': dataloft alone (no export, no embedding here, no recall)")
+                         "'none': dataloft alone (no export, no embedding here, no recall); "
+                         f"also {', '.join(FLOORS)} (with a peer and --idle)")
     ap.add_argument("--idle", action="store_true",
                     help="before the queries, wait for the server's background work (the ANN "
                          "graph of a big dataset) to end, so semantic is not an exact scan")
@@ -468,8 +555,8 @@ def main() -> int:
     args = ap.parse_args()
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    PEERS[:] = [p for p in ALL_PEERS if p in args.peers.split(",")]
-    python = ensure_venv() if PEERS else None
+    PEERS[:] = [p for p in ALL_PEERS + FLOORS if p in args.peers.split(",")]
+    python = ensure_venv() if set(PEERS) - set(FLOORS) else None
     docs = load_corpus(args.data)
     qtext = load_queries(args.data)
     qrels = load_qrels(args.data)
