@@ -4,7 +4,9 @@ and a search of an empty dataset (no ranking, no records: what every search pays
 One server per build (`--build NAME=SRC_DIR`, the first the baseline); per request kind,
 each build in turn answers every request (round-robin), and the server's CPU per request is
 the scheduler's count for all of its threads (bench/common.py cpu_ns, in ns) read around
-it. Prints the median per build and its ratio to the baseline.
+it. Prints the median per build and its ratio to the baseline. With --bare, also the CPU of
+the same search-shaped POST to bench/floor_server.py (a bare ASGI app on the same server
+stack): what no framework, key or database costs.
 
     PYTHONPATH=src .venv/bin/python bench/fixed_cost.py --build base=/work/base/src \
         --build new=$PWD/src
@@ -15,10 +17,14 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
-from common import Server, cpu_ns
+from common import Server, cpu_ns, free_port
 
 Ask = Callable[[httpx.Client, str], httpx.Response]
 KINDS: dict[str, Ask] = {
@@ -35,6 +41,7 @@ def main() -> None:
     ap.add_argument("--build", action="append", required=True, help="NAME=SRC_DIR")
     ap.add_argument("--requests", type=int, default=600)
     ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--bare", action="store_true", help="also a bare ASGI app's POST")
     args = ap.parse_args()
     logging.disable(logging.INFO)
     builds = [b.split("=", 1) for b in args.build]
@@ -57,9 +64,40 @@ def main() -> None:
             print(f"{kind:22} " + "  ".join(
                 f"{name} {statistics.median(v):.3f} ms ({statistics.median(v) / base:.2f})"
                 for name, v in cpu.items()), flush=True)
+        if args.bare:
+            print(f"{'bare ASGI POST':22} {bare_cpu(args.warmup, args.requests):.3f} ms "
+                  "(bench/floor_server.py)")
     finally:
         for server in servers:
             server.stop()
+
+
+def bare_cpu(warmup: int, requests: int) -> float:
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, str(Path(__file__).with_name("floor_server.py")),
+                             str(port)])
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.post("/ready", json={}).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        cpu = []
+        for i in range(warmup + requests):
+            before = cpu_ns(bare.pid)
+            client.post("/api/v1/dataset/ds/search",
+                        json={"search": "hello world", "mode": "lexical"}).raise_for_status()
+            if i >= warmup:
+                cpu.append((cpu_ns(bare.pid) - before) / 1e6)
+        return statistics.median(cpu)
+    finally:
+        bare.terminate()
+        bare.wait(20)
 
 
 if __name__ == "__main__":
