@@ -43,6 +43,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def bare_server() -> tuple[subprocess.Popen[bytes], httpx.Client]:
+    """bench/floor_server.py on a free port, ready, and a client for it."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "floor_server.py"), str(port)],
+                            start_new_session=True)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.post("/ready", json={}).raise_for_status()
+            return proc, client
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+
+
 @dataclass
 class Server:
     """`python -m dataloft.cli serve` in a subprocess, on a fresh data dir and free port."""

@@ -17,14 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import subprocess
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
-from common import Server, cpu_ns, free_port
+from common import Server, bare_server, cpu_ns
 
 Ask = Callable[[httpx.Client, str], httpx.Response]
 KINDS: dict[str, Ask] = {
@@ -73,20 +69,8 @@ def main() -> None:
 
 
 def bare_cpu(warmup: int, requests: int) -> float:
-    port = free_port()
-    bare = subprocess.Popen([sys.executable, str(Path(__file__).with_name("floor_server.py")),
-                             str(port)])
+    bare, client = bare_server()
     try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.post("/ready", json={}).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
         cpu = []
         for i in range(warmup + requests):
             before = cpu_ns(bare.pid)
@@ -96,9 +80,9 @@ def bare_cpu(warmup: int, requests: int) -> float:
                 cpu.append((cpu_ns(bare.pid) - before) / 1e6)
         return statistics.median(cpu)
     finally:
+        client.close()
         bare.terminate()
         bare.wait(20)
-
 
 if __name__ == "__main__":
     main()

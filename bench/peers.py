@@ -63,6 +63,7 @@ from common import (
     Api,
     RssSampler,
     Server,
+    bare_server,
     corpus_jsonl,
     free_port,
     ingest,
@@ -177,19 +178,7 @@ class Floors:
         self.bare: subprocess.Popen[bytes] | None = None
         self.http: httpx.Client | None = None
         if "floor-http" in names:
-            port = free_port()
-            self.bare = subprocess.Popen([sys.executable, str(REPO / "bench" / "floor_server.py"),
-                                          str(port)], start_new_session=True)
-            self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    self.http.post("/ready", json={}).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or self.bare.poll() is not None:
-                        raise
-                    time.sleep(0.1)
+            self.bare, self.http = bare_server()
         self.graph: ann.Graph | None = None
         if "floor-walk" in names:
             assert server.tmp is not None
