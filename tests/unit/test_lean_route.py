@@ -79,3 +79,14 @@ def test_a_lean_route_refuses_a_parameter_it_cannot_read() -> None:
         assert "take" in str(exc)
     else:
         raise AssertionError("a lean route took a query parameter it would never read")
+
+
+def test_the_dataset_search_is_a_lean_route() -> None:
+    """The parity test above holds only if the lean handler serves: the real route must be
+    one (a FastAPI route would pass it trivially)."""
+    from dataloft.api import datasets
+
+    [route] = [r for r in datasets.router.routes
+               if getattr(r, "path", "") == "/api/v1/dataset/{dataset_id}/search"]
+    assert isinstance(route, Lean)
+    assert route.get_route_handler().__qualname__ == "lean_handler.<locals>.handle"
