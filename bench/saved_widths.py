@@ -23,8 +23,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from common import DEFAULT_DATA, load_queries  # noqa: E402
+from graph_recall import exact_top  # noqa: E402
 
 from dataloft.ingest.embed.wordllama import WordLlamaEmbedder  # noqa: E402
 from dataloft.storage.index import ann  # noqa: E402
@@ -39,7 +41,7 @@ def main() -> None:
     vectors = np.ascontiguousarray(np.load(args.copy / "m_vectors.npy", mmap_mode="r"))
     queries = WordLlamaEmbedder().embed(list(load_queries(DEFAULT_DATA).values())
                                         [:args.queries])
-    exact = [set(np.argpartition(-s, 10)[:10].tolist()) for s in queries @ vectors.T]
+    exact = exact_top(vectors, queries)
     junk = np.ones(64 << 20, dtype=np.uint8)
     print(f"{len(vectors):,} vectors, {len(queries)} queries")
     for width in (int(w) for w in args.widths.split(",")):

@@ -27,7 +27,6 @@ from starlette.exceptions import HTTPException
 
 from dataloft.api.deps import CredentialsDep, CtxDep, credentials_of
 
-_ANSWER = TypeAdapter(dict[str, Any])
 _EMPTY = object()
 
 
@@ -42,6 +41,8 @@ def lean_handler(endpoint: Callable[..., Any], status: int
     body_model: TypeAdapter[Any] | None = None
     path: list[str] = []
     hints = get_type_hints(endpoint, include_extras=True)
+    # Serialised by its return annotation, as api/openapi.py's Documented routes are.
+    answer_type = TypeAdapter(hints.get("return", Any))
     for name in inspect.signature(endpoint).parameters:
         hint = hints.get(name)
         if hint == CtxDep:
@@ -68,7 +69,7 @@ def lean_handler(endpoint: Callable[..., Any], status: int
         if body_name and body_model:
             kwargs[body_name] = _validated(body_model, raw)
         answer = await run_in_threadpool(endpoint, **kwargs)
-        return Response(_ANSWER.dump_json(answer), status_code=status,
+        return Response(answer_type.dump_json(answer), status_code=status,
                         media_type="application/json")
 
     return handle
