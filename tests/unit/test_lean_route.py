@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -106,7 +107,25 @@ def test_the_dataset_search_is_a_lean_route() -> None:
     one (a FastAPI route would pass it trivially)."""
     from dataloft.api import datasets
 
-    [route] = [r for r in datasets.router.routes
+    [route] = [r for r in datasets.searching.routes
                if getattr(r, "path", "") == "/api/v1/dataset/{dataset_id}/search"]
     assert isinstance(route, Lean)
     assert route.get_route_handler().__qualname__ == "lean_handler.<locals>.handle"
+
+
+def test_the_hot_routes_are_matched_first(tmp_path: Path) -> None:
+    """FastAPI matches a request against the app's routes in order, at a cost per route
+    passed (docs/benchmarks.md section 43): /healthz and the dataset search come before
+    every included router, and the search's router holds nothing else."""
+    from dataloft.api import datasets
+    from dataloft.app import create_app
+    from tests.conftest import make_settings
+
+    routes = create_app(make_settings(tmp_path)).router.routes
+    included = [i for i, r in enumerate(routes) if hasattr(r, "original_router")]
+    [health] = [i for i, r in enumerate(routes) if getattr(r, "path", "") == "/healthz"]
+    [search] = [i for i in included if routes[i].original_router is datasets.searching]
+    assert len(included) > 10
+    assert health < search == included[0]
+    assert [getattr(r, "path", "") for r in datasets.searching.routes] == [
+        "/api/v1/dataset/{dataset_id}/search"]

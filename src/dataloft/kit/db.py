@@ -100,31 +100,51 @@ class Database:
 
 
 class Lookup:
-    """A Core select of one row, read on every request (the key, the searched dataset, its
-    index version). On SQLite it runs on the session's own DB-API connection (so in its
-    transaction and snapshot), compiled once, with SQLAlchemy's own result processors
-    applied: SQLAlchemy's execution of a cached statement costs ~2-3x the indexed read
-    itself (docs/benchmarks.md §35). Other engines run it through SQLAlchemy."""
+    """A Core select read on every request (the key, the searched dataset, its index
+    version, the records a search returns). On SQLite it runs on the session's own DB-API
+    connection (so in its transaction and snapshot), compiled once, with SQLAlchemy's own
+    result processors applied: SQLAlchemy's execution of a cached statement costs ~2-3x the
+    indexed read itself, and its result rows ~6 us each (docs/benchmarks.md §35, §43).
+    Other engines run it through SQLAlchemy."""
 
     def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
         self._plan: _Plan | None = None
 
     def first(self, session: Session, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        found = self._run(session, params, first=True)
+        return found[0] if found else None
+
+    def all(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return self._run(session, params, first=False)
+
+    def _run(self, session: Session, params: dict[str, Any], *, first: bool
+             ) -> list[tuple[Any, ...]]:
         connection = session.connection()
         if connection.dialect.name != "sqlite":
-            row = connection.execute(self.statement, params).first()
-            return tuple(row) if row is not None else None
+            result = connection.execute(self.statement, params)
+            rows = [result.first()] if first else result.all()
+            return [tuple(row) for row in rows if row is not None]
         plan = self._plan
         if plan is None or plan.dialect is not connection.dialect:
             plan = self._plan = _Plan.of(self.statement, connection.dialect)
         driver = connection.connection.driver_connection
         assert driver is not None
-        got = driver.execute(plan.sql, tuple(params[name] for name in plan.names)).fetchone()
-        if got is None:
-            return None
-        return tuple(value if process is None else process(value)
-                     for value, process in zip(got, plan.processors, strict=True))
+        cursor = driver.execute(plan.sql, tuple(params[name] for name in plan.names))
+        if first:
+            one = cursor.fetchone()
+            got: list[tuple[Any, ...]] = [] if one is None else [one]
+        else:
+            got = cursor.fetchall()
+        if not plan.processed:
+            return got
+        out = []
+        for row in got:
+            values = list(row)
+            for at, process in plan.processed:
+                values[at] = process(values[at])
+            out.append(tuple(values))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +152,15 @@ class _Plan:
     dialect: Dialect
     sql: str
     names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    # (column, its result processor) for the columns that have one (JSON, dates...).
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]
 
     @classmethod
     def of(cls, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> _Plan:
         compiled = statement.compile(dialect=dialect)
         if compiled.post_compile_params:  # an expanding IN is rendered per execution
             raise ValueError("a Lookup takes plain bound parameters only")
-        processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
-                           for column in statement.selected_columns)
-        return cls(dialect, compiled.string, tuple(compiled.positiontup or ()), processors)
+        processors = (column.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for column in statement.selected_columns)
+        processed = tuple((at, p) for at, p in enumerate(processors) if p is not None)
+        return cls(dialect, compiled.string, tuple(compiled.positiontup or ()), processed)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from dataloft.kit.db import Lookup
 from dataloft.models import Record
 
 
@@ -27,14 +28,15 @@ class Found:
     meta: dict[str, Any]
 
 
-# Built once and run on the session's connection: per request, the ORM execute path and
-# building the statement cost more than the read itself (docs/decisions.md). The pks go in
-# as one parameter, not an expanding IN: SQLAlchemy renders an expanding list anew on every
-# execution, which cost as much as reading the 30 records (docs/benchmarks.md section 34).
+# Built once and run on the session's connection (on SQLite its DB-API connection: a Lookup):
+# per request, the ORM execute path, building the statement and SQLAlchemy's result rows
+# cost more than the read itself (docs/decisions.md, docs/benchmarks.md section 43). The
+# pks go in as one parameter, not an expanding IN: SQLAlchemy renders an expanding list anew
+# on every execution, which cost as much as reading the 30 records (section 34).
 _COLUMNS = (Record.pk, Record.id, Record.dataset_id, Record.file_id, Record.source,
             Record.text, Record.meta)
 _EACH = func.json_each(bindparam("pks", type_=String)).table_valued("value")
-_BY_PK_SQLITE = select(*_COLUMNS).where(Record.pk.in_(select(_EACH.c.value)))
+_BY_PK_SQLITE = Lookup(select(*_COLUMNS).where(Record.pk.in_(select(_EACH.c.value))))
 _BY_PK_POSTGRES = select(*_COLUMNS).where(
     Record.pk == any_(bindparam("pks", type_=ARRAY(BigInteger))))
 
@@ -44,7 +46,7 @@ def records_by_pk(session: Session, pks: Sequence[int]) -> dict[int, Found]:
     connection = session.connection()
     listed = [int(pk) for pk in pks]
     if connection.dialect.name == "sqlite":
-        rows = connection.execute(_BY_PK_SQLITE, {"pks": json.dumps(listed)})
+        rows: Iterable[Sequence[Any]] = _BY_PK_SQLITE.all(session, {"pks": json.dumps(listed)})
     else:
         rows = connection.execute(_BY_PK_POSTGRES, {"pks": listed})
     return {row[0]: Found(*row) for row in rows}
