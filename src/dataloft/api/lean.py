@@ -80,22 +80,27 @@ def _parsed(raw: bytes, content_type: str | None) -> Any:
     only under a JSON content type, else the bytes as they came."""
     if not raw:
         return _EMPTY
-    if content_type:
-        message = email.message.Message()
-        message["content-type"] = content_type
-        subtype = message.get_content_subtype()
-        if message.get_content_maintype() == "application" and (
-                subtype == "json" or subtype.endswith("+json")):
-            try:
-                return json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise RequestValidationError(
-                    [{"type": "json_invalid", "loc": ("body", exc.pos),
-                      "msg": "JSON decode error", "input": {}, "ctx": {"error": exc.msg}}],
-                    body=exc.doc) from exc
-            except Exception as exc:  # not UTF-8, as FastAPI answers it
-                raise HTTPException(400, "There was an error parsing the body") from exc
+    # What nearly every client sends, known without email's header parser (~25 us).
+    if content_type == "application/json" or (content_type and _is_json(content_type)):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body", exc.pos),
+                  "msg": "JSON decode error", "input": {}, "ctx": {"error": exc.msg}}],
+                body=exc.doc) from exc
+        except Exception as exc:  # not UTF-8, as FastAPI answers it
+            raise HTTPException(400, "There was an error parsing the body") from exc
     return raw
+
+
+def _is_json(content_type: str) -> bool:
+    """application/json or application/*+json, parameters allowed, as FastAPI reads it."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json"))
 
 
 def _validated(model: TypeAdapter[Any], value: Any) -> Any:
