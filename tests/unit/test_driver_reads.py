@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from dataloft.datasets.repository import _SEARCHED
 from dataloft.keys.repository import _GRANT, grant_by_hash
 from dataloft.kit.db import Database
-from dataloft.models import ApiKey, Dataset, Org
+from dataloft.models import ApiKey, Dataset, Org, Record
+from dataloft.search.repository import Found, records_by_pk
 from dataloft.storage.index.sqlite import _VERSION
 from tests.support.pg import migrated_database
 
@@ -73,6 +74,35 @@ def test_lookups_answer_as_sqlalchemy_does(
         with db.read() as session:
             fast = lookup.first(session, params)
         assert fast == _through_sqlalchemy(db, lookup.statement, params)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(st.tuples(word, meta, st.none() | word, st.none() | word),
+                        min_size=1, max_size=6),
+       gone=st.lists(st.integers(1, 2**40), max_size=3), data=st.data())
+def test_a_pages_records_read_as_the_orm_reads_them(
+        db: Database, records: list[tuple[str, dict[str, Any], str | None, str | None]],
+        gone: list[int], data: st.DataObject) -> None:
+    """records_by_pk (a Lookup's rows on SQLite) answers the records of the pks that
+    exist, as the ORM loads them, in any order and with pks that name nothing."""
+    n = next(_ids)
+    with db.write() as session:
+        session.add(Dataset(id=f"ds_r{n}", org_id="org_1", settings={}))
+        session.flush()
+        added = [Record(id=f"rec_{n}_{i}", org_id="org_1", dataset_id=f"ds_r{n}", text=text,
+                        meta=meta_, source=source, file_id=file_id, created_at=i,
+                        updated_at=i)
+                 for i, (text, meta_, source, file_id) in enumerate(records)]
+        session.add_all(added)
+        session.flush()
+        pks = [r.pk for r in added]
+    asked = data.draw(st.permutations(pks + [-pk for pk in gone]))
+    with db.read() as session:
+        fast = records_by_pk(session, asked)
+        orm = {r.pk: Found(r.pk, r.id, r.dataset_id, r.file_id, r.source, r.text, r.meta)
+               for r in session.scalars(select(Record).where(Record.pk.in_(pks)))}
+    assert fast == orm and len(fast) == len(records)
 
 
 def test_lookups_read_in_the_sessions_snapshot(db: Database) -> None:
