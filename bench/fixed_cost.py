@@ -6,7 +6,10 @@ each build in turn answers every request (round-robin), and the server's CPU per
 the scheduler's count for all of its threads (bench/common.py cpu_ns, in ns) read around
 it. Prints the median per build and its ratio to the baseline. With --bare, also the CPU of
 the same search-shaped POST to bench/floor_server.py (a bare ASGI app on the same server
-stack): what no framework, key or database costs.
+stack): what no framework, key or database costs. With --threads, also where each build's
+CPU goes: per request kind, the CPU per request of each of the server's threads over a run
+of --requests more (the main thread runs the event loop; the others are the thread pool's
+and the background workers').
 
     PYTHONPATH=src .venv/bin/python bench/fixed_cost.py --build base=/work/base/src \
         --build new=$PWD/src
@@ -20,7 +23,7 @@ import statistics
 from collections.abc import Callable
 
 import httpx
-from common import Server, bare_server, cpu_ns
+from common import Server, bare_server, cpu_ns, thread_ns
 
 Ask = Callable[[httpx.Client, str], httpx.Response]
 KINDS: dict[str, Ask] = {
@@ -38,6 +41,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=600)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--bare", action="store_true", help="also a bare ASGI app's POST")
+    ap.add_argument("--threads", action="store_true", help="also the CPU per server thread")
     args = ap.parse_args()
     logging.disable(logging.INFO)
     builds = [b.split("=", 1) for b in args.build]
@@ -60,12 +64,29 @@ def main() -> None:
             print(f"{kind:22} " + "  ".join(
                 f"{name} {statistics.median(v):.3f} ms ({statistics.median(v) / base:.2f})"
                 for name, v in cpu.items()), flush=True)
+            if args.threads:
+                for (name, _), server, client, ds in zip(builds, servers, clients, datasets,
+                                                         strict=True):
+                    shares = split(server.pid or 0, ask, client, ds, args.requests)
+                    print(f"{'':22} {name}: {shares}", flush=True)
         if args.bare:
             print(f"{'bare ASGI POST':22} {bare_cpu(args.warmup, args.requests):.3f} ms "
                   "(bench/floor_server.py)")
     finally:
         for server in servers:
             server.stop()
+
+
+def split(pid: int, ask: Ask, client: httpx.Client, ds: str, requests: int) -> str:
+    """Each busy thread's CPU per request over `requests` requests, the busiest first."""
+    before = thread_ns(pid)
+    for _ in range(requests):
+        ask(client, ds).raise_for_status()
+    after = thread_ns(pid)
+    per = {tid: (ns - before.get(tid, 0)) / requests / 1e6 for tid, ns in after.items()}
+    busy = sorted(((ms, tid) for tid, ms in per.items() if ms >= 0.005), reverse=True)
+    return ", ".join(f"{'event loop' if tid == pid else f'thread {tid}'} {ms:.3f} ms"
+                     for ms, tid in busy) + f" (all threads {sum(per.values()):.3f} ms)"
 
 
 def bare_cpu(warmup: int, requests: int) -> float:
