@@ -44,8 +44,13 @@ from dataloft.sync import status
 from dataloft.sync import wait as waiting
 from dataloft.sync.schemas import SyncAnswer
 
-router = APIRouter(prefix="/api/v1", tags=["datasets"], route_class=Documented,
-                   responses=errors())
+
+def _router() -> APIRouter:
+    return APIRouter(prefix="/api/v1", tags=["datasets"], route_class=Documented,
+                     responses=errors())
+
+
+router = _router()
 
 
 @router.post("/dataset/create", response_model=Ref)
@@ -150,9 +155,9 @@ def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                 "records": [search.render(r, s, body.search) for r, s in hits]}
 
 
-# Its own router, which app.py includes before every other (the hot route first).
-searching = APIRouter(prefix="/api/v1", tags=["datasets"], route_class=Documented,
-                      responses=errors())
+# The same kind of router, of its own: app.py includes it before every other (the hot
+# route first).
+searching = _router()
 searching.add_api_route("/dataset/{dataset_id}/search", search_dataset, methods=["POST"],
                         response_model=SearchAnswer, route_class_override=Lean)
 
