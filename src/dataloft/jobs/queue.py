@@ -22,9 +22,11 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    false,
     func,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session, aliased
@@ -71,19 +73,29 @@ class LeaseLost(Exception):
     """The job's lease passed to someone else; this worker must drop its results."""
 
 
-def _claimable(now: int) -> Any:
+def _sibling_holds_key(serial_key: Any, job_id: Any, queued: Any, now: int) -> Any:
+    """Whether another job of `serial_key` keeps the job `job_id` from starting.
+
+    A queued job waits while a sibling runs under any lease, live or expired: the worker of
+    an expired lease may still be committing (on PostgreSQL its finish holds the row, which
+    claims skip), and only taking that job again (a new token) fences its commit off. A job
+    whose own lease expired may be taken again unless a sibling holds a live lease."""
     other = aliased(Job)
-    busy_sibling = exists().where(
-        other.serial_key == Job.serial_key,
-        other.id != Job.id,
+    return exists().where(
+        other.serial_key == serial_key,
+        other.id != job_id,
         other.state == "running",
-        other.lease_expires_at >= now,
+        or_(queued, other.lease_expires_at >= now),
     )
+
+
+def _claimable(now: int) -> Any:
     ready = or_(
         and_(Job.state == "queued", Job.run_after <= now),
         and_(Job.state == "running", Job.lease_expires_at < now),
     )
-    return and_(ready, or_(Job.serial_key.is_(None), ~busy_sibling))
+    held = _sibling_holds_key(Job.serial_key, Job.id, Job.state == "queued", now)
+    return and_(ready, or_(Job.serial_key.is_(None), ~held))
 
 
 # Whether any job is ready at all, before the claim query: built once, it costs a fraction
@@ -152,7 +164,7 @@ def claim(session: Session, owner: str, lease_ms: int,
 
 
 def _serial_key_free(session: Session, job: Job, now: int) -> bool:
-    """Whether `job` may start now that no sibling runs; on PostgreSQL also takes the key
+    """Whether `job` may start now (`_sibling_holds_key`); on PostgreSQL also takes the key
     until this claim commits.
 
     The claim query's sibling check reads a snapshot: two claimers could both see "no
@@ -161,14 +173,8 @@ def _serial_key_free(session: Session, job: Job, now: int) -> bool:
     the lock was free (docs/decisions.md, "serial keys across workers")."""
     if not locks.try_transaction_lock(session, f"job-serial:{job.serial_key}"):
         return False
-    other = aliased(Job)
-    busy = session.scalar(select(exists().where(
-        other.serial_key == job.serial_key,
-        other.id != job.id,
-        other.state == "running",
-        other.lease_expires_at >= now,
-    )))
-    return not busy
+    queued = true() if job.state == "queued" else false()
+    return not session.scalar(select(_sibling_holds_key(job.serial_key, job.id, queued, now)))
 
 
 def _abandon(session: Session, job: Job, now: int,
