@@ -584,6 +584,28 @@ def test_an_open_snapshot_keeps_its_view(backend: Backend, index: Index) -> None
         assert {pk for pk, _ in index.lexical(reader, [ds], "new", 100)} == set()
 
 
+def test_a_semantic_ranker_answers_its_snapshot_without_the_session(
+        backend: Backend, index: Index) -> None:
+    ds = backend.new_dataset()
+    rng = np.random.default_rng(11)
+    with backend.db.write() as s:
+        before = add(s, index, backend, ds, [Row(ds, f"old {i}", v)
+                                             for i, v in enumerate(unit(rng, 40))])
+    queries = unit(rng, 5)
+    with backend.db.read() as reader:
+        ranker = index.semantic_ranker(reader, [ds], 10)
+        # A restriction is asked of the session while ranking: no detached ranker for it.
+        assert index.semantic_ranker(reader, [ds], 10, Record.position >= 0) is None
+    with backend.db.write() as s:
+        add(s, index, backend, ds, [Row(ds, f"new {i}", v) for i, v in enumerate(queries)])
+    if backend.name == "postgres":
+        assert ranker is None  # pgvector ranks in the database
+        return
+    assert ranker is not None
+    for q in queries:  # the session is closed and a later commit landed
+        assert_same_topk(ranker(q), brute_force(before, [ds], q, 10), before, q)
+
+
 # --- state machine ---------------------------------------------------------------------------
 
 VOCAB = ["apple", "river", "stone", "cloud", "ember", "lattice"]
@@ -764,8 +786,10 @@ class IndexMachine(RuleBasedStateMachine):
                 assert set(pks) == {pk for pk, r in live.items() if word in words(r.text)}
             for q in self.queries:
                 for k in (3, 1000):
-                    assert_same_topk(index.semantic(s, subset, q, k),
-                                     brute_force(live, subset, q, k), live, q)
+                    got = index.semantic(s, subset, q, k)
+                    assert_same_topk(got, brute_force(live, subset, q, k), live, q)
+                    ranker = index.semantic_ranker(s, subset, k)
+                    assert ranker is None or ranker(q) == got
 
     @invariant()
     def pending_view(self) -> None:

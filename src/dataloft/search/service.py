@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from dataloft.datasets import service as datasets
 from dataloft.ingest.embed.base import Embedder
 from dataloft.kit import filters, policy
+from dataloft.kit.beside import Beside
 from dataloft.kit.principal import Principal
 from dataloft.models import Record
 from dataloft.search import repository
@@ -34,6 +35,8 @@ POOL = 200
 LOAD_AHEAD = 3
 # Hits a semantic page asks for first (first_depth).
 SEMANTIC_FIRST = 64
+# Idle cores a hybrid search hands its semantic side to (kit/beside.py).
+BESIDE = Beside()
 
 Mode = Literal["hybrid", "lexical", "semantic"]
 
@@ -115,17 +118,30 @@ def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence
     vector_ids = [d.id for d in datasets_ if d.embedding_model == embedder.name
                   and d.embedding_dimension == embedder.dimension]
     pool = max(POOL, take)
-    lexical = index.lexical(session, ids, query, pool, restrict) if mode != "semantic" else []
-    semantic: list[tuple[int, float]] = []
-    if mode != "lexical" and vector_ids and query.strip():
-        vector = embedder.embed([query])[0]
-        # Alone, the semantic side ranks only what is asked (fusion needs the whole pool).
-        semantic = index.semantic(session, vector_ids, vector,
-                                  take if mode == "semantic" else pool, restrict)
     if mode == "lexical":
-        return lexical[:take]
+        return index.lexical(session, ids, query, pool, restrict)[:take]
+    if not (vector_ids and query.strip()):
+        semantic: list[tuple[int, float]] = []
+        if mode == "semantic":
+            return semantic
+        return fuse(index.lexical(session, ids, query, pool, restrict), semantic,
+                    lexical_weight, take)
     if mode == "semantic":
-        return semantic[:take]
+        # Alone, the semantic side ranks only what is asked (fusion needs the whole pool).
+        vector = embedder.embed([query])[0]
+        return index.semantic(session, vector_ids, vector, take, restrict)[:take]
+    # Hybrid: the semantic side (the query's embedding, and the ranking itself where the
+    # index can rank without the session) on an idle core while this thread ranks lexically.
+    ranker = index.semantic_ranker(session, vector_ids, pool, restrict)
+    if ranker is not None:
+        sided = ranker
+        semantic_side = BESIDE.start(lambda: sided(embedder.embed([query])[0]))
+        lexical = index.lexical(session, ids, query, pool, restrict)
+        semantic = semantic_side()
+    else:
+        vector_side = BESIDE.start(lambda: embedder.embed([query])[0])
+        lexical = index.lexical(session, ids, query, pool, restrict)
+        semantic = index.semantic(session, vector_ids, vector_side(), pool, restrict)
     return fuse(lexical, semantic, lexical_weight, take)
 
 

@@ -40,15 +40,16 @@ from sqlalchemy import ColumnElement, delete, event, select
 from sqlalchemy.orm import Session
 
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist, restricted, spooled
+from dataloft.storage.index import ann, build, delta, lexrank, nearest, persist, restricted, spooled
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.build import VERSION as _VERSION  # noqa: F401 (tests read it)
 from dataloft.storage.index.build import TooBig
 from dataloft.storage.index.build import busy as _busy
 from dataloft.storage.index.build import version as _version
 from dataloft.storage.index.delta import Catalog
+from dataloft.storage.index.mapped import MAP_MIN_BYTES
 from dataloft.storage.index.structures import Approx, Matrix
-from dataloft.storage.index.terms import query_terms, top
+from dataloft.storage.index.terms import query_terms
 
 _BATCH = 500
 # (kind, dataset) entries: a term index and a vector matrix per recently searched dataset.
@@ -78,7 +79,7 @@ class SqliteIndex:
                  reader: Callable[[], AbstractContextManager[Session]] | None = None,
                  store: Path | None = None, wait_s: float | None = None,
                  inline_records: int = INLINE_RECORDS,
-                 map_min_bytes: int = mapped.MAP_MIN_BYTES) -> None:
+                 map_min_bytes: int = MAP_MIN_BYTES) -> None:
         self.ann_min_records = ann_min_records
         self.exact_share = exact_share
         # False: the graph is built inside the first search (tests, reproducible paths).
@@ -279,32 +280,23 @@ class SqliteIndex:
 
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
-        allowed = restricted.allowed(session, restrict)
-        query = np.asarray(vector, dtype=np.float32)
-        hits: list[tuple[int, float]] = []
-        for dataset_id in dataset_ids:
-            matrix = self._cached("vectors", session, dataset_id)
-            if matrix is not None and len(matrix.pks):
-                hits += self._nearest(session, dataset_id, matrix, query, k, restrict, allowed)
-        if len(dataset_ids) > 1:  # one dataset's hits come ranked
-            hits.sort(key=lambda h: (-h[1], h[0]))
-        return hits[:k]
+        return nearest.ranked(self._matrices(session, dataset_ids), vector, k,
+                              self.exact_share, session, restrict)
 
-    def _nearest(self, session: Session, dataset_id: str, matrix: Matrix, query: np.ndarray,
-                 k: int, restrict: ColumnElement[bool] | None,
-                 allowed: ann.Allowed | None) -> list[tuple[int, float]]:
-        state = matrix.approx
-        if state is not None:
-            if restrict is not None:
-                few = restricted.rows(session, dataset_id, restrict, matrix,
-                                    max(k, int(self.exact_share * len(matrix.pks))))
-                if few is not None:
-                    return top(matrix.vectors[few] @ query, matrix.pks[few], k)
-            hits = ann.nearest(state.graph, matrix.vectors, matrix.pks, query, k, allowed,
-                               state.remap, state.extra)
-            if hits is not None:
-                return hits
-        return top(mapped.scores(matrix.vectors, query), matrix.pks, k, allowed)
+    def semantic_ranker(self, session: Session, dataset_ids: Sequence[str], k: int,
+                        restrict: ColumnElement[bool] | None = None
+                        ) -> Callable[[np.ndarray], list[tuple[int, float]]] | None:
+        if restrict is not None:  # the walk asks the session which records pass
+            return None
+        matrices = self._matrices(session, dataset_ids)
+        return partial(nearest.ranked, matrices, k=k, exact_share=self.exact_share)
+
+    def _matrices(self, session: Session, dataset_ids: Sequence[str]
+                  ) -> list[tuple[str, Matrix]]:
+        """The datasets' vector matrices as the session's snapshot sees them (those with
+        any rows): all an unrestricted ranking reads."""
+        found = ((ds, self._cached("vectors", session, ds)) for ds in dataset_ids)
+        return [(ds, m) for ds, m in found if m is not None and len(m.pks)]
 
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
