@@ -118,26 +118,24 @@ def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence
     vector_ids = [d.id for d in datasets_ if d.embedding_model == embedder.name
                   and d.embedding_dimension == embedder.dimension]
     pool = max(POOL, take)
-    if mode == "lexical":
-        return index.lexical(session, ids, query, pool, restrict)[:take]
-    if not (vector_ids and query.strip()):
-        semantic: list[tuple[int, float]] = []
+    if mode == "lexical" or not (vector_ids and query.strip()):  # one side at most
         if mode == "semantic":
-            return semantic
-        return fuse(index.lexical(session, ids, query, pool, restrict), semantic,
-                    lexical_weight, take)
+            return []
+        lexical = index.lexical(session, ids, query, pool, restrict)
+        return lexical[:take] if mode == "lexical" else fuse(lexical, [], lexical_weight, take)
     if mode == "semantic":
         # Alone, the semantic side ranks only what is asked (fusion needs the whole pool).
         vector = embedder.embed([query])[0]
         return index.semantic(session, vector_ids, vector, take, restrict)[:take]
-    # Hybrid: the semantic side (the query's embedding, and the ranking itself where the
-    # index can rank without the session) on an idle core while this thread ranks lexically.
-    ranker = index.semantic_ranker(session, vector_ids, pool, restrict)
+    # Hybrid: on an idle core, the lexical ranking where the index can rank without the
+    # session (the shorter side, so a helper that wakes late delays nothing), else the
+    # query's embedding; meanwhile this thread does the rest.
+    ranker = index.lexical_ranker(session, ids, query, pool, restrict)
     if ranker is not None:
-        sided = ranker
-        semantic_side = BESIDE.start(lambda: sided(embedder.embed([query])[0]))
-        lexical = index.lexical(session, ids, query, pool, restrict)
-        semantic = semantic_side()
+        lexical_side = BESIDE.start(ranker)
+        semantic = index.semantic(session, vector_ids, embedder.embed([query])[0], pool,
+                                  restrict)
+        lexical = lexical_side()
     else:
         vector_side = BESIDE.start(lambda: embedder.embed([query])[0])
         lexical = index.lexical(session, ids, query, pool, restrict)

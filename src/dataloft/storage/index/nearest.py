@@ -1,7 +1,6 @@
 """Semantic ranking on the embedded index (sqlite.py) over the matrices it keeps: the graph
 walk where a matrix has one, an exact scan otherwise, and for a restricted search an exact
-scan of the allowed rows when they are few. Only a restriction reads the database, so an
-unrestricted ranking may run on any thread once its matrices are in hand."""
+scan of the allowed rows when they are few."""
 
 from __future__ import annotations
 
@@ -19,8 +18,8 @@ from dataloft.storage.index.terms import top
 def ranked(matrices: Sequence[tuple[str, Matrix]], vector: np.ndarray, k: int,
            exact_share: float, session: Session | None = None,
            restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
-    """The `k` best (pk, cosine) over the datasets' matrices (`session`: the one
-    `restrict` is asked of)."""
+    """The `k` best (pk, cosine) over the datasets' matrices; `restrict` is asked of
+    `session`."""
     query = np.asarray(vector, dtype=np.float32)
     allowed = None
     if restrict is not None:

@@ -226,10 +226,10 @@ class PostgresIndex:
             {"words": [f"'{w}'" for w in words]})
         return [t for t in dict.fromkeys(parsed) if t]
 
-    def semantic_ranker(self, session: Session, dataset_ids: Sequence[str], k: int,
-                        restrict: ColumnElement[bool] | None = None
-                        ) -> Callable[[np.ndarray], list[tuple[int, float]]] | None:
-        return None  # pgvector ranks in the database, on the request's connection
+    def lexical_ranker(self, session: Session, dataset_ids: Sequence[str], query: str, k: int,
+                       restrict: ColumnElement[bool] | None = None
+                       ) -> Callable[[], list[tuple[int, float]]] | None:
+        return None  # it ranks in the database, on the request's connection
 
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:

@@ -270,33 +270,27 @@ class SqliteIndex:
         if not query_terms(query):
             return []
         allowed = restricted.allowed(session, restrict)
-        hits: list[tuple[int, float]] = []
-        for dataset_id in dataset_ids:
-            terms = self._cached("terms", session, dataset_id)
-            if terms is not None:
-                hits += lexrank.top(terms.index, query, k, allowed)
-        hits.sort(key=lambda h: (-h[1], h[0]))
-        return hits[:k]
+        return _lexical(self._terms(session, dataset_ids), query, k, allowed)
+
+    def lexical_ranker(self, session: Session, dataset_ids: Sequence[str], query: str, k: int,
+                       restrict: ColumnElement[bool] | None = None
+                       ) -> Callable[[], list[tuple[int, float]]] | None:
+        if restrict is not None:  # the ranking asks the session which records pass
+            return None
+        terms = self._terms(session, dataset_ids) if query_terms(query) else []
+        return partial(_lexical, terms, query, k, None)
+
+    def _terms(self, session: Session, dataset_ids: Sequence[str]) -> list[Any]:
+        """The datasets' term indexes as the session's snapshot sees them: all an
+        unrestricted ranking reads."""
+        found = (self._cached("terms", session, ds) for ds in dataset_ids)
+        return [terms for terms in found if terms is not None]
 
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
-        return nearest.ranked(self._matrices(session, dataset_ids), vector, k,
-                              self.exact_share, session, restrict)
-
-    def semantic_ranker(self, session: Session, dataset_ids: Sequence[str], k: int,
-                        restrict: ColumnElement[bool] | None = None
-                        ) -> Callable[[np.ndarray], list[tuple[int, float]]] | None:
-        if restrict is not None:  # the walk asks the session which records pass
-            return None
-        matrices = self._matrices(session, dataset_ids)
-        return partial(nearest.ranked, matrices, k=k, exact_share=self.exact_share)
-
-    def _matrices(self, session: Session, dataset_ids: Sequence[str]
-                  ) -> list[tuple[str, Matrix]]:
-        """The datasets' vector matrices as the session's snapshot sees them (those with
-        any rows): all an unrestricted ranking reads."""
         found = ((ds, self._cached("vectors", session, ds)) for ds in dataset_ids)
-        return [(ds, m) for ds, m in found if m is not None and len(m.pks)]
+        matrices = [(ds, m) for ds, m in found if m is not None and len(m.pks)]
+        return nearest.ranked(matrices, vector, k, self.exact_share, session, restrict)
 
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -484,6 +478,15 @@ class SqliteIndex:
                 return None
             self._cache.move_to_end(key)
             return (cached[1],)
+
+
+def _lexical(term_indexes: Sequence[Any], query: str, k: int,
+             allowed: lexrank.Allowed | None) -> list[tuple[int, float]]:
+    hits: list[tuple[int, float]] = []
+    for terms in term_indexes:
+        hits += lexrank.top(terms.index, query, k, allowed)
+    hits.sort(key=lambda h: (-h[1], h[0]))
+    return hits[:k]
 
 
 def _forget(session: Session) -> None:
