@@ -584,30 +584,6 @@ def test_an_open_snapshot_keeps_its_view(backend: Backend, index: Index) -> None
         assert {pk for pk, _ in index.lexical(reader, [ds], "new", 100)} == set()
 
 
-def test_a_lexical_ranker_answers_its_snapshot_without_the_session(
-        backend: Backend, index: Index) -> None:
-    ds = backend.new_dataset()
-    rng = np.random.default_rng(11)
-    with backend.db.write() as s:
-        before = add(s, index, backend, ds, [Row(ds, f"river stone {i}", v)
-                                             for i, v in enumerate(unit(rng, 12))])
-    with backend.db.read() as reader:
-        want = index.lexical(reader, [ds], "river", 5)
-        ranker = index.lexical_ranker(reader, [ds], "river", 5)
-        # A restriction is asked of the session while ranking: no detached ranker for it.
-        assert index.lexical_ranker(reader, [ds], "river", 5, Record.position >= 0) is None
-        wordless = index.lexical_ranker(reader, [ds], "?!", 5)
-        assert wordless is None or wordless() == []
-    with backend.db.write() as s:
-        add(s, index, backend, ds, [Row(ds, "river river river", v) for v in unit(rng, 3)])
-    if backend.name == "postgres":
-        assert ranker is None  # it ranks in the database
-        return
-    assert ranker is not None
-    # The session is closed and a later commit landed: the ranking is the snapshot's.
-    assert ranker() == want and len(want) == 5 and {pk for pk, _ in want} <= set(before)
-
-
 # --- state machine ---------------------------------------------------------------------------
 
 VOCAB = ["apple", "river", "stone", "cloud", "ember", "lattice"]
@@ -782,8 +758,6 @@ class IndexMachine(RuleBasedStateMachine):
             assert count == len(live), "records table disagrees with the model"
             for word in VOCAB[:2]:
                 hits = index.lexical(s, subset, word, 1000)
-                ranker = index.lexical_ranker(s, subset, word, 1000)
-                assert ranker is None or ranker() == hits
                 pks = [pk for pk, _ in hits]
                 assert len(pks) == len(set(pks)), "duplicate lexical hits"
                 assert set(pks) <= set(live), f"lexical ghost: {set(pks) - set(live)}"

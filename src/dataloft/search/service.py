@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from dataloft.datasets import service as datasets
 from dataloft.ingest.embed.base import Embedder
 from dataloft.kit import filters, policy
-from dataloft.kit.beside import Beside
 from dataloft.kit.principal import Principal
 from dataloft.models import Record
 from dataloft.search import repository
@@ -35,8 +34,6 @@ POOL = 200
 LOAD_AHEAD = 3
 # Hits a semantic page asks for first (first_depth).
 SEMANTIC_FIRST = 64
-# Idle cores a hybrid search hands its semantic side to (kit/beside.py).
-BESIDE = Beside()
 
 Mode = Literal["hybrid", "lexical", "semantic"]
 
@@ -118,28 +115,17 @@ def rank(session: Session, index: Index, embedder: Embedder, datasets_: Sequence
     vector_ids = [d.id for d in datasets_ if d.embedding_model == embedder.name
                   and d.embedding_dimension == embedder.dimension]
     pool = max(POOL, take)
-    if mode == "lexical" or not (vector_ids and query.strip()):  # one side at most
-        if mode == "semantic":
-            return []
-        lexical = index.lexical(session, ids, query, pool, restrict)
-        return lexical[:take] if mode == "lexical" else fuse(lexical, [], lexical_weight, take)
-    if mode == "semantic":
-        # Alone, the semantic side ranks only what is asked (fusion needs the whole pool).
+    lexical = index.lexical(session, ids, query, pool, restrict) if mode != "semantic" else []
+    semantic: list[tuple[int, float]] = []
+    if mode != "lexical" and vector_ids and query.strip():
         vector = embedder.embed([query])[0]
-        return index.semantic(session, vector_ids, vector, take, restrict)[:take]
-    # Hybrid: on an idle core, the lexical ranking where the index can rank without the
-    # session (the shorter side, so a helper that wakes late delays nothing), else the
-    # query's embedding; meanwhile this thread does the rest.
-    ranker = index.lexical_ranker(session, ids, query, pool, restrict)
-    if ranker is not None:
-        lexical_side = BESIDE.start(ranker)
-        semantic = index.semantic(session, vector_ids, embedder.embed([query])[0], pool,
-                                  restrict)
-        lexical = lexical_side()
-    else:
-        vector_side = BESIDE.start(lambda: embedder.embed([query])[0])
-        lexical = index.lexical(session, ids, query, pool, restrict)
-        semantic = index.semantic(session, vector_ids, vector_side(), pool, restrict)
+        # Alone, the semantic side ranks only what is asked (fusion needs the whole pool).
+        semantic = index.semantic(session, vector_ids, vector,
+                                  take if mode == "semantic" else pool, restrict)
+    if mode == "lexical":
+        return lexical[:take]
+    if mode == "semantic":
+        return semantic[:take]
     return fuse(lexical, semantic, lexical_weight, take)
 
 

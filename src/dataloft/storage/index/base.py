@@ -10,11 +10,6 @@ Contract (tests/contract/test_index.py runs it against every adapter):
   never costs recall. `semantic` scores are cosine similarities.
 - Both read from the session's snapshot: a search during a re-sync sees the old records
   or the new ones, never a mix.
-- `lexical_ranker` does `lexical`'s reads now and returns its ranking as a function that
-  touches no session, so it may run on another thread while the session serves the
-  semantic side; it answers exactly what `lexical` would in the same snapshot. None when
-  the adapter's ranking needs the session (it runs in the database, or a restriction is
-  asked of it): the caller then calls `lexical`.
 - `vectors(pks)` returns the stored embeddings of those records (for reuse on re-sync).
 - `settle(dataset_id, timeout_s)`, called by a sync after its records committed and before
   it announces completion, brings whatever in-process structures the adapter keeps up to
@@ -34,7 +29,7 @@ Contract (tests/contract/test_index.py runs it against every adapter):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,9 +55,6 @@ class Index(Protocol):
                 restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]: ...
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]: ...
-    def lexical_ranker(self, session: Session, dataset_ids: Sequence[str], query: str, k: int,
-                       restrict: ColumnElement[bool] | None = None
-                       ) -> Callable[[], list[tuple[int, float]]] | None: ...
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]: ...
     @property
     def settles(self) -> bool: ...

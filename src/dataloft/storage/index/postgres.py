@@ -28,7 +28,7 @@ import re
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -225,11 +225,6 @@ class PostgresIndex:
             f"SELECT to_tsquery({_CONFIG}, w)::text FROM unnest(CAST(:words AS text[])) AS w"),
             {"words": [f"'{w}'" for w in words]})
         return [t for t in dict.fromkeys(parsed) if t]
-
-    def lexical_ranker(self, session: Session, dataset_ids: Sequence[str], query: str, k: int,
-                       restrict: ColumnElement[bool] | None = None
-                       ) -> Callable[[], list[tuple[int, float]]] | None:
-        return None  # it ranks in the database, on the request's connection
 
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:

@@ -40,16 +40,15 @@ from sqlalchemy import ColumnElement, delete, event, select
 from sqlalchemy.orm import Session
 
 from dataloft.models import Dataset, Record, RecordVector
-from dataloft.storage.index import ann, build, delta, lexrank, nearest, persist, restricted, spooled
+from dataloft.storage.index import ann, build, delta, lexrank, mapped, persist, restricted, spooled
 from dataloft.storage.index.base import IndexRow
 from dataloft.storage.index.build import VERSION as _VERSION  # noqa: F401 (tests read it)
 from dataloft.storage.index.build import TooBig
 from dataloft.storage.index.build import busy as _busy
 from dataloft.storage.index.build import version as _version
 from dataloft.storage.index.delta import Catalog
-from dataloft.storage.index.mapped import MAP_MIN_BYTES
 from dataloft.storage.index.structures import Approx, Matrix
-from dataloft.storage.index.terms import query_terms
+from dataloft.storage.index.terms import query_terms, top
 
 _BATCH = 500
 # (kind, dataset) entries: a term index and a vector matrix per recently searched dataset.
@@ -79,7 +78,7 @@ class SqliteIndex:
                  reader: Callable[[], AbstractContextManager[Session]] | None = None,
                  store: Path | None = None, wait_s: float | None = None,
                  inline_records: int = INLINE_RECORDS,
-                 map_min_bytes: int = MAP_MIN_BYTES) -> None:
+                 map_min_bytes: int = mapped.MAP_MIN_BYTES) -> None:
         self.ann_min_records = ann_min_records
         self.exact_share = exact_share
         # False: the graph is built inside the first search (tests, reproducible paths).
@@ -270,27 +269,42 @@ class SqliteIndex:
         if not query_terms(query):
             return []
         allowed = restricted.allowed(session, restrict)
-        return _lexical(self._terms(session, dataset_ids), query, k, allowed)
-
-    def lexical_ranker(self, session: Session, dataset_ids: Sequence[str], query: str, k: int,
-                       restrict: ColumnElement[bool] | None = None
-                       ) -> Callable[[], list[tuple[int, float]]] | None:
-        if restrict is not None:  # the ranking asks the session which records pass
-            return None
-        terms = self._terms(session, dataset_ids) if query_terms(query) else []
-        return partial(_lexical, terms, query, k, None)
-
-    def _terms(self, session: Session, dataset_ids: Sequence[str]) -> list[Any]:
-        """The datasets' term indexes as the session's snapshot sees them: all an
-        unrestricted ranking reads."""
-        found = (self._cached("terms", session, ds) for ds in dataset_ids)
-        return [terms for terms in found if terms is not None]
+        hits: list[tuple[int, float]] = []
+        for dataset_id in dataset_ids:
+            terms = self._cached("terms", session, dataset_id)
+            if terms is not None:
+                hits += lexrank.top(terms.index, query, k, allowed)
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits[:k]
 
     def semantic(self, session: Session, dataset_ids: Sequence[str], vector: np.ndarray, k: int,
                  restrict: ColumnElement[bool] | None = None) -> list[tuple[int, float]]:
-        found = ((ds, self._cached("vectors", session, ds)) for ds in dataset_ids)
-        matrices = [(ds, m) for ds, m in found if m is not None and len(m.pks)]
-        return nearest.ranked(matrices, vector, k, self.exact_share, session, restrict)
+        allowed = restricted.allowed(session, restrict)
+        query = np.asarray(vector, dtype=np.float32)
+        hits: list[tuple[int, float]] = []
+        for dataset_id in dataset_ids:
+            matrix = self._cached("vectors", session, dataset_id)
+            if matrix is not None and len(matrix.pks):
+                hits += self._nearest(session, dataset_id, matrix, query, k, restrict, allowed)
+        if len(dataset_ids) > 1:  # one dataset's hits come ranked
+            hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits[:k]
+
+    def _nearest(self, session: Session, dataset_id: str, matrix: Matrix, query: np.ndarray,
+                 k: int, restrict: ColumnElement[bool] | None,
+                 allowed: ann.Allowed | None) -> list[tuple[int, float]]:
+        state = matrix.approx
+        if state is not None:
+            if restrict is not None:
+                few = restricted.rows(session, dataset_id, restrict, matrix,
+                                    max(k, int(self.exact_share * len(matrix.pks))))
+                if few is not None:
+                    return top(matrix.vectors[few] @ query, matrix.pks[few], k)
+            hits = ann.nearest(state.graph, matrix.vectors, matrix.pks, query, k, allowed,
+                               state.remap, state.extra)
+            if hits is not None:
+                return hits
+        return top(mapped.scores(matrix.vectors, query), matrix.pks, k, allowed)
 
     def vectors(self, session: Session, pks: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -478,15 +492,6 @@ class SqliteIndex:
                 return None
             self._cache.move_to_end(key)
             return (cached[1],)
-
-
-def _lexical(term_indexes: Sequence[Any], query: str, k: int,
-             allowed: lexrank.Allowed | None) -> list[tuple[int, float]]:
-    hits: list[tuple[int, float]] = []
-    for terms in term_indexes:
-        hits += lexrank.top(terms.index, query, k, allowed)
-    hits.sort(key=lambda h: (-h[1], h[0]))
-    return hits[:k]
 
 
 def _forget(session: Session) -> None:
