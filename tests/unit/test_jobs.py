@@ -221,7 +221,7 @@ def test_a_queued_sibling_waits_for_an_expired_job_even_when_it_comes_first(
     b = add(db, serial_key="s")
     assert claim(db) is not None
     expire(db, a)
-    with db.write() as session:  # b first in the claim order (e.g. a retried at a later time)
+    with db.write() as session:  # b first in the claim order (its run_after before a's)
         session.execute(update(Job).where(Job.id == b).values(run_after=0))
     again = claim(db)
     assert again is not None and (again.job_id, again.attempt) == (a, 2)
@@ -713,7 +713,6 @@ class QueueMachine(RuleBasedStateMachine):
                 and (r.state == "queued" or (o.lease_expires_at or 0) >= now)
                 for o in before.values())
             return ready and not busy
-
 
         def on_abandon(session: Session, row: Job) -> None:
             abandoned.append(row.id)
