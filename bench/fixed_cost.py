@@ -1,5 +1,6 @@
-"""The fixed server CPU of a request, two or more builds paired: /healthz, a dataset fetch
-and a search of an empty dataset (no ranking, no records: what every search pays).
+"""The fixed server CPU of a request, two or more builds paired: /healthz, a dataset fetch,
+a search of an empty dataset (no ranking, no records: what every search pays) and OpenAI's
+vector-store search of it (which also embeds the query).
 
 One server per build (`--build NAME=SRC_DIR`, the first the baseline); per request kind,
 each build in turn answers every request (round-robin), and the server's CPU per request is
@@ -32,6 +33,9 @@ KINDS: dict[str, Ask] = {
     "search, empty dataset": lambda c, ds: c.post(f"/api/v1/dataset/{ds}/search",
                                                   json={"search": "hello world",
                                                         "mode": "lexical"}),
+    # OpenAI's search of the same dataset as a vector store: hybrid, so it embeds the query.
+    "vector store search": lambda c, ds: c.post(f"/v1/vector_stores/{ds}/search",
+                                                json={"query": "hello world"}),
 }
 
 

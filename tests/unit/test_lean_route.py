@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -43,15 +44,20 @@ class CountedLean(Lean):
         return counted
 
 
+# Both kinds of error body: ours, and OpenAI's on its surface (api/errors.py, by path).
+SURFACES = ["/api/v1", "/v1"]
+
+
 def _app() -> FastAPI:
     app = FastAPI()
     errors.install(app)
     app.state.ctx = "the context"
-    router = APIRouter(prefix="/api/v1")
-    for prefix, route_class in (("plain", None), ("lean", CountedLean)):
-        router.add_api_route(f"/{prefix}/{{dataset_id}}/search", probe, methods=["POST"],
-                             route_class_override=route_class)
-    app.include_router(router)
+    for surface in SURFACES:
+        router = APIRouter(prefix=surface)
+        for prefix, route_class in (("plain", None), ("lean", CountedLean)):
+            router.add_api_route(f"/{prefix}/{{dataset_id}}/search", probe, methods=["POST"],
+                                 route_class_override=route_class)
+        app.include_router(router)
     return app
 
 
@@ -77,14 +83,15 @@ _AUTH = st.sampled_from([None, "Bearer sk_test", "Basic abc", "Bearer ", "bearer
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=_BODY, content_type=_CONTENT_TYPE, auth=_AUTH,
-       run_as=st.sampled_from([None, "user-1"]))
+       run_as=st.sampled_from([None, "user-1"]), surface=st.sampled_from(SURFACES))
 def test_a_lean_route_answers_as_fastapi_does(body: bytes, content_type: str | None,
-                                              auth: str | None, run_as: str | None) -> None:
+                                              auth: str | None, run_as: str | None,
+                                              surface: str) -> None:
     headers = {k: v for k, v in {"Content-Type": content_type, "Authorization": auth,
                                  "X-RunAs-User-Id": run_as}.items() if v is not None}
-    plain = CLIENT.post("/api/v1/plain/ds_1/search", content=body, headers=headers)
+    plain = CLIENT.post(f"{surface}/plain/ds_1/search", content=body, headers=headers)
     answered = LEAN_ANSWERS[0]
-    lean = CLIENT.post("/api/v1/lean/ds_1/search", content=body, headers=headers)
+    lean = CLIENT.post(f"{surface}/lean/ds_1/search", content=body, headers=headers)
     assert LEAN_ANSWERS[0] == answered + 1
     assert (lean.status_code, lean.json()) == (plain.status_code, plain.json())
     assert lean.headers["content-type"] == plain.headers["content-type"]
@@ -102,30 +109,37 @@ def test_a_lean_route_refuses_a_parameter_it_cannot_read() -> None:
         raise AssertionError("a lean route took a query parameter it would never read")
 
 
-def test_the_dataset_search_is_a_lean_route() -> None:
-    """The parity test above holds only if the lean handler serves: the real route must be
-    one (a FastAPI route would pass it trivially)."""
-    from dataloft.api import datasets
+@pytest.mark.parametrize("path", ["/api/v1/dataset/{dataset_id}/search",
+                                  "/v1/vector_stores/{store_id}/search"])
+def test_the_searches_are_lean_routes(path: str) -> None:
+    """The parity test above holds only if the lean handler serves: the real routes must be
+    lean (a FastAPI route would pass it trivially)."""
+    from dataloft.api import datasets, openai
 
-    [route] = [r for r in datasets.searching.routes
-               if getattr(r, "path", "") == "/api/v1/dataset/{dataset_id}/search"]
+    [route] = [r for r in [*datasets.searching.routes, *openai.searching.routes]
+               if getattr(r, "path", "") == path]
     assert isinstance(route, Lean)
     assert route.get_route_handler().__qualname__ == "lean_handler.<locals>.handle"
 
 
 def test_the_hot_routes_are_matched_first(tmp_path: Path) -> None:
     """FastAPI matches a request against the app's routes in order, at a cost per route
-    passed (docs/benchmarks.md section 43): /healthz and the dataset search come before
-    every included router, and the search's router holds nothing else."""
-    from dataloft.api import datasets
+    passed (docs/benchmarks.md section 43): /healthz and the searches (the dataset search,
+    then OpenAI's vector-store search) come before every other included router, and the
+    searches' routers hold nothing else."""
+    from dataloft.api import datasets, openai
     from dataloft.app import create_app
     from tests.conftest import make_settings
 
     routes = create_app(make_settings(tmp_path)).router.routes
     included = [i for i, r in enumerate(routes) if hasattr(r, "original_router")]
     [health] = [i for i, r in enumerate(routes) if getattr(r, "path", "") == "/healthz"]
-    [search] = [i for i in included if routes[i].original_router is datasets.searching]
+    searches = [i for i in included
+                if routes[i].original_router in (datasets.searching, openai.searching)]
     assert len(included) > 10
-    assert health < search == included[0]
+    assert health < included[0] and searches == included[:2]
+    assert routes[included[0]].original_router is datasets.searching
     assert [getattr(r, "path", "") for r in datasets.searching.routes] == [
         "/api/v1/dataset/{dataset_id}/search"]
+    assert [getattr(r, "path", "") for r in openai.searching.routes] == [
+        "/v1/vector_stores/{store_id}/search"]

@@ -11,7 +11,15 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dataloft.api.deps import CtxDep, PrincipalDep, SessionDep
+from dataloft.api.deps import (
+    CredentialsDep,
+    CtxDep,
+    PrincipalDep,
+    SessionDep,
+    key_in_handler,
+    principal_in,
+)
+from dataloft.api.lean import Lean
 from dataloft.api.openapi import OPENAI_ERRORS
 from dataloft.errors import Conflict
 from dataloft.openai import files, search, service, stores
@@ -137,10 +145,18 @@ def delete_vector_store(store_id: str, ctx: CtxDep, session: SessionDep,
     return service.delete_store(session, ctx, principal, store_id)
 
 
-@router.post("/vector_stores/{store_id}/search", response_model=SearchPage)
+@key_in_handler
 def search_vector_store(store_id: str, body: SearchBody, ctx: CtxDep,
-                        principal: PrincipalDep) -> SearchPage:
-    return search.run(ctx, principal, store_id, body)
+                        credentials: CredentialsDep) -> SearchPage:
+    return search.run(ctx, lambda session: principal_in(session, ctx, credentials), store_id,
+                      body)
+
+
+# A router of its own, as the dataset search's: app.py includes the hot routes first, and
+# the search is a lean route (api/lean.py).
+searching = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
+searching.add_api_route("/vector_stores/{store_id}/search", search_vector_store,
+                        methods=["POST"], response_model=SearchPage, route_class_override=Lean)
 
 
 # --- vector-store files ----------------------------------------------------------------

@@ -8,6 +8,7 @@ chunk first; a table row is a result of its own, its fields in `attributes` (our
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_
@@ -111,13 +112,17 @@ def _group(session: Session, dataset_id: str, hits: list[tuple[Found, float]],
     return list(results.values())
 
 
-def run(ctx: Wiring, principal: Principal, store_id: str, body: SearchBody) -> SearchPage:
-    queries = [body.query] if isinstance(body.query, str) else list(body.query)
-    if not queries or not any(q.strip() for q in queries):
-        raise BadRequest("query must not be empty")
-    text = "\n".join(queries)
+def run(ctx: Wiring, principal_in: Callable[[Session], Principal], store_id: str,
+        body: SearchBody) -> SearchPage:
+    """`principal_in`: the caller, resolved in the search's read snapshot (one transaction
+    per search, and a key revoked before it fails at once)."""
     # One read snapshot, so the ranked ids and the records loaded never straddle a sync.
     with ctx.db.read() as session:
+        principal = principal_in(session)
+        queries = [body.query] if isinstance(body.query, str) else list(body.query)
+        if not queries or not any(q.strip() for q in queries):
+            raise BadRequest("query must not be empty")
+        text = "\n".join(queries)
         dataset = get_live(session, principal, store_id)
         restrict = restriction(principal, body.filters, ctx.dialect)
         weight = _lexical_weight(body, float(dataset.settings.get(
