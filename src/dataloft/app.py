@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, on_ready: object = None) -> 
 
     app.include_router(datasets.searching)
     app.include_router(openai.searching)
+    app.include_router(assistants.searching)
     app.include_router(files.router)
     app.include_router(datasets.router)
     app.include_router(records.router)

@@ -109,14 +109,21 @@ def test_a_lean_route_refuses_a_parameter_it_cannot_read() -> None:
         raise AssertionError("a lean route took a query parameter it would never read")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/dataset/{dataset_id}/search",
-                                  "/v1/vector_stores/{store_id}/search"])
+SEARCHES = ["/api/v1/dataset/{dataset_id}/search", "/v1/vector_stores/{store_id}/search",
+            "/api/v1/assistant/{assistant_id}/search"]
+
+
+def _searching() -> list[APIRouter]:
+    from dataloft.api import assistants, datasets, openai
+
+    return [datasets.searching, openai.searching, assistants.searching]
+
+
+@pytest.mark.parametrize("path", SEARCHES)
 def test_the_searches_are_lean_routes(path: str) -> None:
     """The parity test above holds only if the lean handler serves: the real routes must be
     lean (a FastAPI route would pass it trivially)."""
-    from dataloft.api import datasets, openai
-
-    [route] = [r for r in [*datasets.searching.routes, *openai.searching.routes]
+    [route] = [r for router in _searching() for r in router.routes
                if getattr(r, "path", "") == path]
     assert isinstance(route, Lean)
     assert route.get_route_handler().__qualname__ == "lean_handler.<locals>.handle"
@@ -124,22 +131,16 @@ def test_the_searches_are_lean_routes(path: str) -> None:
 
 def test_the_hot_routes_are_matched_first(tmp_path: Path) -> None:
     """FastAPI matches a request against the app's routes in order, at a cost per route
-    passed (docs/benchmarks.md section 43): /healthz and the searches (the dataset search,
-    then OpenAI's vector-store search) come before every other included router, and the
-    searches' routers hold nothing else."""
-    from dataloft.api import datasets, openai
+    passed (docs/benchmarks.md section 43): /healthz and the searches (the dataset search
+    first) come before every other included router, each search on a router of its own."""
     from dataloft.app import create_app
     from tests.conftest import make_settings
 
     routes = create_app(make_settings(tmp_path)).router.routes
     included = [i for i, r in enumerate(routes) if hasattr(r, "original_router")]
     [health] = [i for i, r in enumerate(routes) if getattr(r, "path", "") == "/healthz"]
-    searches = [i for i in included
-                if routes[i].original_router in (datasets.searching, openai.searching)]
     assert len(included) > 10
-    assert health < included[0] and searches == included[:2]
-    assert routes[included[0]].original_router is datasets.searching
-    assert [getattr(r, "path", "") for r in datasets.searching.routes] == [
-        "/api/v1/dataset/{dataset_id}/search"]
-    assert [getattr(r, "path", "") for r in openai.searching.routes] == [
-        "/v1/vector_stores/{store_id}/search"]
+    assert health < included[0]
+    assert [routes[i].original_router for i in included[:3]] == _searching()
+    assert [[getattr(r, "path", "") for r in router.routes] for router in _searching()] == [
+        [path] for path in SEARCHES]
