@@ -46,7 +46,12 @@ from dataloft.openai.schemas import (
     VectorStoreUpdate,
 )
 
-router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
+
+def _router() -> APIRouter:
+    return APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
+
+
+router = _router()
 
 Order = Annotated[Literal["asc", "desc"], Query()]
 Limit = Annotated[int, Query()]
@@ -152,9 +157,8 @@ def search_vector_store(store_id: str, body: SearchBody, ctx: CtxDep,
                       body)
 
 
-# A router of its own, as the dataset search's: app.py includes the hot routes first, and
-# the search is a lean route (api/lean.py).
-searching = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
+# The same kind of router, of its own: app.py includes it among the hot routes first.
+searching = _router()
 searching.add_api_route("/vector_stores/{store_id}/search", search_vector_store,
                         methods=["POST"], response_model=SearchPage, route_class_override=Lean)
 
