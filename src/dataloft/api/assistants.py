@@ -6,15 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from dataloft.api import lean
 from dataloft.api.deps import (
     CredentialsDep,
     CtxDep,
     PrincipalDep,
     SessionDep,
-    key_in_handler,
     principal_in,
 )
-from dataloft.api.lean import Lean
 from dataloft.api.listing import LISTING, respond
 from dataloft.api.openapi import Documented, errors
 from dataloft.assistants import service
@@ -66,7 +65,6 @@ def delete_assistant(assistant_id: str, session: SessionDep,
     return {"id": service.delete(session, principal, assistant_id).id}
 
 
-@key_in_handler
 def search_assistant(assistant_id: str, body: SearchBody, ctx: CtxDep,
                      credentials: CredentialsDep) -> dict[str, Any]:
     # A POST that only reads: a read snapshot, never the writer (SQLite has one, and the
@@ -80,7 +78,5 @@ def search_assistant(assistant_id: str, body: SearchBody, ctx: CtxDep,
                                                 for r, s in hits]}
 
 
-# The same kind of router, of its own: app.py includes it among the hot routes first.
-searching = _router()
-searching.add_api_route("/{assistant_id}/search", search_assistant, methods=["POST"],
-                        response_model=KnowledgeAnswer, route_class_override=Lean)
+searching = lean.searching(_router(), "/{assistant_id}/search", search_assistant,
+                           KnowledgeAnswer)

@@ -7,18 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from dataloft.api import lean
 from dataloft.api.deps import (
     CredentialsDep,
     CtxDep,
     PrincipalDep,
     SessionDep,
     WaitQuery,
-    key_in_handler,
     principal_in,
 )
 from dataloft.api.files import SYSTEM_FIELDS as FILE_FIELDS
 from dataloft.api.files import Confirmed
-from dataloft.api.lean import Lean
 from dataloft.api.listing import LISTING, respond, with_meta_filter
 from dataloft.api.openapi import Documented, errors
 from dataloft.datasets import service
@@ -140,7 +139,6 @@ async def sync_file(dataset_id: str, file_id: str, ctx: CtxDep, principal: Princ
     return answer
 
 
-@key_in_handler
 def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                    credentials: CredentialsDep) -> dict[str, Any]:
     # A POST that only reads: one read snapshot (REPEATABLE READ on PostgreSQL), so the
@@ -155,11 +153,8 @@ def search_dataset(dataset_id: str, body: SearchBody, ctx: CtxDep,
                 "records": [search.render(r, s, body.search) for r, s in hits]}
 
 
-# The same kind of router, of its own: app.py includes it before every other (the hot
-# route first).
-searching = _router()
-searching.add_api_route("/dataset/{dataset_id}/search", search_dataset, methods=["POST"],
-                        response_model=SearchAnswer, route_class_override=Lean)
+searching = lean.searching(_router(), "/dataset/{dataset_id}/search", search_dataset,
+                           SearchAnswer)
 
 
 @router.get("/dataset/{dataset_id}/event/list", response_model=EventPage,

@@ -11,15 +11,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from dataloft.api import lean
 from dataloft.api.deps import (
     CredentialsDep,
     CtxDep,
     PrincipalDep,
     SessionDep,
-    key_in_handler,
     principal_in,
 )
-from dataloft.api.lean import Lean
 from dataloft.api.openapi import OPENAI_ERRORS
 from dataloft.errors import Conflict
 from dataloft.openai import files, search, service, stores
@@ -150,17 +149,14 @@ def delete_vector_store(store_id: str, ctx: CtxDep, session: SessionDep,
     return service.delete_store(session, ctx, principal, store_id)
 
 
-@key_in_handler
 def search_vector_store(store_id: str, body: SearchBody, ctx: CtxDep,
                         credentials: CredentialsDep) -> SearchPage:
     return search.run(ctx, lambda session: principal_in(session, ctx, credentials), store_id,
                       body)
 
 
-# The same kind of router, of its own: app.py includes it among the hot routes first.
-searching = _router()
-searching.add_api_route("/vector_stores/{store_id}/search", search_vector_store,
-                        methods=["POST"], response_model=SearchPage, route_class_override=Lean)
+searching = lean.searching(_router(), "/vector_stores/{store_id}/search",
+                           search_vector_store, SearchPage)
 
 
 # --- vector-store files ----------------------------------------------------------------
